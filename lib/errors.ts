@@ -1,0 +1,9 @@
+import createError from '@fastify/error'
+
+// One flat list, as @fastify/reply-from keeps its own. Every answer the balancer makes itself carries one of these
+// codes; messages stay generic because they reach clients, and the backend concerned goes to the log instead.
+export const InvalidOptionError = createError('FST_GOLOAD_INVALID_OPTION', 'fastify-goload: %s', 500, TypeError)
+export const NoBackendError = createError('FST_GOLOAD_NO_BACKEND', 'No backend available', 503)
+export const BadGatewayError = createError('FST_GOLOAD_BAD_GATEWAY', 'Bad gateway: the backend failed', 502)
+export const GatewayTimeoutError = createError('FST_GOLOAD_GATEWAY_TIMEOUT', 'Gateway timeout: the backend did not answer in time', 504)
+export const UnknownPoolError = createError('FST_GOLOAD_UNKNOWN_POOL', 'fastify-goload: no pool is named %s', 500)

@@ -1,0 +1,33 @@
+import type { FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import { proxyRoutes } from './forward.js'
+import { normalizeOptions, type GoloadOptions } from './options.js'
+import { Pool } from './pool.js'
+import { Registry } from './registry.js'
+
+export type { BackendOptions, GoloadOptions, Strategy } from './options.js'
+export type { BackendStats, PoolStats } from './pool.js'
+export type { GoloadPool, Registry as Goload } from './registry.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    goload: Registry
+  }
+}
+
+async function goload (fastify: FastifyInstance, options: GoloadOptions): Promise<void> {
+  const config = normalizeOptions(options)
+  const pool = new Pool(config.strategy, config.backends)
+
+  // Registering again (another prefix, another pool) adds to the same decorator, so every pool stays reachable.
+  if (!fastify.hasDecorator('goload')) fastify.decorate('goload', new Registry())
+  fastify.goload.add(config.name, pool)
+
+  await fastify.register(proxyRoutes, { prefix: config.prefix, pool, config })
+}
+
+const plugin = fp(goload, { fastify: '5.x', name: 'fastify-goload' })
+export default plugin
+export { plugin as goload }
+// require('fastify-goload') from CommonJS returns the plugin itself (Node 20.19+ loads this ES module synchronously).
+export { plugin as 'module.exports' }

@@ -1,0 +1,39 @@
+import t from 'tap'
+import type { Test } from 'tap'
+import { request } from './helpers/client.js'
+import { settled, startBackend, startBalancer, type Handler } from './helpers/servers.js'
+
+// Two backends answer in 2 ms, one in 60 ms (30× slower); 12 clients each send requests back to back.
+const delayed = (id: string, ms: number): Handler => (req, res) => {
+  req.resume()
+  setTimeout(() => res.end(`Hello from ${id}`), ms)
+}
+
+async function run (t: Test, strategy: 'least-busy' | 'round-robin'): Promise<Record<string, number>> {
+  const fast1 = await startBackend(t, delayed('1', 2))
+  const fast2 = await startBackend(t, delayed('2', 2))
+  const slow = await startBackend(t, delayed('3', 60))
+  const { app, url } = await startBalancer(t, { strategy, backends: [fast1.url, fast2.url, slow.url] })
+  const served: Record<string, number> = { 1: 0, 2: 0, 3: 0 }
+  const client = async () => {
+    for (let i = 0; i < 20; i++) {
+      const answer = await request(url)
+      served[answer.body.slice(-1)]++
+    }
+  }
+  await Promise.all(Array.from({ length: 12 }, client))
+  await settled(app)
+  return served
+}
+
+t.test('least-busy keeps most requests away from a backend 30 times slower', async (t) => {
+  const served = await run(t, 'least-busy')
+  const total = served[1] + served[2] + served[3]
+  t.equal(total, 240)
+  t.ok(served[3] / total < 0.2, `slow backend served ${served[3]} of ${total}, well under a third`)
+})
+
+t.test('round-robin, the baseline, gives the slow backend its full third', async (t) => {
+  const served = await run(t, 'round-robin')
+  t.equal(served[3], 80, 'one request in three')
+})

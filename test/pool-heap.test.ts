@@ -1,0 +1,71 @@
+import t from 'tap'
+import { Pool, type Worker } from '../lib/pool.js'
+
+const backends = (n: number, weight = (_i: number) => 1) =>
+  Array.from({ length: n }, (_, i) => ({ id: `b${i}`, url: `http://127.0.0.1:${10000 + i}`, weight: weight(i) }))
+
+// What the heap must agree with: the lowest pending / weight, ties to the lowest turn, then the first listed.
+function linearChoice (workers: Worker[]): Worker {
+  let best = workers[0]
+  for (const w of workers) {
+    if (w.load < best.load || (w.load === best.load && (w.turn < best.turn || (w.turn === best.turn && w.ordinal < best.ordinal)))) best = w
+  }
+  return best
+}
+
+t.test('acquire takes the least busy worker and release gives it back, whatever the order of events', async (t) => {
+  const pool = new Pool('least-busy', backends(37, (i) => 1 + (i % 3)))
+  const inFlight: Worker[] = []
+  let seed = 42
+  const random = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
+  let mismatches = 0
+  for (let step = 0; step < 20_000; step++) {
+    if (inFlight.length === 0 || random() < 0.55) {
+      const expected = linearChoice(pool.workers)
+      const worker = pool.acquire()!
+      if (worker !== expected) mismatches++
+      inFlight.push(worker)
+    } else {
+      const [worker] = inFlight.splice(Math.floor(random() * inFlight.length), 1)
+      pool.release(worker)
+    }
+  }
+  t.equal(mismatches, 0, 'every choice equals a linear scan for the least busy')
+  for (const worker of inFlight.splice(0)) pool.release(worker)
+  t.same(pool.stats().backends.map((b) => b.pending), new Array(37).fill(0), 'all pending back to 0')
+})
+
+t.test('equally idle workers take turns', async (t) => {
+  const pool = new Pool('least-busy', backends(3))
+  const order: string[] = []
+  for (let i = 0; i < 9; i++) {
+    const worker = pool.acquire()!
+    order.push(worker.id)
+    pool.release(worker)
+  }
+  t.same(order, ['b0', 'b1', 'b2', 'b0', 'b1', 'b2', 'b0', 'b1', 'b2'])
+})
+
+t.test('least-busy orders by pending / weight', async (t) => {
+  const pool = new Pool('least-busy', backends(2, (i) => (i === 0 ? 3 : 1)))
+  const counts: Record<string, number> = { b0: 0, b1: 0 }
+  // Nothing is released: after 8 requests the weight-3 backend holds 6 and the other 2.
+  for (let i = 0; i < 8; i++) counts[pool.acquire()!.id]++
+  t.same(counts, { b0: 6, b1: 2 })
+})
+
+t.test('round-robin ignores load and follows weights', async (t) => {
+  const pool = new Pool('round-robin', backends(3, (i) => (i === 0 ? 2 : 1)))
+  const counts: Record<string, number> = { b0: 0, b1: 0, b2: 0 }
+  for (let i = 0; i < 400; i++) counts[pool.acquire()!.id]++
+  t.same(counts, { b0: 200, b1: 100, b2: 100 })
+})
+
+t.test('a worker passed over for a long time does not take a burst when it frees up', async (t) => {
+  const pool = new Pool('least-busy', backends(3))
+  const slow = pool.acquire()! // b0 stays busy while the others serve 1,000 requests
+  for (let i = 0; i < 1000; i++) pool.release(pool.acquire()!)
+  pool.release(slow)
+  const next = [pool.acquire()!, pool.acquire()!, pool.acquire()!].map((w) => w.id)
+  t.same(next.sort(), ['b0', 'b1', 'b2'], 'all three idle backends share the next three requests')
+})

@@ -13,7 +13,10 @@ const agent = new http.Agent({ keepAlive: false })
 /** One real HTTP/1.1 request; resolves with the whole answer. */
 export function request (url: string, options: http.RequestOptions & { body?: string | Buffer } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { agent, ...options }, (res) => {
+    const headers = { ...options.headers }
+    // Node's client frames a DELETE or OPTIONS body only when told its length.
+    if (options.body !== undefined && headers['content-length'] === undefined) headers['content-length'] = Buffer.byteLength(options.body)
+    const req = http.request(url, { agent, ...options, headers }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (chunk: Buffer) => chunks.push(chunk))
       res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }) })

@@ -1,0 +1,74 @@
+import Fastify from 'fastify'
+import t from 'tap'
+import goload, { type GoloadOptions } from '../lib/index.js'
+
+async function registerError (options: unknown): Promise<Error & { code?: string }> {
+  const app = Fastify()
+  try {
+    await app.register(goload, options as GoloadOptions)
+    await app.ready()
+  } catch (error) {
+    return error as Error
+  } finally {
+    await app.close()
+  }
+  throw new Error('register succeeded')
+}
+
+const cases: Array<[string, unknown, RegExp]> = [
+  ['no options', undefined, /backends must be a non-empty array/],
+  ['empty backends', { backends: [] }, /backends must be a non-empty array/],
+  ['backends not an array', { backends: 'http://a:1' }, /backends must be a non-empty array/],
+  ['a URL that does not parse', { backends: ['http://127.0.0.1:3000', 'not a url'] }, /backends\[1\] is not a valid http\(s\) URL: "not a url"/],
+  ['a URL of another scheme', { backends: ['http://a:1', 'http://b:2', 'ftp://c:3'] }, /backends\[2\] is not a valid http\(s\) URL: "ftp:\/\/c:3"/],
+  ['a URL with a path', { backends: ['http://a:1/api'] }, /backends\[0\] must be an origin like http:\/\/host:port/],
+  ['a URL with credentials', { backends: ['http://user:pw@a:1'] }, /backends\[0\] must be an origin/],
+  ['a backend of the wrong type', { backends: [42] }, /backends\[0\] must be an http\(s\) URL or a \{ url, id\?, weight\? \} object/],
+  ['an object without url', { backends: [{ id: 'x' }] }, /backends\[0\] is not a valid http\(s\) URL: undefined/],
+  ['an unknown backend field', { backends: [{ url: 'http://a:1', wieght: 2 }] }, /backends\[0\] has an unknown field "wieght"/],
+  ['a zero weight', { backends: [{ url: 'http://a:1', weight: 0 }] }, /backends\[0\]\.weight must be a positive number, got 0/],
+  ['a weight that is not a number', { backends: [{ url: 'http://a:1', weight: '2' }] }, /backends\[0\]\.weight must be a positive number, got "2"/],
+  ['an empty id', { backends: [{ url: 'http://a:1', id: '' }] }, /backends\[0\]\.id must be a non-empty string/],
+  ['the same backend twice', { backends: ['http://a:1', 'http://a:1/'] }, /backends\[1\] has the same id as backends\[0\]: "http:\/\/a:1"/],
+  ['an unknown strategy', { backends: ['http://a:1'], strategy: 'random' }, /strategy must be one of 'least-busy', 'round-robin', got "random"/],
+  ['a negative timeout', { backends: ['http://a:1'], timeout: -1 }, /timeout must be a positive integer, got -1/],
+  ['a fractional timeout', { backends: ['http://a:1'], timeout: 1.5 }, /timeout must be a positive integer, got 1.5/],
+  ['zero connections', { backends: ['http://a:1'], connections: 0 }, /connections must be a positive integer, got 0/],
+  ['a string pipelining', { backends: ['http://a:1'], pipelining: '2' }, /pipelining must be a positive integer, got "2"/],
+  ['a relative prefix', { backends: ['http://a:1'], prefix: 'api' }, /prefix must be a path starting with "\/", got "api"/],
+  ['a prefix with a wildcard', { backends: ['http://a:1'], prefix: '/api/*' }, /prefix must be a plain path/],
+  ['an empty name', { backends: ['http://a:1'], name: '' }, /name must be a non-empty string/],
+  ['a misspelt option', { backends: ['http://a:1'], timout: 100 }, /unknown option "timout"/]
+]
+
+for (const [what, options, message] of cases) {
+  t.test(`${what} fails at register, naming the option`, async (t) => {
+    const error = await registerError(options)
+    t.equal(error.code, 'FST_GOLOAD_INVALID_OPTION')
+    t.match(error.message, message)
+  })
+}
+
+t.test('two registrations with the same name fail, naming it', async (t) => {
+  const app = Fastify()
+  await app.register(goload, { backends: ['http://a:1'], prefix: '/a', name: 'api' })
+  await t.rejects(async () => { await app.register(goload, { backends: ['http://b:1'], prefix: '/b', name: 'api' }) }, {
+    code: 'FST_GOLOAD_INVALID_OPTION',
+    message: /name "api" is already taken/
+  })
+  await app.close()
+})
+
+t.test('valid options register, with defaults filled in', async (t) => {
+  const app = Fastify()
+  await app.register(goload, { backends: ['https://a.example', { url: 'http://b:8080/', id: 'b', weight: 2 }] })
+  await app.ready()
+  t.same(app.goload.stats(), {
+    strategy: 'least-busy',
+    backends: [
+      { id: 'https://a.example', url: 'https://a.example', pending: 0, served: 0, failed: 0, healthy: true },
+      { id: 'b', url: 'http://b:8080', pending: 0, served: 0, failed: 0, healthy: true }
+    ]
+  })
+  await app.close()
+})

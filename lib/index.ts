@@ -3,15 +3,15 @@ import fp from 'fastify-plugin'
 import { proxyRoutes } from './forward.js'
 import { normalizeOptions, type GoloadOptions } from './options.js'
 import { Pool } from './pool.js'
-import { Registry } from './registry.js'
+import { Registry, type Goload } from './registry.js'
 
 export type { BackendOptions, GoloadOptions, Strategy } from './options.js'
 export type { BackendStats, PoolStats } from './pool.js'
-export type { GoloadPool, Registry as Goload } from './registry.js'
+export type { Goload, GoloadPool } from './registry.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
-    goload: Registry
+    goload: Goload
   }
 }
 
@@ -21,7 +21,8 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions): Promis
 
   // Registering again (another prefix, another pool) adds to the same decorator, so every pool stays reachable.
   if (!fastify.hasDecorator('goload')) fastify.decorate('goload', new Registry())
-  fastify.goload.add(config.name, pool)
+  const registry = fastify.goload as Registry
+  registry.add(config.name, pool)
 
   await fastify.register(proxyRoutes, { prefix: config.prefix, pool, config })
 }

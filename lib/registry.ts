@@ -9,7 +9,16 @@ export interface GoloadPool {
 }
 
 /** `fastify.goload`: every pool registered on this instance, and the first one's stats as a shortcut. */
-export class Registry {
+export interface Goload {
+  /** Stats of the first pool registered: with one registration, the only one. */
+  stats(): PoolStats
+  /** A pool by its name option (else its prefix, else 'default'); throws FST_GOLOAD_UNKNOWN_POOL for any other. */
+  pool(name: string): GoloadPool
+  /** The names of all pools, in registration order. */
+  names(): string[]
+}
+
+export class Registry implements Goload {
   readonly #pools = new Map<string, GoloadPool>()
 
   add (name: string, pool: Pool): void {
@@ -19,7 +28,6 @@ export class Registry {
     this.#pools.set(name, { name, stats: () => pool.stats() })
   }
 
-  /** The names of all pools, in registration order. */
   names (): string[] {
     return [...this.#pools.keys()]
   }
@@ -30,7 +38,6 @@ export class Registry {
     return pool
   }
 
-  /** Stats of the first pool registered: with one registration, the only one. */
   stats (): PoolStats {
     return this.#pools.values().next().value!.stats()
   }

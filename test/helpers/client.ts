@@ -11,9 +11,9 @@ export interface Answer {
 const agent = new http.Agent({ keepAlive: false })
 
 /** One real HTTP/1.1 request; resolves with the whole answer. */
-export function request (url: string, options: http.RequestOptions & { body?: string | Buffer } = {}): Promise<Answer> {
+export function request (url: string, options: Omit<http.RequestOptions, 'headers'> & { headers?: http.OutgoingHttpHeaders, body?: string | Buffer } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const headers = { ...options.headers }
+    const headers: http.OutgoingHttpHeaders = { ...options.headers }
     // Node's client frames a DELETE or OPTIONS body only when told its length.
     if (options.body !== undefined && headers['content-length'] === undefined) headers['content-length'] = Buffer.byteLength(options.body)
     const req = http.request(url, { agent, ...options, headers }, (res) => {

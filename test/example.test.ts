@@ -1,0 +1,43 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { request } from './helpers/client.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+t.test('npm run example: the balancer spreads requests over its three backends and stops cleanly on SIGTERM', async (t) => {
+  const child = spawn('node_modules/.bin/tsx', ['example/server.ts'], {
+    cwd: root,
+    env: { ...process.env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+
+  // The example prints its real port once it listens: PORT=0 lets the system pick a free one.
+  let output = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      output += chunk
+      const match = /goload balancing .* on http:\/\/localhost:(\d+)/.exec(output)
+      if (match !== null) resolve(Number(match[1]))
+    })
+    child.once('exit', (code) => reject(new Error(`example exited with code ${code} before listening:\n${output}`)))
+  })
+
+  const seen = new Set<string>()
+  for (let i = 0; i < 30 && seen.size < 3; i++) {
+    const answer = await request(`http://127.0.0.1:${port}/`)
+    t.equal(answer.status, 200)
+    t.match(answer.body, /^Hello from [123]\n?$/)
+    seen.add(answer.body.trim())
+  }
+  t.same([...seen].sort(), ['Hello from 1', 'Hello from 2', 'Hello from 3'], 'every backend answered')
+
+  child.kill('SIGTERM')
+  const [code, signal] = await exited
+  t.equal(signal, null, 'not killed by the signal: the example handles it')
+  t.equal(code, 0, 'exits with code 0')
+})

@@ -1,0 +1,32 @@
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+interface Run { code: number, stdout: string, stderr: string }
+
+function runLoadTest (env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile('node_modules/.bin/tsx', ['example/load-test.ts'], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    })
+  })
+}
+
+t.test('npm run load-test: a one-second run reports throughput and what each backend served', async (t) => {
+  const { code, stdout, stderr } = await runLoadTest({ DURATION: '1', CONNECTIONS: '4' })
+  t.equal(code, 0, `exits with code 0\n${stdout}\n${stderr}`)
+  t.match(stdout, /req\/s\s+\d+(\.\d+)? \(average\)/)
+  t.match(stdout, /non-2xx\s+0\b/)
+  t.match(stdout, /errors\s+0\b/)
+
+  // One table row per backend: id, delay, served count, share.
+  let total = 0
+  for (const id of ['1', '2', '3']) {
+    const row = new RegExp(`^${id}\\s+\\S+\\s+(\\d+)\\s+\\d+\\.\\d%$`, 'm').exec(stdout)
+    t.ok(row, `a served count for backend ${id}`)
+    total += Number(row?.[1] ?? 0)
+  }
+  t.ok(total > 0, `the backends served ${total} requests in all`)
+})

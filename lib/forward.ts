@@ -3,44 +3,85 @@ import type { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
-import { BadGatewayError, GatewayTimeoutError, NoBackendError } from './errors.js'
+import { BadGatewayError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError } from './errors.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { HealthChecker } from './health.js'
 import type { PoolConfig } from './options.js'
+import type { PassiveHealth } from './passive-health.js'
 import type { Pool, Worker } from './pool.js'
 
 const kExchange = Symbol('goload.exchange')
 type Response = ServerResponse & { [kExchange]?: Exchange }
 
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
+// Failures before the backend could have seen any of the request: safe to retry whatever the method.
+const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
+// Failures of the connection once the request may have reached the backend: retried for idempotent methods only.
+const connectionCodes = new Set([...notSentCodes, 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET'])
+// RFC 9110 §9.2.2.
+const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
+
+export interface Forwarding {
+  pool: Pool
+  config: PoolConfig
+  passiveHealth: PassiveHealth | undefined
+}
 
 /**
- * One request's stay on one worker, from acquire to release.
- * It also serves as the undici abort signal of the upstream request (undici accepts any emitter with
- * `once`/`removeListener` and `aborted`), so a client that leaves stops the backend work it started.
+ * One request's path through the pool: maybe a wait in the queue, then one worker at a time (another one on a
+ * retry), until the raw response closes. It also serves as the undici abort signal of its upstream requests
+ * (undici takes any emitter with `once`/`removeListener` and `aborted`), so a client that leaves stops the
+ * backend work it started.
  */
 class Exchange {
-  readonly pool: Pool
-  readonly worker: Worker
+  readonly forwarder: Forwarder
+  readonly request: FastifyRequest
+  readonly reply: FastifyReply
+  worker: Worker | undefined
+  /** Workers that already failed this request, so a retry goes elsewhere. */
+  tried: Worker[] = []
+  queueEntry: ReturnType<Pool['queue']['enqueue']>
   aborted = false
   reason: Error | undefined
-  #released = false
+  #ended = false
   #onAbort: (() => void) | undefined
 
-  constructor (pool: Pool, worker: Worker) {
-    this.pool = pool
+  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply) {
+    this.forwarder = forwarder
+    this.request = request
+    this.reply = reply
+  }
+
+  /** Sends the request to this worker, already acquired for it. */
+  start (worker: Worker): void {
     this.worker = worker
+    this.forwarder.send(this, worker)
+  }
+
+  // The queue's Waiter interface.
+  ready (worker: Worker): void {
+    this.queueEntry = undefined
+    this.start(worker)
+  }
+
+  expired (): void {
+    this.queueEntry = undefined
+    this.reply.header('retry-after', this.forwarder.retryAfter).send(new QueueTimeoutError())
   }
 
   /** Ends the exchange: 'close' on the raw response is the one event that comes whatever the ending. */
   end (response: ServerResponse): void {
-    if (this.#released) return
-    this.#released = true
+    if (this.#ended) return
+    this.#ended = true
+    const { pool } = this.forwarder
+    if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
+    if (this.worker === undefined) return
     if (!response.writableFinished) {
       this.aborted = true
       this.reason = new Error('the client closed the connection before the response was sent')
       this.#onAbort?.()
     }
-    this.pool.release(this.worker)
+    pool.release(this.worker)
   }
 
   on (_event: 'abort', listener: () => void): this {
@@ -52,8 +93,8 @@ class Exchange {
     return this.on(event, listener)
   }
 
-  removeListener (): this {
-    this.#onAbort = undefined
+  removeListener (_event: 'abort', listener: () => void): this {
+    if (this.#onAbort === listener) this.#onAbort = undefined
     return this
   }
 }
@@ -71,8 +112,114 @@ class UpstreamAgent extends Agent {
   signal: Exchange | undefined
 
   request (options: Dispatcher.RequestOptions, callback?: unknown): never {
-    options.signal = this.signal as unknown as Dispatcher.RequestOptions['signal']
+    if (this.signal !== undefined) options.signal = this.signal as unknown as Dispatcher.RequestOptions['signal']
     return (super.request as (options: Dispatcher.RequestOptions, callback?: unknown) => never)(options, callback)
+  }
+}
+
+class Forwarder {
+  readonly pool: Pool
+  readonly config: PoolConfig
+  readonly passiveHealth: PassiveHealth | undefined
+  readonly agent: UpstreamAgent
+  /** Seconds a client is told to wait when the balancer sheds its request. */
+  readonly retryAfter: string
+  readonly fromOptions: FastifyReplyFromHooks
+
+  constructor ({ pool, config, passiveHealth }: Forwarding) {
+    this.pool = pool
+    this.config = config
+    this.passiveHealth = passiveHealth
+    this.agent = new UpstreamAgent({ connections: config.connections, pipelining: config.pipelining })
+    this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
+    // reply-from types its hooks for HTTP/2 servers too; ours run on the HTTP/1 server this pool listens on.
+    this.fromOptions = {
+      timeout: config.timeout,
+      rewriteRequestHeaders: upstreamRequestHeaders,
+      rewriteHeaders: downstreamResponseHeaders,
+      onResponse: (request: FastifyRequest, reply: FastifyReply, upstream: { statusCode: number, stream: Readable }) => { this.#onResponse(reply, upstream) },
+      onError: (reply: FastifyReply, { error }: { error: Error }) => { this.#onError(reply, error) },
+      // Balancing decides where a request goes again, not reply-from's retry of the same backend.
+      retryDelay: () => null
+    } as unknown as FastifyReplyFromHooks
+  }
+
+  /** The route handler: match is done, now acquire (or wait), forward, and release on close. */
+  forward (request: FastifyRequest, reply: FastifyReply): void {
+    const response: Response = reply.raw
+    // The client left before we got here: nobody to answer, nothing to count.
+    if (response.destroyed) return
+    const exchange = new Exchange(this, request, reply)
+    response[kExchange] = exchange
+    response.once('close', onResponseClose)
+
+    // Fastify only parses bodies it has a content type for; any other body is still streamed through.
+    if (request.body === undefined && hasBody(request)) request.body = request.raw
+
+    // Requests already waiting go first: a newcomer never overtakes the queue.
+    const worker = this.pool.queue.length === 0 ? this.pool.acquire() : undefined
+    if (worker !== undefined) {
+      exchange.start(worker)
+    } else if (this.pool.empty) {
+      reply.send(new NoBackendError())
+    } else {
+      exchange.queueEntry = this.pool.queue.enqueue(exchange)
+      if (exchange.queueEntry === undefined) reply.header('retry-after', this.retryAfter).send(new QueueFullError())
+    }
+  }
+
+  send (exchange: Exchange, worker: Worker): void {
+    this.agent.signal = exchange
+    try {
+      exchange.reply.from(worker.url + originForm(exchange.request.raw.url ?? '/'), this.fromOptions)
+    } finally {
+      this.agent.signal = undefined
+    }
+  }
+
+  #onResponse (reply: FastifyReply, upstream: { statusCode: number, stream: Readable }): void {
+    // reply-from goes on to here even after it answered an unusable status line with an error.
+    if (reply.sent) {
+      upstream.stream.destroy()
+      return
+    }
+    const exchange = (reply.raw as Response)[kExchange]!
+    exchange.worker!.served++
+    this.passiveHealth?.answered(exchange.worker!, upstream.statusCode)
+    reply.send(upstream.stream)
+  }
+
+  #onError (reply: FastifyReply, error: Error & { cause?: unknown, statusCode?: number }): void {
+    const exchange = (reply.raw as Response)[kExchange]!
+    // A request the client abandoned is not the backend's failure, and nobody is left to answer.
+    if (exchange.aborted || reply.raw.destroyed) return
+    const worker = exchange.worker!
+    const cause = (error.cause ?? error) as Error & { code?: string }
+    const code = cause.code ?? ''
+    const timedOut = error.statusCode === 504 || timeoutCodes.has(code)
+    worker.failed++
+    if (timedOut || connectionCodes.has(code)) this.passiveHealth?.failure(worker)
+    reply.log.warn({ backend: worker.id, url: worker.url, err: cause }, timedOut ? 'goload: backend timed out' : 'goload: backend failed')
+
+    if (this.#mayRetry(exchange, code)) {
+      exchange.tried.push(worker)
+      const next = this.pool.acquire(exchange.tried)
+      if (next !== undefined) {
+        worker.retried++
+        this.pool.release(worker)
+        exchange.start(next)
+        return
+      }
+    }
+    reply.send(timedOut ? new GatewayTimeoutError() : new BadGatewayError())
+  }
+
+  /** nginx's proxy_next_upstream: only failures before any answer, and never a body that is already spent. */
+  #mayRetry (exchange: Exchange, code: string): boolean {
+    if (exchange.tried.length >= this.config.retries || !connectionCodes.has(code)) return false
+    const { request } = exchange
+    if (request.raw.readableDidRead && request.body === request.raw) return false
+    return notSentCodes.has(code) || idempotentMethods.has(request.method) || this.config.retryNonIdempotent
   }
 }
 
@@ -80,74 +227,38 @@ class UpstreamAgent extends Agent {
  * The proxy routes of one pool, in their own encapsulated context so that reply.from, the body pass-through
  * and the undici agent of one registration never meet another's.
  */
-export async function proxyRoutes (fastify: FastifyInstance, { pool, config }: { pool: Pool, config: PoolConfig }): Promise<void> {
-  const agent = new UpstreamAgent({ connections: config.connections, pipelining: config.pipelining })
+export async function proxyRoutes (fastify: FastifyInstance, forwarding: Forwarding): Promise<void> {
+  const forwarder = new Forwarder(forwarding)
+  const { agent, pool, config } = forwarder
   await fastify.register(replyFrom, { undici: agent as unknown as Dispatcher, disableRequestLogging: true })
-  fastify.addHook('onClose', async () => { await agent.close() })
+
+  if (config.healthCheck !== undefined) {
+    const checker = new HealthChecker(pool, agent, config.healthCheck, fastify.log)
+    checker.start()
+    fastify.addHook('onClose', async () => { checker.stop() })
+  }
+
+  // fastify.close(): Fastify stops accepting and waits for requests in flight; past closeTimeout, cut them.
+  let cut: NodeJS.Timeout | undefined
+  fastify.addHook('preClose', async () => {
+    cut = setTimeout(() => {
+      pool.queue.close()
+      agent.destroy().catch(() => {})
+    }, config.closeTimeout)
+  })
+  fastify.addHook('onClose', async () => {
+    clearTimeout(cut)
+    pool.close()
+    await agent.close()
+  })
 
   // Bodies of any type are streamed to the backend as they arrive, never parsed or buffered whole.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
 
-  // reply-from types its hooks for HTTP/2 servers too; ours run on the HTTP/1 server this pool listens on.
-  const fromOptions = {
-    timeout: config.timeout,
-    rewriteRequestHeaders: upstreamRequestHeaders,
-    rewriteHeaders: downstreamResponseHeaders,
-    onResponse,
-    onError,
-    // Balancing decides where a request goes again, not reply-from's retry of the same backend.
-    retryDelay: () => null
-  } as FastifyReplyFromHooks
-
-  function forward (request: FastifyRequest, reply: FastifyReply): void {
-    const response: Response = reply.raw
-    // The client left before we got here: nobody to answer, nothing to count.
-    if (response.destroyed) return
-    const worker = pool.acquire()
-    if (worker === undefined) {
-      reply.send(new NoBackendError())
-      return
-    }
-    const exchange = new Exchange(pool, worker)
-    response[kExchange] = exchange
-    response.once('close', onResponseClose)
-
-    // Fastify only parses bodies it has a content type for; any other body is still streamed through.
-    if (request.body === undefined && hasBody(request)) request.body = request.raw
-
-    agent.signal = exchange
-    try {
-      reply.from(worker.url + originForm(request.raw.url ?? '/'), fromOptions)
-    } finally {
-      agent.signal = undefined
-    }
-  }
-
+  const forward = forwarder.forward.bind(forwarder)
   fastify.all('/', forward)
   fastify.all('/*', forward)
-}
-
-function onResponse (_request: FastifyRequest, reply: FastifyReply, upstream: { stream: Readable }): void {
-  // reply-from goes on to here even after it answered an unusable status line with an error.
-  if (reply.sent) {
-    upstream.stream.destroy()
-    return
-  }
-  const exchange = (reply.raw as Response)[kExchange]
-  if (exchange !== undefined) exchange.worker.served++
-  reply.send(upstream.stream)
-}
-
-function onError (reply: FastifyReply, { error }: { error: Error & { cause?: unknown, statusCode?: number } }): void {
-  const exchange = (reply.raw as Response)[kExchange]
-  // A request the client abandoned is not the backend's failure, and nobody is left to answer.
-  if (exchange === undefined || exchange.aborted || reply.raw.destroyed) return
-  const cause = (error.cause ?? error) as Error & { code?: string }
-  exchange.worker.failed++
-  const timedOut = error.statusCode === 504 || timeoutCodes.has(cause.code ?? '')
-  reply.log.warn({ backend: exchange.worker.id, url: exchange.worker.url, err: cause }, timedOut ? 'goload: backend timed out' : 'goload: backend failed')
-  reply.send(timedOut ? new GatewayTimeoutError() : new BadGatewayError())
 }
 
 /**

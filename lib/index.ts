@@ -2,10 +2,11 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { proxyRoutes } from './forward.js'
 import { normalizeOptions, type GoloadOptions } from './options.js'
+import { PassiveHealth } from './passive-health.js'
 import { Pool } from './pool.js'
 import { Registry, type Goload } from './registry.js'
 
-export type { BackendOptions, GoloadOptions, Strategy } from './options.js'
+export type { BackendOptions, GoloadOptions, HealthCheckOptions, PassiveHealthOptions, QueueOptions, Strategy } from './options.js'
 export type { BackendStats, PoolStats } from './pool.js'
 export type { Goload, GoloadPool } from './registry.js'
 
@@ -17,14 +18,20 @@ declare module 'fastify' {
 
 async function goload (fastify: FastifyInstance, options: GoloadOptions): Promise<void> {
   const config = normalizeOptions(options)
-  const pool = new Pool(config.strategy, config.backends)
+  const pool = new Pool({
+    strategy: config.strategy,
+    slowStart: config.slowStart,
+    maxEjectedPercent: config.passiveHealth === false ? 0 : config.passiveHealth.maxEjectedPercent,
+    queue: config.queue
+  }, config.backends)
+  const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(pool, config.passiveHealth)
 
   // Registering again (another prefix, another pool) adds to the same decorator, so every pool stays reachable.
   if (!fastify.hasDecorator('goload')) fastify.decorate('goload', new Registry())
   const registry = fastify.goload as Registry
-  registry.add(config.name, pool)
+  registry.addPool(config.name, pool, config)
 
-  await fastify.register(proxyRoutes, { prefix: config.prefix, pool, config })
+  await fastify.register(proxyRoutes, { prefix: config.prefix, pool, config, passiveHealth })
 }
 
 const plugin = fp(goload, { fastify: '5.x', name: 'fastify-goload' })

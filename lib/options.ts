@@ -9,6 +9,43 @@ export interface BackendOptions {
   id?: string
   /** Relative capacity: least-busy orders backends by pending / weight. Default 1. */
   weight?: number
+  /** Most requests in flight at this backend; overrides the pool's `maxPending`. */
+  maxPending?: number
+}
+
+export interface PassiveHealthOptions {
+  /** Connection errors and timeouts within `window` that eject a backend. Default 3. */
+  maxFails?: number
+  /** ms. Default 10000. */
+  window?: number
+  /** ms a backend stays out after its first ejection; doubles on each repeat. Default 30000. */
+  ejectFor?: number
+  /** Never eject more than this share of the pool. Default 50. */
+  maxEjectedPercent?: number
+  /** 5xx answers in a row that also eject. Default off. */
+  consecutive5xx?: number
+}
+
+export interface HealthCheckOptions {
+  /** Path probed with GET on each backend, e.g. '/health'. */
+  path: string
+  /** ms between probes. Default 5000. */
+  interval?: number
+  /** ms a probe may take. Default 2000. */
+  timeout?: number
+  /** Passing probes in a row that bring an unhealthy backend back. Default 2. */
+  healthyAfter?: number
+  /** Failing probes in a row that take a backend out. Default 3. */
+  unhealthyAfter?: number
+  /** Statuses that pass: '2xx', '3xx', a status code, or a list of them. Default ['2xx', '3xx']. */
+  expectStatus?: string | number | Array<string | number>
+}
+
+export interface QueueOptions {
+  /** Requests that may wait for a backend with room. Default 1000. */
+  max?: number
+  /** ms a request may wait before it is answered 503. Default 5000. */
+  timeout?: number
 }
 
 export interface GoloadOptions {
@@ -24,6 +61,22 @@ export interface GoloadOptions {
   connections?: number
   /** HTTP/1.1 requests pipelined on each connection. */
   pipelining?: number
+  /** Further backends tried when forwarding fails before any answer. Default 1. */
+  retries?: number
+  /** Retry POST, PATCH and other non-idempotent requests even when the backend may have seen them. Default false. */
+  retryNonIdempotent?: boolean
+  /** Outlier ejection from real traffic; `false` turns it off. */
+  passiveHealth?: PassiveHealthOptions | false
+  /** Active probes of each backend. Default: none. */
+  healthCheck?: HealthCheckOptions
+  /** ms over which a backend that joins or recovers ramps up to its full weight. Default 0. */
+  slowStart?: number
+  /** Most requests in flight at each backend (HAProxy maxconn). Default Infinity. */
+  maxPending?: number
+  /** Where requests wait when every backend is at maxPending. */
+  queue?: QueueOptions
+  /** ms that fastify.close() lets proxied requests finish before cutting them. Default 10000. */
+  closeTimeout?: number
 }
 
 export interface BackendConfig {
@@ -31,6 +84,7 @@ export interface BackendConfig {
   /** The backend's origin, `http(s)://host:port`. */
   url: string
   weight: number
+  maxPending: number
 }
 
 export interface PoolConfig {
@@ -40,6 +94,14 @@ export interface PoolConfig {
   timeout: number
   connections: number
   pipelining: number
+  retries: number
+  retryNonIdempotent: boolean
+  passiveHealth: Required<PassiveHealthOptions> | false
+  healthCheck: (Required<Omit<HealthCheckOptions, 'expectStatus'>> & { expectStatus: (status: number) => boolean }) | undefined
+  slowStart: number
+  maxPending: number
+  queue: Required<QueueOptions>
+  closeTimeout: number
   backends: BackendConfig[]
 }
 
@@ -49,14 +111,20 @@ export const defaults = {
   timeout: 60_000,
   // @fastify/reply-from's own defaults for its undici pool.
   connections: 128,
-  pipelining: 1
+  pipelining: 1,
+  retries: 1,
+  passiveHealth: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 },
+  healthCheck: { interval: 5000, timeout: 2000, healthyAfter: 2, unhealthyAfter: 3 },
+  queue: { max: 1000, timeout: 5000 },
+  closeTimeout: 10_000
 } as const
 
 const strategies: readonly Strategy[] = ['least-busy', 'round-robin']
 
 // Besides ours, the options Fastify itself reads from any register() call.
 const knownKeys = new Set([
-  'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining',
+  'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
+  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout',
   'logLevel', 'logSerializers'
 ])
 
@@ -64,15 +132,14 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('options must be an object with a backends array')
   }
-  for (const key of Object.keys(options)) {
-    if (!knownKeys.has(key)) throw new InvalidOptionError(`unknown option "${key}"`)
-  }
+  checkKeys('', options, knownKeys)
 
   const { backends } = options
   if (!Array.isArray(backends) || backends.length === 0) {
     throw new InvalidOptionError('backends must be a non-empty array of http(s) URLs or { url, id?, weight? } objects')
   }
-  const configs = backends.map(normalizeBackend)
+  const maxPending = limit('maxPending', options.maxPending, Infinity)
+  const configs = backends.map((backend, index) => normalizeBackend(backend, `backends[${index}]`, maxPending))
   const seen = new Map<string, number>()
   configs.forEach((backend, index) => {
     const first = seen.get(backend.id)
@@ -90,6 +157,9 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
   if (!strategies.includes(strategy)) {
     throw new InvalidOptionError(`strategy must be one of ${strategies.map((s) => `'${s}'`).join(', ')}, got ${JSON.stringify(strategy)}`)
   }
+  if (options.retryNonIdempotent !== undefined && typeof options.retryNonIdempotent !== 'boolean') {
+    throw new InvalidOptionError(`retryNonIdempotent must be a boolean, got ${JSON.stringify(options.retryNonIdempotent)}`)
+  }
 
   return {
     name,
@@ -98,21 +168,24 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     timeout: positiveInteger('timeout', options.timeout, defaults.timeout),
     connections: positiveInteger('connections', options.connections, defaults.connections),
     pipelining: positiveInteger('pipelining', options.pipelining, defaults.pipelining),
+    retries: count('retries', options.retries, defaults.retries),
+    retryNonIdempotent: options.retryNonIdempotent ?? false,
+    passiveHealth: normalizePassiveHealth(options.passiveHealth),
+    healthCheck: normalizeHealthCheck(options.healthCheck),
+    slowStart: count('slowStart', options.slowStart, 0),
+    maxPending,
+    queue: normalizeQueue(options.queue),
+    closeTimeout: count('closeTimeout', options.closeTimeout, defaults.closeTimeout),
     backends: configs
   }
 }
 
-function normalizeBackend (backend: string | BackendOptions, index: number): BackendConfig {
-  const key = `backends[${index}]`
+export function normalizeBackend (backend: string | BackendOptions, key: string, maxPending: number): BackendConfig {
   const spec = typeof backend === 'string' ? { url: backend } : backend
   if (spec === null || typeof spec !== 'object') {
     throw new InvalidOptionError(`${key} must be an http(s) URL or a { url, id?, weight? } object`)
   }
-  for (const field of Object.keys(spec)) {
-    if (field !== 'url' && field !== 'id' && field !== 'weight') {
-      throw new InvalidOptionError(`${key} has an unknown field "${field}"`)
-    }
-  }
+  checkKeys(key, spec, backendKeys)
 
   let parsed: URL
   try {
@@ -136,7 +209,72 @@ function normalizeBackend (backend: string | BackendOptions, index: number): Bac
     throw new InvalidOptionError(`${key}.weight must be a positive number, got ${JSON.stringify(weight)}`)
   }
 
-  return { id, url: parsed.origin, weight }
+  return { id, url: parsed.origin, weight, maxPending: limit(`${key}.maxPending`, spec.maxPending, maxPending) }
+}
+
+const backendKeys = new Set(['url', 'id', 'weight', 'maxPending'])
+
+function normalizePassiveHealth (options: PassiveHealthOptions | false | undefined): PoolConfig['passiveHealth'] {
+  if (options === false) return false
+  if (options === undefined) return { ...defaults.passiveHealth }
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('passiveHealth must be an object or false')
+  const d = defaults.passiveHealth
+  checkKeys('passiveHealth', options, new Set(Object.keys(d)))
+  const maxEjectedPercent = options.maxEjectedPercent ?? d.maxEjectedPercent
+  if (typeof maxEjectedPercent !== 'number' || !(maxEjectedPercent >= 0 && maxEjectedPercent <= 100)) {
+    throw new InvalidOptionError(`passiveHealth.maxEjectedPercent must be a number from 0 to 100, got ${JSON.stringify(maxEjectedPercent)}`)
+  }
+  return {
+    maxFails: positiveInteger('passiveHealth.maxFails', options.maxFails, d.maxFails),
+    window: positiveInteger('passiveHealth.window', options.window, d.window),
+    ejectFor: positiveInteger('passiveHealth.ejectFor', options.ejectFor, d.ejectFor),
+    maxEjectedPercent,
+    consecutive5xx: count('passiveHealth.consecutive5xx', options.consecutive5xx, d.consecutive5xx)
+  }
+}
+
+function normalizeHealthCheck (options: HealthCheckOptions | undefined): PoolConfig['healthCheck'] {
+  if (options === undefined) return undefined
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('healthCheck must be an object with a path')
+  checkKeys('healthCheck', options, new Set(['path', 'interval', 'timeout', 'healthyAfter', 'unhealthyAfter', 'expectStatus']))
+  if (typeof options.path !== 'string' || !options.path.startsWith('/')) {
+    throw new InvalidOptionError(`healthCheck.path must be a path starting with "/", got ${JSON.stringify(options.path)}`)
+  }
+  const d = defaults.healthCheck
+  return {
+    path: options.path,
+    interval: positiveInteger('healthCheck.interval', options.interval, d.interval),
+    timeout: positiveInteger('healthCheck.timeout', options.timeout, d.timeout),
+    healthyAfter: positiveInteger('healthCheck.healthyAfter', options.healthyAfter, d.healthyAfter),
+    unhealthyAfter: positiveInteger('healthCheck.unhealthyAfter', options.unhealthyAfter, d.unhealthyAfter),
+    expectStatus: statusMatcher(options.expectStatus ?? ['2xx', '3xx'])
+  }
+}
+
+function statusMatcher (expect: string | number | Array<string | number>): (status: number) => boolean {
+  const patterns = Array.isArray(expect) ? expect : [expect]
+  const tests = patterns.map((pattern) => {
+    if (typeof pattern === 'number' && Number.isInteger(pattern) && pattern >= 100 && pattern <= 599) {
+      return (status: number) => status === pattern
+    }
+    if (typeof pattern === 'string' && /^[1-5]xx$/.test(pattern)) {
+      const hundreds = Number(pattern[0])
+      return (status: number) => Math.floor(status / 100) === hundreds
+    }
+    throw new InvalidOptionError(`healthCheck.expectStatus must be a status code, '2xx'-style class, or a list of them, got ${JSON.stringify(pattern)}`)
+  })
+  if (tests.length === 0) throw new InvalidOptionError('healthCheck.expectStatus must not be empty')
+  return (status) => tests.some((test) => test(status))
+}
+
+function normalizeQueue (options: QueueOptions | undefined): PoolConfig['queue'] {
+  if (options === undefined) return { ...defaults.queue }
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('queue must be an object')
+  checkKeys('queue', options, new Set(['max', 'timeout']))
+  return {
+    max: count('queue.max', options.max, defaults.queue.max),
+    timeout: positiveInteger('queue.timeout', options.timeout, defaults.queue.timeout)
+  }
 }
 
 function normalizePrefix (prefix: string | undefined): string {
@@ -151,10 +289,33 @@ function normalizePrefix (prefix: string | undefined): string {
   return prefix.replace(/\/+$/, '')
 }
 
+function checkKeys (key: string, object: object, known: Set<string>): void {
+  for (const field of Object.keys(object)) {
+    if (!known.has(field)) {
+      throw new InvalidOptionError(key === '' ? `unknown option "${field}"` : `${key} has an unknown field "${field}"`)
+    }
+  }
+}
+
 function positiveInteger (key: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
   if (!Number.isSafeInteger(value) || value <= 0) {
     throw new InvalidOptionError(`${key} must be a positive integer, got ${JSON.stringify(value)}`)
   }
   return value
+}
+
+/** A whole number that may be 0. */
+function count (key: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new InvalidOptionError(`${key} must be a whole number (0 or more), got ${JSON.stringify(value)}`)
+  }
+  return value
+}
+
+/** A positive integer or Infinity: a limit that may be left open. */
+function limit (key: string, value: number | undefined, fallback: number): number {
+  if (value === undefined || value === Infinity) return value ?? fallback
+  return positiveInteger(key, value, fallback)
 }

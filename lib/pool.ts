@@ -1,37 +1,60 @@
 import TinyQueue from 'tinyqueue'
 import type { BackendConfig, Strategy } from './options.js'
 import { comparators, type Comparator } from './strategies.js'
+import { WaitQueue } from './queue.js'
 
 export class Worker {
   readonly id: string
   readonly url: string
   readonly weight: number
+  readonly maxPending: number
   /** Position in the backends list: the last tie-break, so the heap order is total. */
   readonly ordinal: number
+  /** The weight the heap uses: below `weight` while a slow start ramps it up. */
+  effectiveWeight: number
   /** Requests dispatched to this backend and not yet ended: what least-busy orders by. */
   pending = 0
-  /** pending / weight, kept up to date so the heap compares without dividing. */
+  /** pending / effectiveWeight, kept up to date so the heap compares without dividing. */
   load = 0
   /** Weighted virtual time of this worker's last choice (see Pool.acquire). */
   turn = 0
   /** Requests the backend answered (response headers received). */
   served = 0
-  /** Requests that ended in a connection error or timeout at this backend. */
+  /** Requests that ended in a connection error, a timeout or an unusable answer at this backend. */
   failed = 0
-  /** Where this worker sits in the heap, so a release can sift it without a search. */
+  /** Requests that failed here and were sent on to another backend. */
+  retried = 0
+  /** Active health checks say it can take traffic. */
+  healthy = true
+  /** Passive health took it out until this time (ms since the epoch); 0 when it is in. */
+  ejectedUntil = 0
+  /** Taking no new requests: drained by the user, or being removed. */
+  draining = false
+  /** Where this worker sits in the heap, -1 when out of it, so any change sifts it without a search. */
   heapIndex = -1
 
   constructor (config: BackendConfig, ordinal: number) {
     this.id = config.id
     this.url = config.url
     this.weight = config.weight
+    this.effectiveWeight = config.weight
+    this.maxPending = config.maxPending
     this.ordinal = ordinal
+  }
+
+  /** Not drained, not failing: it would take traffic if it had room. */
+  get inRotation (): boolean {
+    return this.healthy && this.ejectedUntil === 0 && !this.draining
+  }
+
+  get hasRoom (): boolean {
+    return this.pending < this.maxPending
   }
 }
 
 /**
  * tinyqueue's binary heap, with each worker's position kept in `heapIndex`.
- * tinyqueue has no decrease-key; knowing where a worker is lets `update` sift that one
+ * tinyqueue has no decrease-key or delete; knowing where a worker is lets `update` and `remove` move that one
  * element in O(log n) when its load changes, as Rob Pike's balancer does with heap.Fix.
  */
 class WorkerHeap extends TinyQueue<Worker> {
@@ -40,6 +63,17 @@ class WorkerHeap extends TinyQueue<Worker> {
   update (worker: Worker): void {
     this._up(worker.heapIndex)
     this._down(worker.heapIndex)
+  }
+
+  remove (worker: Worker): void {
+    const last = this.data.pop()!
+    this.length--
+    if (last !== worker) {
+      this.data[worker.heapIndex] = last
+      last.heapIndex = worker.heapIndex
+      this.update(last)
+    }
+    worker.heapIndex = -1
   }
 
   // The two methods below are tinyqueue's own _up and _down, plus the heapIndex bookkeeping.
@@ -79,64 +113,242 @@ class WorkerHeap extends TinyQueue<Worker> {
 export interface BackendStats {
   id: string
   url: string
+  weight: number
   pending: number
   served: number
   failed: number
+  retried: number
   healthy: boolean
+  /** When passive health lets it back (ms since the epoch), or null when it is not ejected. */
+  ejectedUntil: number | null
+  draining: boolean
 }
 
 export interface PoolStats {
   strategy: Strategy
+  /** Requests waiting for a backend with room. */
+  queued: number
   backends: BackendStats[]
 }
 
+export interface PoolSettings {
+  strategy: Strategy
+  /** ms over which a joining or recovering backend ramps up to its weight; 0 for none. */
+  slowStart: number
+  /** Share of the pool (0–100) passive health may eject at once. */
+  maxEjectedPercent: number
+  queue: { max: number, timeout: number }
+}
+
+// A slow start reaches full weight in this many steps; the first step already takes some traffic.
+const rampSteps = 10
+
+/**
+ * The workers of one pool. The heap holds exactly the workers that can take a request now (in rotation and with
+ * room), least loaded on top; every change to a worker goes through `#place`, which moves it in or out of the heap
+ * or sifts it, so acquire is a peek and every change is O(log n).
+ */
 export class Pool {
   readonly strategy: Strategy
-  readonly workers: Worker[]
+  readonly workers: Worker[] = []
+  readonly queue: WaitQueue<Worker>
+  readonly #settings: PoolSettings
   readonly #heap: WorkerHeap
+  readonly #drained = new Map<Worker, () => void>()
+  readonly #timers = new Set<NodeJS.Timeout>()
+  readonly #ramps = new Map<Worker, symbol>()
+  #ordinal = 0
   /** Virtual time: the turn of the latest choice. */
   #clock = 0
 
-  constructor (strategy: Strategy, backends: BackendConfig[]) {
-    this.strategy = strategy
-    this.workers = backends.map((config, ordinal) => new Worker(config, ordinal))
-    this.#heap = new WorkerHeap([], comparators[strategy])
-    for (const worker of this.workers) this.#heap.push(worker)
+  constructor (settings: PoolSettings, backends: BackendConfig[]) {
+    this.strategy = settings.strategy
+    this.#settings = settings
+    this.#heap = new WorkerHeap([], comparators[settings.strategy])
+    this.queue = new WaitQueue(settings.queue.max, settings.queue.timeout)
+    for (const config of backends) this.#join(config)
   }
 
-  /** Takes the worker at the top of the heap and counts one more request on it. */
-  acquire (): Worker | undefined {
-    const worker = this.#heap.peek()
+  /**
+   * Takes the least loaded worker that can take a request, and counts one more request on it.
+   * `exclude`: workers already tried for this request. When health has taken every worker out of rotation, fails
+   * open to those still with room rather than refuse all traffic. Undefined: wait in the queue, or no backend at all.
+   */
+  acquire (exclude?: readonly Worker[]): Worker | undefined {
+    if (exclude !== undefined) for (const worker of exclude) if (worker.heapIndex >= 0) this.#heap.remove(worker)
+    const worker = this.#heap.peek() ?? this.#failOpen(exclude)
+    if (exclude !== undefined) for (const tried of exclude) this.#place(tried)
     if (worker === undefined) return undefined
     worker.pending++
-    worker.load = worker.pending / worker.weight
+    worker.load = worker.pending / worker.effectiveWeight
     // A worker that was passed over for a while restarts from the current virtual time,
     // so it cannot bank turns and then take a burst; heavier workers advance more slowly.
     this.#clock = Math.max(worker.turn, this.#clock)
-    worker.turn = this.#clock + 1 / worker.weight
-    this.#heap.update(worker)
+    worker.turn = this.#clock + 1 / worker.effectiveWeight
+    this.#place(worker)
     return worker
   }
 
   /** Ends one request on this worker. Called exactly once per acquire. */
   release (worker: Worker): void {
     worker.pending--
-    worker.load = worker.pending / worker.weight
-    this.#heap.update(worker)
+    worker.load = worker.pending / worker.effectiveWeight
+    this.#place(worker)
+    if (worker.pending === 0) this.#drained.get(worker)?.()
+    if (this.queue.length > 0) this.#serveQueue()
+  }
+
+  /** No backend that could ever take the request: every one is drained or removed. */
+  get empty (): boolean {
+    return !this.workers.some((worker) => !worker.draining)
   }
 
   stats (): PoolStats {
     return {
       strategy: this.strategy,
+      queued: this.queue.length,
       backends: this.workers.map((worker) => ({
         id: worker.id,
         url: worker.url,
+        weight: worker.weight,
         pending: worker.pending,
         served: worker.served,
         failed: worker.failed,
-        // Every configured backend takes traffic until health checks exist to say otherwise.
-        healthy: true
+        retried: worker.retried,
+        healthy: worker.healthy,
+        ejectedUntil: worker.ejectedUntil === 0 ? null : worker.ejectedUntil,
+        draining: worker.draining
       }))
     }
+  }
+
+  find (urlOrId: string): Worker | undefined {
+    return this.workers.find((worker) => worker.id === urlOrId || worker.url === urlOrId)
+  }
+
+  add (config: BackendConfig): Worker {
+    return this.#join(config, true)
+  }
+
+  /** Stops new requests to the worker and resolves once its last request has ended; then it leaves the pool. */
+  async remove (worker: Worker): Promise<void> {
+    this.setDraining(worker, true)
+    if (worker.pending > 0) await new Promise<void>((resolve) => { this.#drained.set(worker, resolve) })
+    this.#drained.delete(worker)
+    const index = this.workers.indexOf(worker)
+    if (index >= 0) this.workers.splice(index, 1)
+  }
+
+  setDraining (worker: Worker, draining: boolean): void {
+    worker.draining = draining
+    this.#place(worker)
+    if (!draining) this.#serveQueue()
+  }
+
+  /** Active health: out of rotation when unhealthy, back (with a slow start) when healthy again. */
+  setHealthy (worker: Worker, healthy: boolean): void {
+    if (worker.healthy === healthy) return
+    worker.healthy = healthy
+    if (healthy) this.#rampUp(worker)
+    this.#place(worker)
+    if (healthy) this.#serveQueue()
+  }
+
+  /**
+   * Passive health: takes the worker out of rotation for `ms`, unless that would eject more than
+   * maxEjectedPercent of the pool (one backend may always be ejected, as in Envoy). Returns whether it did.
+   */
+  eject (worker: Worker, ms: number): boolean {
+    if (worker.ejectedUntil !== 0) return false
+    const ejected = this.workers.filter((w) => w.ejectedUntil !== 0).length
+    const allowed = Math.max(1, Math.floor(this.workers.length * this.#settings.maxEjectedPercent / 100))
+    if (ejected >= allowed) return false
+    const until = Date.now() + ms
+    worker.ejectedUntil = until
+    this.#place(worker)
+    this.#later(ms, () => { if (worker.ejectedUntil === until) this.uneject(worker) })
+    return true
+  }
+
+  /** Back into rotation before its time: its ejection ran out, or an active probe passed (as Envoy does). */
+  uneject (worker: Worker): void {
+    if (worker.ejectedUntil === 0) return
+    worker.ejectedUntil = 0
+    this.#rampUp(worker)
+    this.#place(worker)
+    this.#serveQueue()
+  }
+
+  /** Stops every timer the pool started and answers the requests still queued. */
+  close (): void {
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
+    this.queue.close()
+  }
+
+  #join (config: BackendConfig, rampUp = false): Worker {
+    const worker = new Worker(config, this.#ordinal++)
+    // A newcomer starts at the current virtual time, level with the others, not ahead of them all.
+    worker.turn = this.#clock
+    this.workers.push(worker)
+    if (rampUp) this.#rampUp(worker)
+    this.#place(worker)
+    this.#serveQueue()
+    return worker
+  }
+
+  /** Puts the worker where it belongs: in the heap, sifted, while it can take requests; out of it otherwise. */
+  #place (worker: Worker): void {
+    const belongs = worker.inRotation && worker.hasRoom
+    if (belongs && worker.heapIndex < 0) this.#heap.push(worker)
+    else if (!belongs && worker.heapIndex >= 0) this.#heap.remove(worker)
+    else if (belongs) this.#heap.update(worker)
+  }
+
+  /** Health took everyone out: the least loaded worker with room, whatever its health (a rare, linear path). */
+  #failOpen (exclude?: readonly Worker[]): Worker | undefined {
+    if (this.workers.some((worker) => worker.inRotation)) return undefined // healthy ones are full: queue
+    let best: Worker | undefined
+    for (const worker of this.workers) {
+      if (worker.draining || !worker.hasRoom || exclude?.includes(worker) === true) continue
+      if (best === undefined || worker.load < best.load) best = worker
+    }
+    return best
+  }
+
+  #serveQueue (): void {
+    while (this.queue.length > 0) {
+      const worker = this.acquire()
+      if (worker === undefined) return
+      if (!this.queue.dispatch(worker)) this.release(worker)
+    }
+  }
+
+  /** Slow start: the effective weight climbs from a tenth of the weight to all of it over `slowStart` ms. */
+  #rampUp (worker: Worker): void {
+    const { slowStart } = this.#settings
+    if (slowStart === 0) return
+    // A newer ramp (the worker failed and recovered again) replaces this one.
+    const ramp = Symbol('ramp')
+    this.#ramps.set(worker, ramp)
+    let step = 1
+    const setWeight = () => {
+      if (this.#ramps.get(worker) !== ramp) return
+      worker.effectiveWeight = worker.weight * step / rampSteps
+      worker.load = worker.pending / worker.effectiveWeight
+      this.#place(worker)
+      if (step++ < rampSteps) this.#later(slowStart / rampSteps, setWeight)
+      else this.#ramps.delete(worker)
+    }
+    setWeight()
+  }
+
+  #later (ms: number, run: () => void): void {
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer)
+      run()
+    }, ms)
+    timer.unref()
+    this.#timers.add(timer)
   }
 }

@@ -1,8 +1,10 @@
 import t from 'tap'
+import type { Strategy } from '../lib/options.js'
 import { Pool, type Worker } from '../lib/pool.js'
 
 const backends = (n: number, weight = (_i: number) => 1) =>
-  Array.from({ length: n }, (_, i) => ({ id: `b${i}`, url: `http://127.0.0.1:${10000 + i}`, weight: weight(i) }))
+  Array.from({ length: n }, (_, i) => ({ id: `b${i}`, url: `http://127.0.0.1:${10000 + i}`, weight: weight(i), maxPending: Infinity }))
+const settings = (strategy: Strategy) => ({ strategy, slowStart: 0, maxEjectedPercent: 50, queue: { max: 10, timeout: 1000 } })
 
 // What the heap must agree with: the lowest pending / weight, ties to the lowest turn, then the first listed.
 function linearChoice (workers: Worker[]): Worker {
@@ -14,7 +16,7 @@ function linearChoice (workers: Worker[]): Worker {
 }
 
 t.test('acquire takes the least busy worker and release gives it back, whatever the order of events', async (t) => {
-  const pool = new Pool('least-busy', backends(37, (i) => 1 + (i % 3)))
+  const pool = new Pool(settings('least-busy'), backends(37, (i) => 1 + (i % 3)))
   const inFlight: Worker[] = []
   let seed = 42
   const random = () => { seed = (seed * 1103515245 + 12345) % 2 ** 31; return seed / 2 ** 31 }
@@ -36,7 +38,7 @@ t.test('acquire takes the least busy worker and release gives it back, whatever 
 })
 
 t.test('equally idle workers take turns', async (t) => {
-  const pool = new Pool('least-busy', backends(3))
+  const pool = new Pool(settings('least-busy'), backends(3))
   const order: string[] = []
   for (let i = 0; i < 9; i++) {
     const worker = pool.acquire()!
@@ -47,7 +49,7 @@ t.test('equally idle workers take turns', async (t) => {
 })
 
 t.test('least-busy orders by pending / weight', async (t) => {
-  const pool = new Pool('least-busy', backends(2, (i) => (i === 0 ? 3 : 1)))
+  const pool = new Pool(settings('least-busy'), backends(2, (i) => (i === 0 ? 3 : 1)))
   const counts: Record<string, number> = { b0: 0, b1: 0 }
   // Nothing is released: after 8 requests the weight-3 backend holds 6 and the other 2.
   for (let i = 0; i < 8; i++) counts[pool.acquire()!.id]++
@@ -55,14 +57,14 @@ t.test('least-busy orders by pending / weight', async (t) => {
 })
 
 t.test('round-robin ignores load and follows weights', async (t) => {
-  const pool = new Pool('round-robin', backends(3, (i) => (i === 0 ? 2 : 1)))
+  const pool = new Pool(settings('round-robin'), backends(3, (i) => (i === 0 ? 2 : 1)))
   const counts: Record<string, number> = { b0: 0, b1: 0, b2: 0 }
   for (let i = 0; i < 400; i++) counts[pool.acquire()!.id]++
   t.same(counts, { b0: 200, b1: 100, b2: 100 })
 })
 
 t.test('a worker passed over for a long time does not take a burst when it frees up', async (t) => {
-  const pool = new Pool('least-busy', backends(3))
+  const pool = new Pool(settings('least-busy'), backends(3))
   const slow = pool.acquire()! // b0 stays busy while the others serve 1,000 requests
   for (let i = 0; i < 1000; i++) pool.release(pool.acquire()!)
   pool.release(slow)

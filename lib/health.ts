@@ -1,0 +1,108 @@
+import type { Dispatcher } from 'undici'
+import type { FastifyBaseLogger } from 'fastify'
+import type { PoolConfig } from './options.js'
+import type { Pool, Worker } from './pool.js'
+
+interface Record {
+  passes: number
+  fails: number
+  probing: boolean
+}
+
+/**
+ * Active health checks: every `interval`, a GET of `path` on each backend. `unhealthyAfter` failures in a row
+ * take a backend out of rotation, `healthyAfter` passes in a row bring it back. A passing probe also ends a
+ * passive ejection early, as Envoy does by default.
+ */
+export class HealthChecker {
+  readonly #pool: Pool
+  readonly #dispatcher: Dispatcher
+  readonly #options: NonNullable<PoolConfig['healthCheck']>
+  readonly #log: FastifyBaseLogger
+  readonly #records = new WeakMap<Worker, Record>()
+  readonly #inFlight = new Set<AbortController>()
+  #timer: NodeJS.Timeout | undefined
+
+  constructor (pool: Pool, dispatcher: Dispatcher, options: NonNullable<PoolConfig['healthCheck']>, log: FastifyBaseLogger) {
+    this.#pool = pool
+    this.#dispatcher = dispatcher
+    this.#options = options
+    this.#log = log
+  }
+
+  start (): void {
+    this.#timer = setInterval(() => { this.#probeAll() }, this.#options.interval)
+    this.#timer.unref()
+    this.#probeAll()
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    for (const controller of this.#inFlight) controller.abort()
+  }
+
+  #probeAll (): void {
+    for (const worker of this.#pool.workers) {
+      const record = this.#record(worker)
+      // A probe still running (a slow backend) is not doubled up.
+      if (!record.probing) this.#probe(worker, record).catch(() => {})
+    }
+  }
+
+  async #probe (worker: Worker, record: Record): Promise<void> {
+    record.probing = true
+    const controller = new AbortController()
+    this.#inFlight.add(controller)
+    const { path, timeout, expectStatus } = this.#options
+    let passed = false
+    try {
+      const { statusCode, body } = await this.#dispatcher.request({
+        origin: worker.url,
+        path,
+        method: 'GET',
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+        signal: controller.signal
+      })
+      await body.dump()
+      passed = expectStatus(statusCode)
+    } catch {
+      passed = false
+    } finally {
+      record.probing = false
+      this.#inFlight.delete(controller)
+    }
+    if (this.#timer === undefined) return // stopped while the probe ran
+    this.#count(worker, record, passed)
+  }
+
+  #count (worker: Worker, record: Record, passed: boolean): void {
+    const { healthyAfter, unhealthyAfter } = this.#options
+    if (passed) {
+      record.fails = 0
+      record.passes++
+      this.#pool.uneject(worker)
+      if (!worker.healthy && record.passes >= healthyAfter) {
+        this.#log.info({ backend: worker.id }, 'goload: backend healthy again')
+        this.#pool.setHealthy(worker, true)
+      }
+    } else {
+      record.passes = 0
+      record.fails++
+      if (worker.healthy && record.fails >= unhealthyAfter) {
+        this.#log.warn({ backend: worker.id }, 'goload: backend failed its health checks')
+        this.#pool.setHealthy(worker, false)
+      }
+    }
+  }
+
+  #record (worker: Worker): Record {
+    let record = this.#records.get(worker)
+    if (record === undefined) {
+      record = { passes: 0, fails: 0, probing: false }
+      this.#records.set(worker, record)
+    }
+    return record
+  }
+}

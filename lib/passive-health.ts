@@ -1,0 +1,74 @@
+import type { PoolConfig } from './options.js'
+import type { Pool, Worker } from './pool.js'
+
+interface Record {
+  windowStart: number
+  fails: number
+  consecutive5xx: number
+  /** Ejections in a row: each one lasts twice as long as the one before. */
+  ejections: number
+  lastEjectedAt: number
+}
+
+// Envoy's default max_ejection_time: however often a backend fails, it is tried again within five minutes.
+const maxEjectFor = 300_000
+
+/**
+ * Outlier ejection from real traffic: nginx's max_fails within fail_timeout, and Envoy's consecutive_5xx.
+ * Only what a backend did counts; requests the balancer sheds itself never reach here.
+ */
+export class PassiveHealth {
+  readonly #pool: Pool
+  readonly #options: Exclude<PoolConfig['passiveHealth'], false>
+  readonly #records = new WeakMap<Worker, Record>()
+
+  constructor (pool: Pool, options: Exclude<PoolConfig['passiveHealth'], false>) {
+    this.#pool = pool
+    this.#options = options
+  }
+
+  /** A connection error or timeout at this worker. */
+  failure (worker: Worker): void {
+    const record = this.#record(worker)
+    const now = Date.now()
+    if (now - record.windowStart > this.#options.window) {
+      record.windowStart = now
+      record.fails = 0
+    }
+    if (++record.fails >= this.#options.maxFails) this.#eject(worker, record, now)
+  }
+
+  /** An answer from this worker: 5xx in a row may eject it, anything else resets the run. */
+  answered (worker: Worker, status: number): void {
+    const { consecutive5xx } = this.#options
+    if (consecutive5xx === 0) return
+    const record = this.#record(worker)
+    if (status < 500) {
+      record.consecutive5xx = 0
+    } else if (++record.consecutive5xx >= consecutive5xx) {
+      this.#eject(worker, record, Date.now())
+    }
+  }
+
+  #eject (worker: Worker, record: Record, now: number): void {
+    const { ejectFor } = this.#options
+    // A backend that stayed healthy for a while after its last ejection starts again from ejectFor.
+    const previous = Math.min(ejectFor * 2 ** Math.max(0, record.ejections - 1), maxEjectFor)
+    if (now - record.lastEjectedAt > previous * 2) record.ejections = 0
+    const ms = Math.min(ejectFor * 2 ** record.ejections, Math.max(maxEjectFor, ejectFor))
+    if (!this.#pool.eject(worker, ms)) return
+    record.ejections++
+    record.lastEjectedAt = now
+    record.fails = 0
+    record.consecutive5xx = 0
+  }
+
+  #record (worker: Worker): Record {
+    let record = this.#records.get(worker)
+    if (record === undefined) {
+      record = { windowStart: 0, fails: 0, consecutive5xx: 0, ejections: 0, lastEjectedAt: 0 }
+      this.#records.set(worker, record)
+    }
+    return record
+  }
+}

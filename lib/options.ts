@@ -1,3 +1,4 @@
+import { lookup } from 'node:dns/promises'
 import { InvalidOptionError } from './errors.js'
 
 export type Strategy = 'least-busy' | 'round-robin'
@@ -11,6 +12,18 @@ export interface BackendOptions {
   weight?: number
   /** Most requests in flight at this backend; overrides the pool's `maxPending`. */
   maxPending?: number
+  /**
+   * DNS discovery: the URL's hostname is looked up every `interval` ms and each address becomes a backend of its
+   * own, added and removed as the answer changes (nginx `resolve`, HAProxy `server-template`).
+   */
+  resolve?: ResolveOptions
+}
+
+export interface ResolveOptions {
+  /** ms between lookups. Default 30000. */
+  interval?: number
+  /** Replaces the system resolver (dns.lookup): returns the addresses of `hostname`, e.g. from a service registry. */
+  lookup?: (hostname: string) => Promise<string[]>
 }
 
 export interface PassiveHealthOptions {
@@ -85,6 +98,7 @@ export interface BackendConfig {
   url: string
   weight: number
   maxPending: number
+  resolve?: Required<ResolveOptions>
 }
 
 export interface PoolConfig {
@@ -116,7 +130,8 @@ export const defaults = {
   passiveHealth: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 },
   healthCheck: { interval: 5000, timeout: 2000, healthyAfter: 2, unhealthyAfter: 3 },
   queue: { max: 1000, timeout: 5000 },
-  closeTimeout: 10_000
+  closeTimeout: 10_000,
+  resolveInterval: 30_000
 } as const
 
 const strategies: readonly Strategy[] = ['least-busy', 'round-robin']
@@ -209,10 +224,29 @@ export function normalizeBackend (backend: string | BackendOptions, key: string,
     throw new InvalidOptionError(`${key}.weight must be a positive number, got ${JSON.stringify(weight)}`)
   }
 
-  return { id, url: parsed.origin, weight, maxPending: limit(`${key}.maxPending`, spec.maxPending, maxPending) }
+  const config: BackendConfig = { id, url: parsed.origin, weight, maxPending: limit(`${key}.maxPending`, spec.maxPending, maxPending) }
+  if (spec.resolve !== undefined) config.resolve = normalizeResolve(spec.resolve, `${key}.resolve`)
+  return config
 }
 
-const backendKeys = new Set(['url', 'id', 'weight', 'maxPending'])
+const backendKeys = new Set(['url', 'id', 'weight', 'maxPending', 'resolve'])
+
+function normalizeResolve (options: ResolveOptions, key: string): Required<ResolveOptions> {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError(`${key} must be an object like { interval: 30000 }`)
+  checkKeys(key, options, new Set(['interval', 'lookup']))
+  if (options.lookup !== undefined && typeof options.lookup !== 'function') {
+    throw new InvalidOptionError(`${key}.lookup must be a function returning a promise of addresses`)
+  }
+  return {
+    interval: positiveInteger(`${key}.interval`, options.interval, defaults.resolveInterval),
+    lookup: options.lookup ?? systemLookup
+  }
+}
+
+async function systemLookup (hostname: string): Promise<string[]> {
+  const addresses = await lookup(hostname, { all: true })
+  return addresses.map((entry) => entry.address)
+}
 
 function normalizePassiveHealth (options: PassiveHealthOptions | false | undefined): PoolConfig['passiveHealth'] {
   if (options === false) return false

@@ -38,7 +38,25 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['a relative prefix', { backends: ['http://a:1'], prefix: 'api' }, /prefix must be a path starting with "\/", got "api"/],
   ['a prefix with a wildcard', { backends: ['http://a:1'], prefix: '/api/*' }, /prefix must be a plain path/],
   ['an empty name', { backends: ['http://a:1'], name: '' }, /name must be a non-empty string/],
-  ['a misspelt option', { backends: ['http://a:1'], timout: 100 }, /unknown option "timout"/]
+  ['a misspelt option', { backends: ['http://a:1'], timout: 100 }, /unknown option "timout"/],
+  ['negative retries', { backends: ['http://a:1'], retries: -1 }, /retries must be a whole number \(0 or more\), got -1/],
+  ['a retryNonIdempotent that is not a boolean', { backends: ['http://a:1'], retryNonIdempotent: 'yes' }, /retryNonIdempotent must be a boolean, got "yes"/],
+  ['passiveHealth of the wrong type', { backends: ['http://a:1'], passiveHealth: true }, /passiveHealth must be an object or false/],
+  ['a zero maxFails', { backends: ['http://a:1'], passiveHealth: { maxFails: 0 } }, /passiveHealth\.maxFails must be a positive integer, got 0/],
+  ['a maxEjectedPercent above 100', { backends: ['http://a:1'], passiveHealth: { maxEjectedPercent: 150 } }, /passiveHealth\.maxEjectedPercent must be a number from 0 to 100, got 150/],
+  ['an unknown passiveHealth field', { backends: ['http://a:1'], passiveHealth: { maxFail: 2 } }, /passiveHealth has an unknown field "maxFail"/],
+  ['a healthCheck without path', { backends: ['http://a:1'], healthCheck: { interval: 1000 } }, /healthCheck\.path must be a path starting with "\/", got undefined/],
+  ['a healthCheck interval of 0', { backends: ['http://a:1'], healthCheck: { path: '/h', interval: 0 } }, /healthCheck\.interval must be a positive integer, got 0/],
+  ['an expectStatus that is not a status', { backends: ['http://a:1'], healthCheck: { path: '/h', expectStatus: '2xxx' } }, /healthCheck\.expectStatus must be a status code, '2xx'-style class, or a list of them, got "2xxx"/],
+  ['an empty expectStatus list', { backends: ['http://a:1'], healthCheck: { path: '/h', expectStatus: [] } }, /healthCheck\.expectStatus must not be empty/],
+  ['a negative slowStart', { backends: ['http://a:1'], slowStart: -5 }, /slowStart must be a whole number \(0 or more\), got -5/],
+  ['a zero maxPending', { backends: ['http://a:1'], maxPending: 0 }, /maxPending must be a positive integer, got 0/],
+  ['a backend maxPending that is not a number', { backends: [{ url: 'http://a:1', maxPending: 'ten' }] }, /backends\[0\]\.maxPending must be a positive integer, got "ten"/],
+  ['an unknown queue field', { backends: ['http://a:1'], queue: { size: 5 } }, /queue has an unknown field "size"/],
+  ['a zero queue timeout', { backends: ['http://a:1'], queue: { timeout: 0 } }, /queue\.timeout must be a positive integer, got 0/],
+  ['a fractional closeTimeout', { backends: ['http://a:1'], closeTimeout: 0.5 }, /closeTimeout must be a whole number \(0 or more\), got 0.5/],
+  ['a resolve interval of 0', { backends: [{ url: 'http://a:1', resolve: { interval: 0 } }] }, /backends\[0\]\.resolve\.interval must be a positive integer, got 0/],
+  ['a resolve lookup that is not a function', { backends: [{ url: 'http://a:1', resolve: { lookup: 'dns' } }] }, /backends\[0\]\.resolve\.lookup must be a function/]
 ]
 
 for (const [what, options, message] of cases) {

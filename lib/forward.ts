@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
@@ -37,6 +37,8 @@ class Exchange {
   readonly forwarder: Forwarder
   readonly request: FastifyRequest
   readonly reply: FastifyReply
+  /** The client's request body, when it has one: each attempt reads it through its own AttemptBody. */
+  body: Readable | undefined
   worker: Worker | undefined
   /** Workers that already failed this request, so a retry goes elsewhere. */
   tried: Worker[] = []
@@ -155,6 +157,7 @@ class Forwarder {
 
     // Fastify only parses bodies it has a content type for; any other body is still streamed through.
     if (request.body === undefined && hasBody(request)) request.body = request.raw
+    if (request.body instanceof Readable) exchange.body = request.body
 
     // Requests already waiting go first: a newcomer never overtakes the queue.
     const worker = this.pool.queue.length === 0 ? this.pool.acquire() : undefined
@@ -169,9 +172,15 @@ class Forwarder {
   }
 
   send (exchange: Exchange, worker: Worker): void {
+    // reply-from streams request.body to the backend; each attempt gets a stand-in of its own (see AttemptBody).
+    if (exchange.body !== undefined) exchange.request.body = new AttemptBody(exchange.body)
     this.agent.signal = exchange
     try {
       exchange.reply.from(worker.url + originForm(exchange.request.raw.url ?? '/'), this.fromOptions)
+    } catch (error) {
+      // reply.from refuses some targets before sending anything (a path that climbs with '..': 400). Answered here,
+      // not thrown: a request sent from the queue has no route handler to catch it, only an event listener or a timer.
+      exchange.reply.send(error)
     } finally {
       this.agent.signal = undefined
     }
@@ -217,9 +226,54 @@ class Forwarder {
   /** nginx's proxy_next_upstream: only failures before any answer, and never a body that is already spent. */
   #mayRetry (exchange: Exchange, code: string): boolean {
     if (exchange.tried.length >= this.config.retries || !connectionCodes.has(code)) return false
-    const { request } = exchange
-    if (request.raw.readableDidRead && request.body === request.raw) return false
-    return notSentCodes.has(code) || idempotentMethods.has(request.method) || this.config.retryNonIdempotent
+    // A body that has started to flow to a backend cannot be sent again.
+    if (exchange.body?.readableDidRead === true) return false
+    return notSentCodes.has(code) || idempotentMethods.has(exchange.request.method) || this.config.retryNonIdempotent
+  }
+}
+
+/**
+ * The client's request body as one upstream attempt reads it. undici destroys the body of a request that fails,
+ * and destroying the client's own request would close the connection we still have to answer on (and leave
+ * nothing to retry with); this stand-in is what it destroys instead. It reads the client's body only once undici
+ * starts sending it, so a failure before that (connection refused) leaves the body whole for another backend.
+ */
+class AttemptBody extends Readable {
+  readonly #source: Readable
+  #flowing = false
+
+  constructor (source: Readable) {
+    super()
+    this.#source = source
+  }
+
+  _read (): void {
+    if (!this.#flowing) {
+      this.#flowing = true
+      this.#source.on('data', this.#onData).on('end', this.#onEnd).on('error', this.#onError).on('close', this.#onClose)
+    }
+    this.#source.resume()
+  }
+
+  _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.#flowing) {
+      this.#source.off('data', this.#onData).off('end', this.#onEnd).off('error', this.#onError).off('close', this.#onClose)
+      this.#source.pause()
+    }
+    callback(error)
+  }
+
+  #onData = (chunk: Buffer): void => {
+    if (!this.push(chunk)) this.#source.pause()
+  }
+
+  #onEnd = (): void => { this.push(null) }
+
+  #onError = (error: Error): void => { this.destroy(error) }
+
+  // The client went away in the middle of its upload.
+  #onClose = (): void => {
+    if (!this.#source.readableEnded) this.destroy(Object.assign(new Error('the client request closed before its body ended'), { code: 'ECONNABORTED' }))
   }
 }
 

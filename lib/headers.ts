@@ -23,7 +23,7 @@ export function upstreamRequestHeaders (request: FastifyRequest, headers: Incomi
   // Fastify drops a GET or HEAD body, so its length must not reach the backend.
   if (request.method === 'GET' || request.method === 'HEAD') delete headers['content-length']
   const forwardedFor = headers['x-forwarded-for']
-  const clientAddress = request.raw.socket.remoteAddress ?? ''
+  const clientAddress = request.raw.socket?.remoteAddress ?? ''
   headers['x-forwarded-for'] = forwardedFor === undefined ? clientAddress : `${forwardedFor}, ${clientAddress}`
   headers['x-forwarded-proto'] = request.protocol
   headers['x-forwarded-host'] = request.host

@@ -303,7 +303,8 @@ export async function proxyRoutes (fastify: FastifyInstance, forwarding: Forward
   fastify.addHook('onClose', async () => {
     clearTimeout(cut)
     pool.close()
-    await agent.close()
+    // Past closeTimeout the agent was destroyed already; close() would reject.
+    if (!agent.destroyed) await agent.close()
   })
 
   // Bodies of any type are streamed to the backend as they arrive, never parsed or buffered whole.

@@ -7,6 +7,8 @@ interface Record {
   passes: number
   fails: number
   probing: boolean
+  /** A probe that timed out is still queued in undici, waiting for a connection to the backend. */
+  stuck: boolean
 }
 
 /**
@@ -46,7 +48,11 @@ export class HealthChecker {
     for (const worker of this.#pool.workers) {
       const record = this.#record(worker)
       // A probe still running (a slow backend) is not doubled up.
-      if (!record.probing) this.#probe(worker, record).catch(() => {})
+      if (record.probing) continue
+      // One that timed out while waiting for a connection (every one busy) is not queued again behind it: the
+      // backend still cannot be probed within `timeout`, which counts as another failure.
+      if (record.stuck) this.#count(worker, record, false)
+      else this.#probe(worker, record).catch(() => {})
     }
   }
 
@@ -55,8 +61,7 @@ export class HealthChecker {
     const controller = new AbortController()
     this.#inFlight.add(controller)
     const { path, timeout, expectStatus } = this.#options
-    let passed = false
-    try {
+    const attempt = (async () => {
       const { statusCode, body } = await this.#dispatcher.request({
         origin: worker.url,
         path,
@@ -66,10 +71,32 @@ export class HealthChecker {
         signal: controller.signal
       })
       await body.dump()
-      passed = expectStatus(statusCode)
+      return expectStatus(statusCode)
+    })()
+    // `timeout` bounds the whole probe, the wait for a free connection included. undici's timeouts start only once
+    // the request is sent, and it acts on an abort only then too: a probe queued behind busy connections would
+    // otherwise stay pending, and stop the probing of this backend, for as long as they are busy.
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<boolean>((resolve) => {
+      // Aborted by the deadline below, or by stop(): the probe ends now, whatever undici does with the request.
+      controller.signal.addEventListener('abort', () => {
+        clearTimeout(timer)
+        resolve(false)
+      }, { once: true })
+      timer = setTimeout(() => {
+        record.stuck = true
+        attempt.finally(() => { record.stuck = false }).catch(() => {})
+        controller.abort()
+      }, timeout)
+      timer.unref()
+    })
+    let passed = false
+    try {
+      passed = await Promise.race([attempt, deadline])
     } catch {
       passed = false
     } finally {
+      clearTimeout(timer)
       record.probing = false
       this.#inFlight.delete(controller)
     }
@@ -100,7 +127,7 @@ export class HealthChecker {
   #record (worker: Worker): Record {
     let record = this.#records.get(worker)
     if (record === undefined) {
-      record = { passes: 0, fails: 0, probing: false }
+      record = { passes: 0, fails: 0, probing: false, stuck: false }
       this.#records.set(worker, record)
     }
     return record

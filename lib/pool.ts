@@ -155,6 +155,8 @@ export class Pool {
   readonly #settings: PoolSettings
   readonly #heap: WorkerHeap
   readonly #drained = new Map<Worker, () => void>()
+  /** Removals waiting for the worker's last request to end. */
+  readonly #removals = new Map<Worker, Promise<void>>()
   readonly #timers = new Set<NodeJS.Timeout>()
   readonly #ramps = new Map<Worker, symbol>()
   #ordinal = 0
@@ -231,15 +233,30 @@ export class Pool {
   }
 
   /** Stops new requests to the worker and resolves once its last request has ended; then it leaves the pool. */
-  async remove (worker: Worker): Promise<void> {
+  remove (worker: Worker): Promise<void> {
+    // Removing it again waits for the same removal: a second resolver must not replace the first one.
+    const removing = this.#removals.get(worker)
+    if (removing !== undefined) return removing
     this.setDraining(worker, true)
-    if (worker.pending > 0) await new Promise<void>((resolve) => { this.#drained.set(worker, resolve) })
-    this.#drained.delete(worker)
-    const index = this.workers.indexOf(worker)
-    if (index >= 0) this.workers.splice(index, 1)
+    if (worker.pending === 0) {
+      this.#leave(worker)
+      return Promise.resolve()
+    }
+    const removal = new Promise<void>((resolve) => {
+      this.#drained.set(worker, () => {
+        this.#drained.delete(worker)
+        this.#removals.delete(worker)
+        this.#leave(worker)
+        resolve()
+      })
+    })
+    this.#removals.set(worker, removal)
+    return removal
   }
 
   setDraining (worker: Worker, draining: boolean): void {
+    // A worker being removed stays drained: back in the heap, it would take requests after it left the pool.
+    if (!draining && this.#removals.has(worker)) return
     worker.draining = draining
     this.#place(worker)
     if (!draining) this.#serveQueue()
@@ -295,6 +312,12 @@ export class Pool {
     this.#place(worker)
     this.#serveQueue()
     return worker
+  }
+
+  /** Takes the worker out of the list: it is out of the heap already, being drained. */
+  #leave (worker: Worker): void {
+    const index = this.workers.indexOf(worker)
+    if (index >= 0) this.workers.splice(index, 1)
   }
 
   /** Puts the worker where it belongs: in the heap, sifted, while it can take requests; out of it otherwise. */

@@ -42,6 +42,7 @@ class PoolHandle implements GoloadPool {
 
   add (backend: string | BackendOptions): void {
     const config = normalizeBackend(backend, 'backend', this.#config.maxPending)
+    if (config.resolve !== undefined) throw new InvalidOptionError('backend.resolve is read at register only: give DNS-discovered backends in the backends option')
     if (this.#pool.find(config.id) !== undefined) {
       throw new InvalidOptionError(`backend "${config.id}" is already in pool "${this.name}"`)
     }

@@ -98,3 +98,14 @@ t.test('the system resolver is used by default', async (t) => {
   t.equal((await request(url)).body, 'via localhost')
   await settled(app)
 })
+
+t.test('resolve is read at register only: add() refuses it, naming it', async (t) => {
+  const server = await listenOn(t, '127.0.0.1', 0, (req, res) => { req.resume(); res.end() })
+  const { port } = server.address() as AddressInfo
+  const { app } = await startBalancer(t, { backends: [`http://127.0.0.1:${port}`] })
+  t.throws(() => app.goload.add({ url: `http://api.internal:${port}`, resolve: { interval: 1000 } }), {
+    code: 'FST_GOLOAD_INVALID_OPTION',
+    message: /backend\.resolve is read at register only/
+  })
+  t.equal(app.goload.stats().backends.length, 1, 'nothing was added')
+})

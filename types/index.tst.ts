@@ -1,11 +1,24 @@
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
-import goload, { type BackendStats, type GoloadOptions, type GoloadPool, type PoolStats } from 'fastify-goload'
+import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type PoolStats } from 'fastify-goload'
 
 test('registers with backends as URLs or objects', async () => {
   const app = Fastify()
   await app.register(goload, { backends: ['http://10.0.0.1:3000', { url: 'http://10.0.0.2:3000', id: 'two', weight: 2 }] })
   await app.register(goload, { backends: ['http://10.0.0.3:3000'], prefix: '/api', name: 'api', strategy: 'round-robin', timeout: 5000, connections: 16, pipelining: 1 })
+  await app.register(goload, {
+    backends: [{ url: 'http://api.internal:3000', maxPending: 10, resolve: { interval: 30000, lookup: async () => ['10.0.0.4'] } }],
+    prefix: '/svc',
+    retries: 2,
+    retryNonIdempotent: false,
+    passiveHealth: { maxFails: 3, window: 10000, ejectFor: 30000, maxEjectedPercent: 50, consecutive5xx: 5 },
+    healthCheck: { path: '/health', interval: 5000, timeout: 2000, healthyAfter: 2, unhealthyAfter: 3, expectStatus: ['2xx', 301] },
+    slowStart: 10000,
+    maxPending: 100,
+    queue: { max: 1000, timeout: 5000 },
+    closeTimeout: 10000
+  })
+  await app.register(goload, { backends: ['http://10.0.0.5:3000'], prefix: '/x', passiveHealth: false })
 })
 
 test('rejects options that are not the plugin\'s', () => {
@@ -14,6 +27,8 @@ test('rejects options that are not the plugin\'s', () => {
   expect(app.register).type.not.toBeCallableWith(goload, { backends: [42] })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], strategy: 'random' })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], timeout: '5s' })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], passiveHealth: true })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], healthCheck: { interval: 1000 } })
 })
 
 test('decorates the instance with typed stats and pools', () => {
@@ -25,9 +40,22 @@ test('decorates the instance with typed stats and pools', () => {
   expect(app.goload.pool('api')).type.toBe<GoloadPool>()
   expect(app.goload.pool('api').stats()).type.toBe<PoolStats>()
   expect(app.goload.names()).type.toBe<string[]>()
+  expect<BackendStats['ejectedUntil']>().type.toBe<number | null>()
+  expect<PoolStats['queued']>().type.toBe<number>()
+})
+
+test('the pool can change at run time', () => {
+  const app = Fastify()
+  expect(app.goload.add('http://10.0.0.9:3000')).type.toBe<void>()
+  expect(app.goload.add({ url: 'http://10.0.0.9:3000', weight: 2 })).type.toBe<void>()
+  expect(app.goload.remove('http://10.0.0.9:3000')).type.toBe<Promise<void>>()
+  expect(app.goload.drain('a')).type.toBe<void>()
+  expect(app.goload.undrain('a')).type.toBe<void>()
+  expect(app.goload.pool('api').remove('a')).type.toBe<Promise<void>>()
 })
 
 test('options are exported for users building them apart', () => {
   const options: GoloadOptions = { backends: ['http://a:1'] }
-  expect(options.backends).type.toBe<Array<string | { url: string, id?: string, weight?: number }>>()
+  expect(options.backends).type.toBe<Array<string | BackendOptions>>()
+  expect<BackendOptions['weight']>().type.toBe<number | undefined>()
 })

@@ -43,6 +43,8 @@ class Exchange {
   /** Workers that already failed this request, so a retry goes elsewhere. */
   tried: Worker[] = []
   queueEntry: ReturnType<Pool['queue']['enqueue']>
+  /** When the current attempt was written to its backend (performance.now()), for peak-ewma; 0 when untimed. */
+  sentAt = 0
   aborted = false
   reason: Error | undefined
   #ended = false
@@ -112,10 +114,26 @@ function onResponseClose (this: Response): void {
  */
 class UpstreamAgent extends Agent {
   signal: Exchange | undefined
+  /** peak-ewma wants to know when each request actually left for its backend. */
+  timed = false
 
   request (options: Dispatcher.RequestOptions, callback?: unknown): never {
     if (this.signal !== undefined) options.signal = this.signal as unknown as Dispatcher.RequestOptions['signal']
     return (super.request as (options: Dispatcher.RequestOptions, callback?: unknown) => never)(options, callback)
+  }
+
+  dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const exchange = this.signal
+    if (this.timed && exchange !== undefined) {
+      // undici calls onConnect as it writes the request on a connection: from there to the response headers is
+      // the backend's own latency, without the time spent waiting for a connection or in our event loop.
+      const onConnect = handler.onConnect!
+      handler.onConnect = (...args: Parameters<typeof onConnect>) => {
+        exchange.sentAt = performance.now()
+        onConnect.apply(handler, args)
+      }
+    }
+    return super.dispatch(options, handler)
   }
 }
 
@@ -133,6 +151,7 @@ class Forwarder {
     this.config = config
     this.passiveHealth = passiveHealth
     this.agent = new UpstreamAgent({ connections: config.connections, pipelining: config.pipelining })
+    this.agent.timed = config.strategy === 'peak-ewma'
     this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
     // reply-from types its hooks for HTTP/2 servers too; ours run on the HTTP/1 server this pool listens on.
     this.fromOptions = {
@@ -194,6 +213,7 @@ class Forwarder {
     }
     const exchange = (reply.raw as Response)[kExchange]!
     exchange.worker!.served++
+    if (exchange.sentAt !== 0) this.pool.observe(exchange.worker!, performance.now() - exchange.sentAt)
     this.passiveHealth?.answered(exchange.worker!, upstream.statusCode)
     reply.send(upstream.stream)
   }

@@ -25,7 +25,8 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions): Promis
     strategy: config.strategy,
     slowStart: config.slowStart,
     maxEjectedPercent: config.passiveHealth === false ? 0 : config.passiveHealth.maxEjectedPercent,
-    queue: config.queue
+    queue: config.queue,
+    ewmaDecay: config.ewmaDecay
   }, config.backends.filter((backend) => backend.resolve === undefined))
   const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(pool, config.passiveHealth)
 

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import { InvalidOptionError } from './errors.js'
 
-export type Strategy = 'least-busy' | 'round-robin'
+export type Strategy = 'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma'
 
 export interface BackendOptions {
   /** `http(s)://host:port`, an origin without a path. */
@@ -90,6 +90,8 @@ export interface GoloadOptions {
   queue?: QueueOptions
   /** ms that fastify.close() lets proxied requests finish before cutting them. Default 10000. */
   closeTimeout?: number
+  /** peak-ewma: ms over which latency samples fade. Default 10000. */
+  ewmaDecay?: number
 }
 
 export interface BackendConfig {
@@ -116,6 +118,7 @@ export interface PoolConfig {
   maxPending: number
   queue: Required<QueueOptions>
   closeTimeout: number
+  ewmaDecay: number
   backends: BackendConfig[]
 }
 
@@ -131,15 +134,16 @@ export const defaults = {
   healthCheck: { interval: 5000, timeout: 2000, healthyAfter: 2, unhealthyAfter: 3 },
   queue: { max: 1000, timeout: 5000 },
   closeTimeout: 10_000,
-  resolveInterval: 30_000
+  resolveInterval: 30_000,
+  ewmaDecay: 10_000
 } as const
 
-const strategies: readonly Strategy[] = ['least-busy', 'round-robin']
+const strategies: readonly Strategy[] = ['least-busy', 'round-robin', 'p2c', 'peak-ewma']
 
 // Besides ours, the options Fastify itself reads from any register() call.
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
-  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout',
+  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'ewmaDecay',
   'logLevel', 'logSerializers'
 ])
 
@@ -191,6 +195,7 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     maxPending,
     queue: normalizeQueue(options.queue),
     closeTimeout: count('closeTimeout', options.closeTimeout, defaults.closeTimeout),
+    ewmaDecay: positiveInteger('ewmaDecay', options.ewmaDecay, defaults.ewmaDecay),
     backends: configs
   }
 }

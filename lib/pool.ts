@@ -1,6 +1,6 @@
 import TinyQueue from 'tinyqueue'
 import type { BackendConfig, Strategy } from './options.js'
-import { comparators, type Comparator } from './strategies.js'
+import { fade, peakEwma, selectors, type Comparator, type Selector } from './strategies.js'
 import { WaitQueue } from './queue.js'
 
 export class Worker {
@@ -14,8 +14,12 @@ export class Worker {
   effectiveWeight: number
   /** Requests dispatched to this backend and not yet ended: what least-busy orders by. */
   pending = 0
-  /** pending / effectiveWeight, kept up to date so the heap compares without dividing. */
+  /** The strategy's key (least-busy: pending / effectiveWeight), kept up to date so the heap compares without dividing. */
   load = 0
+  /** Peak-EWMA of the backend's own latency in ms (request sent to response headers); peak-ewma orders by it. */
+  latency = 1
+  /** When `latency` was last brought up to date (performance.now()). */
+  latencyAt = 0
   /** Weighted virtual time of this worker's last choice (see Pool.acquire). */
   turn = 0
   /** Requests the backend answered (response headers received). */
@@ -63,6 +67,11 @@ class WorkerHeap extends TinyQueue<Worker> {
   update (worker: Worker): void {
     this._up(worker.heapIndex)
     this._down(worker.heapIndex)
+  }
+
+  /** Restores the heap order after every key changed at once. */
+  rebuild (): void {
+    for (let i = (this.length >> 1) - 1; i >= 0; i--) this._down(i)
   }
 
   remove (worker: Worker): void {
@@ -138,10 +147,20 @@ export interface PoolSettings {
   /** Share of the pool (0–100) passive health may eject at once. */
   maxEjectedPercent: number
   queue: { max: number, timeout: number }
+  /** peak-ewma: ms over which latency samples fade. */
+  ewmaDecay: number
 }
 
 // A slow start reaches full weight in this many steps; the first step already takes some traffic.
 const rampSteps = 10
+// ms: a faded latency stays above zero, so (pending + 1) still counts for an idle backend.
+const minLatency = 0.01
+
+function medianLatency (workers: Worker[]): number {
+  if (workers.length === 0) return 1
+  const sorted = workers.map((worker) => worker.latency).sort((a, b) => a - b)
+  return sorted[sorted.length >> 1]
+}
 
 /**
  * The workers of one pool. The heap holds exactly the workers that can take a request now (in rotation and with
@@ -153,6 +172,7 @@ export class Pool {
   readonly workers: Worker[] = []
   readonly queue: WaitQueue<Worker>
   readonly #settings: PoolSettings
+  readonly #selector: Selector
   readonly #heap: WorkerHeap
   readonly #drained = new Map<Worker, () => void>()
   /** Removals waiting for the worker's last request to end. */
@@ -166,9 +186,11 @@ export class Pool {
   constructor (settings: PoolSettings, backends: BackendConfig[]) {
     this.strategy = settings.strategy
     this.#settings = settings
-    this.#heap = new WorkerHeap([], comparators[settings.strategy])
+    this.#selector = selectors[settings.strategy]
+    this.#heap = new WorkerHeap([], this.#selector.compare)
     this.queue = new WaitQueue(settings.queue.max, settings.queue.timeout)
     for (const config of backends) this.#join(config)
+    if (settings.strategy === 'peak-ewma') this.#fadeLatencies()
   }
 
   /**
@@ -178,11 +200,11 @@ export class Pool {
    */
   acquire (exclude?: readonly Worker[]): Worker | undefined {
     if (exclude !== undefined) for (const worker of exclude) if (worker.heapIndex >= 0) this.#heap.remove(worker)
-    const worker = this.#heap.peek() ?? this.#failOpen(exclude)
+    const worker = this.#choose() ?? this.#failOpen(exclude)
     if (exclude !== undefined) for (const tried of exclude) this.#place(tried)
     if (worker === undefined) return undefined
     worker.pending++
-    worker.load = worker.pending / worker.effectiveWeight
+    worker.load = this.#selector.load(worker)
     // A worker that was passed over for a while restarts from the current virtual time,
     // so it cannot bank turns and then take a burst; heavier workers advance more slowly.
     this.#clock = Math.max(worker.turn, this.#clock)
@@ -194,10 +216,19 @@ export class Pool {
   /** Ends one request on this worker. Called exactly once per acquire. */
   release (worker: Worker): void {
     worker.pending--
-    worker.load = worker.pending / worker.effectiveWeight
+    worker.load = this.#selector.load(worker)
     this.#place(worker)
     if (worker.pending === 0) this.#drained.get(worker)?.()
     if (this.queue.length > 0) this.#serveQueue()
+  }
+
+  /** A latency sample of this worker, in ms: how long it took to start answering. Used by peak-ewma. */
+  observe (worker: Worker, ms: number): void {
+    const now = performance.now()
+    worker.latency = peakEwma(worker.latency, ms, now - worker.latencyAt, this.#settings.ewmaDecay)
+    worker.latencyAt = now
+    worker.load = this.#selector.load(worker)
+    this.#place(worker)
   }
 
   /** No backend that could ever take the request: every one is drained or removed. */
@@ -305,8 +336,12 @@ export class Pool {
 
   #join (config: BackendConfig, rampUp = false): Worker {
     const worker = new Worker(config, this.#ordinal++)
-    // A newcomer starts at the current virtual time, level with the others, not ahead of them all.
+    // A newcomer starts at the current virtual time, level with the others, not ahead of them all; and at the
+    // pool's median latency, so peak-ewma tries it without flooding it.
     worker.turn = this.#clock
+    worker.latency = medianLatency(this.workers)
+    worker.latencyAt = performance.now()
+    worker.load = this.#selector.load(worker)
     this.workers.push(worker)
     if (rampUp) this.#rampUp(worker)
     this.#place(worker)
@@ -326,6 +361,28 @@ export class Pool {
     if (belongs && worker.heapIndex < 0) this.#heap.push(worker)
     else if (!belongs && worker.heapIndex >= 0) this.#heap.remove(worker)
     else if (belongs) this.#heap.update(worker)
+  }
+
+  #choose (): Worker | undefined {
+    const { length } = this.#heap
+    if (length === 0) return undefined
+    return this.#selector.choose === undefined ? this.#heap.peek() : this.#selector.choose(this.#heap.data, length)
+  }
+
+  /**
+   * peak-ewma: latencies fade between samples, so a backend that was slow once is tried again in time. Faded on
+   * a timer, 20 times per decay period, and the heap rebuilt once: between two fades the order stands still.
+   */
+  #fadeLatencies (): void {
+    const { ewmaDecay } = this.#settings
+    const now = performance.now()
+    for (const worker of this.workers) {
+      worker.latency = Math.max(fade(worker.latency, now - worker.latencyAt, ewmaDecay), minLatency)
+      worker.latencyAt = now
+      worker.load = this.#selector.load(worker)
+    }
+    this.#heap.rebuild()
+    this.#later(ewmaDecay / 20, () => { this.#fadeLatencies() })
   }
 
   /** Health took everyone out: the least loaded worker with room, whatever its health (a rare, linear path). */
@@ -358,7 +415,7 @@ export class Pool {
     const setWeight = () => {
       if (this.#ramps.get(worker) !== ramp) return
       worker.effectiveWeight = worker.weight * step / rampSteps
-      worker.load = worker.pending / worker.effectiveWeight
+      worker.load = this.#selector.load(worker)
       this.#place(worker)
       if (step++ < rampSteps) this.#later(slowStart / rampSteps, setWeight)
       else this.#ramps.delete(worker)

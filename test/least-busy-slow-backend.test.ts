@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { Test } from 'tap'
+import type { Strategy } from '../lib/index.js'
 import { request } from './helpers/client.js'
 import { settled, startBackend, startBalancer, type Handler } from './helpers/servers.js'
 
@@ -9,7 +10,7 @@ const delayed = (id: string, ms: number): Handler => (req, res) => {
   setTimeout(() => res.end(`Hello from ${id}`), ms)
 }
 
-async function run (t: Test, strategy: 'least-busy' | 'round-robin'): Promise<Record<string, number>> {
+async function run (t: Test, strategy: Strategy): Promise<Record<string, number>> {
   const fast1 = await startBackend(t, delayed('1', 2))
   const fast2 = await startBackend(t, delayed('2', 2))
   const slow = await startBackend(t, delayed('3', 60))
@@ -36,4 +37,14 @@ t.test('least-busy keeps most requests away from a backend 30 times slower', asy
 t.test('round-robin, the baseline, gives the slow backend its full third', async (t) => {
   const served = await run(t, 'round-robin')
   t.equal(served[3], 80, 'one request in three')
+})
+
+t.test('p2c also keeps most requests away from the slow backend', async (t) => {
+  const served = await run(t, 'p2c')
+  t.ok(served[3] / 240 < 0.25, `slow backend served ${served[3]} of 240`)
+})
+
+t.test('peak-ewma keeps nearly everything away from the slow backend once it has measured it', async (t) => {
+  const served = await run(t, 'peak-ewma')
+  t.ok(served[3] / 240 < 0.1, `slow backend served ${served[3]} of 240`)
 })

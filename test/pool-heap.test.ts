@@ -4,7 +4,7 @@ import { Pool, type Worker } from '../lib/pool.js'
 
 const backends = (n: number, weight = (_i: number) => 1) =>
   Array.from({ length: n }, (_, i) => ({ id: `b${i}`, url: `http://127.0.0.1:${10000 + i}`, weight: weight(i), maxPending: Infinity }))
-const settings = (strategy: Strategy) => ({ strategy, slowStart: 0, maxEjectedPercent: 50, queue: { max: 10, timeout: 1000 } })
+const settings = (strategy: Strategy) => ({ strategy, slowStart: 0, maxEjectedPercent: 50, queue: { max: 10, timeout: 1000 }, ewmaDecay: 10_000 })
 
 // What the heap must agree with: the lowest pending / weight, ties to the lowest turn, then the first listed.
 function linearChoice (workers: Worker[]): Worker {
@@ -70,4 +70,47 @@ t.test('a worker passed over for a long time does not take a burst when it frees
   pool.release(slow)
   const next = [pool.acquire()!, pool.acquire()!, pool.acquire()!].map((w) => w.id)
   t.same(next.sort(), ['b0', 'b1', 'b2'], 'all three idle backends share the next three requests')
+})
+
+t.test('p2c draws two workers that can take a request and takes the less busy', async (t) => {
+  const pool = new Pool(settings('p2c'), backends(2))
+  // With two workers both are always drawn, so each request goes to the less busy: they stay level.
+  for (let i = 0; i < 6; i++) {
+    pool.acquire()
+    const [a, b] = pool.workers.map((w) => w.pending)
+    t.ok(Math.abs(a - b) <= 1, `level after ${i + 1} requests: ${a} and ${b}`)
+  }
+})
+
+t.test('p2c spreads load over a large pool without a scan', async (t) => {
+  const pool = new Pool(settings('p2c'), backends(100))
+  for (let i = 0; i < 1000; i++) pool.acquire()
+  const pending = pool.stats().backends.map((b) => b.pending)
+  t.ok(Math.max(...pending) <= 20, `no worker took far more than its share of 10 (max ${Math.max(...pending)})`)
+  t.equal(pending.reduce((a, b) => a + b, 0), 1000)
+})
+
+t.test('peak-ewma prefers the backend with the lower latency, weighted by pending + 1', async (t) => {
+  const pool = new Pool(settings('peak-ewma'), backends(2))
+  t.teardown(() => pool.close())
+  const [fast, slow] = pool.workers
+  pool.observe(fast, 2)
+  pool.observe(slow, 30)
+  const picks: string[] = []
+  for (let i = 0; i < 10; i++) picks.push(pool.acquire()!.id)
+  // (pending + 1) × 2 stays below 1 × 30 until the fast one holds 14 requests.
+  t.same(picks, new Array(10).fill('b0'))
+  t.ok(slow.latency === 30 && fast.latency === 2, 'a sample above the average is taken at once (the peak)')
+  pool.observe(slow, 1)
+  t.ok(slow.latency < 30 && slow.latency > 1, 'a lower sample pulls the average down gradually')
+})
+
+t.test('peak-ewma starts a backend added later at the median latency', async (t) => {
+  const pool = new Pool(settings('peak-ewma'), backends(3))
+  t.teardown(() => pool.close())
+  pool.observe(pool.workers[0], 2)
+  pool.observe(pool.workers[1], 5)
+  pool.observe(pool.workers[2], 40)
+  const added = pool.add({ id: 'new', url: 'http://127.0.0.1:9', weight: 1, maxPending: Infinity })
+  t.equal(added.latency, 5)
 })

@@ -19,6 +19,8 @@ test('registers with backends as URLs or objects', async () => {
     closeTimeout: 10000
   })
   await app.register(goload, { backends: ['http://10.0.0.5:3000'], prefix: '/x', passiveHealth: false })
+  await app.register(goload, { backends: ['http://10.0.0.6:3000'], prefix: '/y', strategy: 'peak-ewma', ewmaDecay: 5000 })
+  await app.register(goload, { backends: ['http://10.0.0.7:3000'], prefix: '/z', strategy: 'p2c' })
 })
 
 test('rejects options that are not the plugin\'s', () => {
@@ -34,7 +36,7 @@ test('rejects options that are not the plugin\'s', () => {
 test('decorates the instance with typed stats and pools', () => {
   const app = Fastify()
   expect(app.goload.stats()).type.toBe<PoolStats>()
-  expect(app.goload.stats().strategy).type.toBe<'least-busy' | 'round-robin'>()
+  expect(app.goload.stats().strategy).type.toBe<'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma'>()
   expect(app.goload.stats().backends).type.toBe<BackendStats[]>()
   expect<BackendStats['pending']>().type.toBe<number>()
   expect(app.goload.pool('api')).type.toBe<GoloadPool>()

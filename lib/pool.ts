@@ -69,6 +69,35 @@ class WorkerHeap extends TinyQueue<Worker> {
     this._down(worker.heapIndex)
   }
 
+  /**
+   * The worker's key went up (it took a request): Floyd's sift, down to a leaf along the smaller children without
+   * comparing the worker itself, then back up to where it belongs. A just-chosen worker usually belongs near the
+   * bottom, so this takes about half the comparisons of _down.
+   */
+  sink (worker: Worker): void {
+    const { data, compare, length } = this
+    const start = worker.heapIndex
+    let pos = start
+    let child = 2 * pos + 1
+    while (child < length) {
+      if (child + 1 < length && compare(data[child + 1], data[child]) < 0) child++
+      data[pos] = data[child]
+      data[pos].heapIndex = pos
+      pos = child
+      child = 2 * pos + 1
+    }
+    while (pos > start) {
+      const parent = (pos - 1) >> 1
+      const current = data[parent]
+      if (compare(worker, current) >= 0) break
+      data[pos] = current
+      current.heapIndex = pos
+      pos = parent
+    }
+    data[pos] = worker
+    worker.heapIndex = pos
+  }
+
   /** Restores the heap order after every key changed at once. */
   rebuild (): void {
     for (let i = (this.length >> 1) - 1; i >= 0; i--) this._down(i)
@@ -209,7 +238,9 @@ export class Pool {
     // so it cannot bank turns and then take a burst; heavier workers advance more slowly.
     this.#clock = Math.max(worker.turn, this.#clock)
     worker.turn = this.#clock + 1 / worker.effectiveWeight
-    this.#place(worker)
+    // Its key only went up: sink it, unless it is now full and leaves the heap.
+    if (worker.heapIndex >= 0 && worker.hasRoom) this.#heap.sink(worker)
+    else this.#place(worker)
     return worker
   }
 
@@ -217,7 +248,9 @@ export class Pool {
   release (worker: Worker): void {
     worker.pending--
     worker.load = this.#selector.load(worker)
-    this.#place(worker)
+    // Its key only went down: sift it up, unless it was out of the heap (full, say) and comes back.
+    if (worker.heapIndex >= 0) this.#heap._up(worker.heapIndex)
+    else this.#place(worker)
     if (worker.pending === 0) this.#drained.get(worker)?.()
     if (this.queue.length > 0) this.#serveQueue()
   }

@@ -40,8 +40,8 @@ class Exchange {
   /** The client's request body, when it has one: each attempt reads it through its own AttemptBody. */
   body: Readable | undefined
   worker: Worker | undefined
-  /** Workers that already failed this request, so a retry goes elsewhere. */
-  tried: Worker[] = []
+  /** Workers that already failed this request, so a retry goes elsewhere; made on the first failure. */
+  tried: Worker[] | undefined
   queueEntry: ReturnType<Pool['queue']['enqueue']>
   /** When the current attempt was written to its backend (performance.now()), for peak-ewma; 0 when untimed. */
   sentAt = 0
@@ -172,7 +172,8 @@ class Forwarder {
     if (response.destroyed) return
     const exchange = new Exchange(this, request, reply)
     response[kExchange] = exchange
-    response.once('close', onResponseClose)
+    // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.
+    response.on('close', onResponseClose)
 
     // Fastify only parses bodies it has a content type for; any other body is still streamed through.
     if (request.body === undefined && hasBody(request)) request.body = request.raw
@@ -231,6 +232,7 @@ class Forwarder {
     reply.log.warn({ backend: worker.id, url: worker.url, err: cause }, timedOut ? 'goload: backend timed out' : 'goload: backend failed')
 
     if (this.#mayRetry(exchange, code)) {
+      exchange.tried ??= []
       exchange.tried.push(worker)
       const next = this.pool.acquire(exchange.tried)
       if (next !== undefined) {
@@ -245,7 +247,7 @@ class Forwarder {
 
   /** nginx's proxy_next_upstream: only failures before any answer, and never a body that is already spent. */
   #mayRetry (exchange: Exchange, code: string): boolean {
-    if (exchange.tried.length >= this.config.retries || !connectionCodes.has(code)) return false
+    if ((exchange.tried?.length ?? 0) >= this.config.retries || !connectionCodes.has(code)) return false
     // A body that has started to flow to a backend cannot be sent again.
     if (exchange.body?.readableDidRead === true) return false
     return notSentCodes.has(code) || idempotentMethods.has(exchange.request.method) || this.config.retryNonIdempotent

@@ -150,12 +150,17 @@ class Forwarder {
     this.pool = pool
     this.config = config
     this.passiveHealth = passiveHealth
-    this.agent = new UpstreamAgent({ connections: config.connections, pipelining: config.pipelining })
+    // The timeouts live on the agent, not on each request: undici then keeps no per-request timer settings.
+    this.agent = new UpstreamAgent({
+      connections: config.connections,
+      pipelining: config.pipelining,
+      headersTimeout: config.timeout,
+      bodyTimeout: config.timeout
+    })
     this.agent.timed = config.strategy === 'peak-ewma'
     this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
     // reply-from types its hooks for HTTP/2 servers too; ours run on the HTTP/1 server this pool listens on.
     this.fromOptions = {
-      timeout: config.timeout,
       rewriteRequestHeaders: upstreamRequestHeaders,
       rewriteHeaders: downstreamResponseHeaders,
       onResponse: (request: FastifyRequest, reply: FastifyReply, upstream: { statusCode: number, stream: Readable }) => { this.#onResponse(reply, upstream) },

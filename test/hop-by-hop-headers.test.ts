@@ -47,3 +47,16 @@ t.test('hop-by-hop headers, and those the Connection header names, are removed i
   t.notMatch(firstResponse, /^keep-alive: timeout=5/im, 'the backend Keep-Alive does not reach the client')
   t.notMatch(firstResponse, /connection:.*x-upstream-private/i, 'the backend Connection header is not passed on')
 })
+
+t.test('a single header named by the backend Connection header is removed too', async (t) => {
+  const backend = await startBackend(t, (req, res) => {
+    req.resume()
+    res.setHeader('connection', 'X-Only-Hop')
+    res.setHeader('x-only-hop', 'secret')
+    res.end('ok')
+  })
+  const { port } = await startBalancer(t, { backends: [backend.url] })
+  const answer = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  t.match(answer, /^HTTP\/1\.1 200 /)
+  t.notMatch(answer, /x-only-hop/i)
+})

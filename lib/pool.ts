@@ -76,8 +76,7 @@ class WorkerHeap extends TinyQueue<Worker> {
    */
   sink (worker: Worker): void {
     const { data, compare, length } = this
-    const start = worker.heapIndex
-    let pos = start
+    let pos = worker.heapIndex
     let child = 2 * pos + 1
     while (child < length) {
       if (child + 1 < length && compare(data[child + 1], data[child]) < 0) child++
@@ -86,16 +85,9 @@ class WorkerHeap extends TinyQueue<Worker> {
       pos = child
       child = 2 * pos + 1
     }
-    while (pos > start) {
-      const parent = (pos - 1) >> 1
-      const current = data[parent]
-      if (compare(worker, current) >= 0) break
-      data[pos] = current
-      current.heapIndex = pos
-      pos = parent
-    }
     data[pos] = worker
-    worker.heapIndex = pos
+    // Back up: never above `start`, whose parent was already no greater than the worker before its key went up.
+    this._up(pos)
   }
 
   /** Restores the heap order after every key changed at once. */

@@ -20,6 +20,8 @@ export class Worker {
   latency = 1
   /** When `latency` was last brought up to date (performance.now()). */
   latencyAt = 0
+  /** peak-ewma: far slower than the pool's median, so it is explored with one request at a time, no more. */
+  outlier = false
   /** Weighted virtual time of this worker's last choice (see Pool.acquire). */
   turn = 0
   /** Requests the backend answered (response headers received). */
@@ -176,11 +178,15 @@ export interface PoolSettings {
 const rampSteps = 10
 // ms: a faded latency stays above zero, so (pending + 1) still counts for an idle backend.
 const minLatency = 0.01
+// peak-ewma: a backend this many times slower than the median is explored one request at a time. Without the bound,
+// (pending + 1) x latency lets a slow backend look as good as fast ones that each hold many requests, and the share
+// it then gets (1.4% in bench/RESULTS.md) puts the pool's p99 at its latency.
+const outlierFactor = 4
 
 function medianLatency (workers: Worker[]): number {
   if (workers.length === 0) return 1
   const sorted = workers.map((worker) => worker.latency).sort((a, b) => a - b)
-  return sorted[sorted.length >> 1]
+  return sorted[(sorted.length - 1) >> 1]
 }
 
 /**
@@ -203,6 +209,9 @@ export class Pool {
   #ordinal = 0
   /** Virtual time: the turn of the latest choice. */
   #clock = 0
+  /** peak-ewma: the pool's median latency, brought up to date on each fade and every so many samples. */
+  #medianLatency = Infinity
+  #samples = 0
 
   constructor (settings: PoolSettings, backends: BackendConfig[]) {
     this.strategy = settings.strategy
@@ -252,6 +261,10 @@ export class Pool {
     const now = performance.now()
     worker.latency = peakEwma(worker.latency, ms, now - worker.latencyAt, this.#settings.ewmaDecay)
     worker.latencyAt = now
+    // Amortised O(log n) a sample: the median is recomputed once per max(64, n) samples. Until the first one, no
+    // backend is an outlier (the median is not known yet).
+    if (++this.#samples % Math.max(64, this.workers.length) === 0) this.#medianLatency = medianLatency(this.workers)
+    worker.outlier = worker.latency > outlierFactor * this.#medianLatency
     worker.load = this.#selector.load(worker)
     this.#place(worker)
   }
@@ -404,6 +417,10 @@ export class Pool {
     for (const worker of this.workers) {
       worker.latency = Math.max(fade(worker.latency, now - worker.latencyAt, ewmaDecay), minLatency)
       worker.latencyAt = now
+    }
+    this.#medianLatency = medianLatency(this.workers)
+    for (const worker of this.workers) {
+      worker.outlier = worker.latency > outlierFactor * this.#medianLatency
       worker.load = this.#selector.load(worker)
     }
     this.#heap.rebuild()

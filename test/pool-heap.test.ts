@@ -114,3 +114,29 @@ t.test('peak-ewma starts a backend added later at the median latency', async (t)
   const added = pool.add({ id: 'new', url: 'http://127.0.0.1:9', weight: 1, maxPending: Infinity })
   t.equal(added.latency, 5)
 })
+
+t.test('peak-ewma explores a backend far slower than the median one request at a time', async (t) => {
+  const pool = new Pool(settings('peak-ewma'), backends(3))
+  t.teardown(() => pool.close())
+  const [fast1, fast2, slow] = pool.workers
+  // Enough samples for the pool to compute its median latency (2 ms); the slow one is 20 times that.
+  for (let i = 0; i < 64; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, 2)
+  for (let i = 0; i < 2; i++) pool.observe(slow, 40)
+  t.ok(slow.outlier, 'over 4x the median: an outlier')
+  t.notOk(fast1.outlier || fast2.outlier)
+  // 100 requests, none released: by (pending + 1) x latency alone the slow one would take several.
+  for (let i = 0; i < 100; i++) pool.acquire()
+  t.equal(slow.pending, 1, 'it takes one request, and no second while that one is in flight')
+  t.equal(fast1.pending + fast2.pending, 99)
+})
+
+t.test('a latency spike on a busy backend is forgotten within a few dozen samples', async (t) => {
+  const pool = new Pool(settings('peak-ewma'), backends(1))
+  t.teardown(() => pool.close())
+  const [worker] = pool.workers
+  pool.observe(worker, 2)
+  pool.observe(worker, 15)
+  t.equal(worker.latency, 15, 'the peak is taken at once')
+  for (let i = 0; i < 64; i++) pool.observe(worker, 2)
+  t.ok(worker.latency < 4, `back near 2 ms after 64 samples (${worker.latency.toFixed(2)} ms), however close together`)
+})

@@ -2,9 +2,11 @@
 // another one, unless retryNonIdempotent is on; one that cannot have reached it (connection refused) is. On top of
 // nginx's rules, a request body that was already read is never sent twice, whatever the method.
 // On a fresh pool every backend is level and the first one given goes first, so each test's first request meets
-// the failing backend. Passive health is off so that no ejection gets in the way.
+// the failing backend (see failingFirst).
 import type http from 'node:http'
 import t from 'tap'
+import type { Test } from 'tap'
+import type { GoloadOptions } from '../lib/index.js'
 import { request } from './helpers/client.js'
 import { deadUrl, settled, startBackend, startBalancer } from './helpers/servers.js'
 
@@ -39,15 +41,25 @@ function echo (bodies: string[]) {
   }
 }
 
-t.test('a POST whose body reached a resetting backend is not retried: 502, seen once there, never elsewhere', async (t) => {
-  const resetBodies: string[] = []
+/**
+ * The pool of every test here: the failing backend first (on a fresh pool the first one given goes first), then one
+ * that echoes what it gets. Passive health is off so that no ejection gets in the way.
+ */
+async function failingFirst (t: Test, failingUrl: string, options: Partial<GoloadOptions> = {}) {
   const okBodies: string[] = []
-  const resetting = await startBackend(t, readThenReset(resetBodies))
   const other = await startBackend(t, echo(okBodies))
   const { app, url } = await startBalancer(t, {
-    backends: [{ url: resetting.url, id: 'resetting' }, { url: other.url, id: 'other' }],
-    passiveHealth: false
+    backends: [{ url: failingUrl, id: 'failing' }, { url: other.url, id: 'other' }],
+    passiveHealth: false,
+    ...options
   })
+  return { app, url, other, okBodies }
+}
+
+t.test('a POST whose body reached a resetting backend is not retried: 502, seen once there, never elsewhere', async (t) => {
+  const resetBodies: string[] = []
+  const resetting = await startBackend(t, readThenReset(resetBodies))
+  const { app, url, other } = await failingFirst(t, resetting.url)
   const answer = await request(url + '/orders', { method: 'POST', body: 'one order', headers: { 'content-type': 'text/plain' } })
   t.equal(answer.status, 502)
   t.equal(JSON.parse(answer.body).code, 'FST_GOLOAD_BAD_GATEWAY')
@@ -62,13 +74,7 @@ t.test('a POST whose body reached a resetting backend is not retried: 502, seen 
 })
 
 t.test('a POST to a refused backend (nothing sent) is retried on the other one, body intact', async (t) => {
-  const dead = await deadUrl()
-  const okBodies: string[] = []
-  const other = await startBackend(t, echo(okBodies))
-  const { app, url } = await startBalancer(t, {
-    backends: [{ url: dead, id: 'dead' }, { url: other.url, id: 'other' }],
-    passiveHealth: false
-  })
+  const { app, url, other, okBodies } = await failingFirst(t, await deadUrl())
   const body = 'payload '.repeat(1000)
   const answer = await request(url + '/orders', { method: 'POST', body, headers: { 'content-type': 'text/plain' } })
   t.equal(answer.status, 200)
@@ -83,13 +89,7 @@ t.test('a POST to a refused backend (nothing sent) is retried on the other one, 
 })
 
 t.test('a POST with a body of a type Fastify does not parse, refused, is retried too', async (t) => {
-  const dead = await deadUrl()
-  const okBodies: string[] = []
-  const other = await startBackend(t, echo(okBodies))
-  const { app, url } = await startBalancer(t, {
-    backends: [{ url: dead, id: 'dead' }, { url: other.url, id: 'other' }],
-    passiveHealth: false
-  })
+  const { app, url } = await failingFirst(t, await deadUrl())
   // No content type at all: the body is streamed through as it is.
   const answer = await request(url + '/orders', { method: 'POST', body: 'untyped' })
   t.equal(answer.status, 200)
@@ -100,11 +100,7 @@ t.test('a POST with a body of a type Fastify does not parse, refused, is retried
 
 t.test('without retryNonIdempotent, a POST without a body to a resetting backend is not retried', async (t) => {
   const resetting = await startBackend(t, resetAtOnce)
-  const other = await startBackend(t, echo([]))
-  const { app, url } = await startBalancer(t, {
-    backends: [{ url: resetting.url, id: 'resetting' }, { url: other.url, id: 'other' }],
-    passiveHealth: false
-  })
+  const { app, url, other } = await failingFirst(t, resetting.url)
   const answer = await request(url + '/ping', { method: 'POST', headers: { 'content-length': '0' } })
   t.equal(answer.status, 502)
   await settled(app)
@@ -114,13 +110,7 @@ t.test('without retryNonIdempotent, a POST without a body to a resetting backend
 
 t.test('with retryNonIdempotent: true, a POST without a body to a resetting backend is retried', async (t) => {
   const resetting = await startBackend(t, resetAtOnce)
-  const okBodies: string[] = []
-  const other = await startBackend(t, echo(okBodies))
-  const { app, url } = await startBalancer(t, {
-    backends: [{ url: resetting.url, id: 'resetting' }, { url: other.url, id: 'other' }],
-    retryNonIdempotent: true,
-    passiveHealth: false
-  })
+  const { app, url, other } = await failingFirst(t, resetting.url, { retryNonIdempotent: true })
   const answer = await request(url + '/ping', { method: 'POST', headers: { 'content-length': '0' } })
   t.equal(answer.status, 200)
   t.equal(answer.body, 'POST ')
@@ -135,11 +125,7 @@ t.test('with retryNonIdempotent: true, a POST without a body to a resetting back
 
 t.test('a PUT (idempotent) without a body to a resetting backend is retried', async (t) => {
   const resetting = await startBackend(t, resetAtOnce)
-  const other = await startBackend(t, echo([]))
-  const { app, url } = await startBalancer(t, {
-    backends: [{ url: resetting.url, id: 'resetting' }, { url: other.url, id: 'other' }],
-    passiveHealth: false
-  })
+  const { app, url, other } = await failingFirst(t, resetting.url)
   const answer = await request(url + '/item/1', { method: 'PUT', headers: { 'content-length': '0' } })
   t.equal(answer.status, 200)
   t.equal(answer.body, 'PUT ')
@@ -152,11 +138,7 @@ t.test('a PUT (idempotent) without a body to a resetting backend is retried', as
 t.test('a PUT whose body a resetting backend already read is not retried: the body cannot be replayed', async (t) => {
   const resetBodies: string[] = []
   const resetting = await startBackend(t, readThenReset(resetBodies))
-  const other = await startBackend(t, echo([]))
-  const { app, url } = await startBalancer(t, {
-    backends: [{ url: resetting.url, id: 'resetting' }, { url: other.url, id: 'other' }],
-    passiveHealth: false
-  })
+  const { app, url, other } = await failingFirst(t, resetting.url)
   const answer = await request(url + '/item/1', { method: 'PUT', body: 'new state', headers: { 'content-type': 'text/plain' } })
   t.equal(answer.status, 502)
   t.equal(JSON.parse(answer.body).code, 'FST_GOLOAD_BAD_GATEWAY')
@@ -170,12 +152,7 @@ t.test('a PUT whose body a resetting backend already read is not retried: the bo
 t.test('even with retryNonIdempotent: true, a POST body already read is not sent twice', async (t) => {
   const resetBodies: string[] = []
   const resetting = await startBackend(t, readThenReset(resetBodies))
-  const other = await startBackend(t, echo([]))
-  const { app, url } = await startBalancer(t, {
-    backends: [{ url: resetting.url, id: 'resetting' }, { url: other.url, id: 'other' }],
-    retryNonIdempotent: true,
-    passiveHealth: false
-  })
+  const { app, url, other } = await failingFirst(t, resetting.url, { retryNonIdempotent: true })
   const answer = await request(url + '/orders', { method: 'POST', body: 'one order', headers: { 'content-type': 'text/plain' } })
   t.equal(answer.status, 502)
   await settled(app)

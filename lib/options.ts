@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises'
 import { InvalidOptionError } from './errors.js'
+import { selectors } from './strategies.js'
 
 export type Strategy = 'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma'
 
@@ -138,7 +139,8 @@ export const defaults = {
   ewmaDecay: 10_000
 } as const
 
-const strategies: readonly Strategy[] = ['least-busy', 'round-robin', 'p2c', 'peak-ewma']
+// The strategies there are: the ones lib/strategies.ts has a selector for.
+const strategies = Object.keys(selectors) as Strategy[]
 
 // Besides ours, the options Fastify itself reads from any register() call.
 const knownKeys = new Set([

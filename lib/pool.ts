@@ -252,7 +252,7 @@ export class Pool {
     // Its key only went down: sift it up, unless it was out of the heap (full, say) and comes back.
     if (worker.heapIndex >= 0) this.#heap._up(worker.heapIndex)
     else this.#place(worker)
-    if (worker.pending === 0) this.#drained.get(worker)?.()
+    if (worker.pending === 0 && this.#drained.size > 0) this.#drained.get(worker)?.()
     if (this.queue.length > 0) this.#serveQueue()
   }
 
@@ -372,16 +372,18 @@ export class Pool {
     this.queue.close()
   }
 
-  #join (config: BackendConfig, rampUp = false): Worker {
+  /** `added`: joins a running pool (add()), rather than being one of the backends it was built with. */
+  #join (config: BackendConfig, added = false): Worker {
     const worker = new Worker(config, this.#ordinal++)
     // A newcomer starts at the current virtual time, level with the others, not ahead of them all; and at the
-    // pool's median latency, so peak-ewma tries it without flooding it.
+    // pool's median latency, so peak-ewma tries it without flooding it. (The backends a pool is built with all
+    // start at the same latency: no median to take, which would make building a pool of n backends O(n² log n).)
     worker.turn = this.#clock
-    worker.latency = medianLatency(this.workers)
+    if (added) worker.latency = medianLatency(this.workers)
     worker.latencyAt = performance.now()
     worker.load = this.#selector.load(worker)
     this.workers.push(worker)
-    if (rampUp) this.#rampUp(worker)
+    if (added) this.#rampUp(worker)
     this.#place(worker)
     this.#serveQueue()
     return worker

@@ -45,9 +45,10 @@ export const selectors: Record<Strategy, Selector> = {
   // Finagle's and Linkerd's peak-EWMA: expected wait = (pending + 1) × peak-EWMA of the backend's own latency.
   'peak-ewma': {
     compare: byLoad,
-    // An outlier (far slower than the pool's median) already busy with one request goes last: it keeps being
-    // measured, one request at a time, so it comes back when it speeds up, but it cannot set the pool's tail.
-    load: (worker) => worker.outlier && worker.pending > 0 ? Infinity : (worker.pending + 1) * worker.latency / worker.effectiveWeight
+    // An outlier (far slower than the pool's median) already busy with one request, or resting after one, goes
+    // last: it keeps being measured, one request now and then, so it comes back when it speeds up, but it cannot
+    // set the pool's tail. Last, not out: when nothing else can take the request, it still does.
+    load: (worker) => worker.outlier && (worker.pending > 0 || worker.resting) ? Infinity : (worker.pending + 1) * worker.latency / worker.effectiveWeight
   }
 }
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { Strategy } from '../lib/options.js'
 import { Pool, type Worker } from '../lib/pool.js'
+import { waitFor } from './helpers/servers.js'
 
 const backends = (n: number, weight = (_i: number) => 1) =>
   Array.from({ length: n }, (_, i) => ({ id: `b${i}`, url: `http://127.0.0.1:${10000 + i}`, weight: weight(i), maxPending: Infinity }))
@@ -115,19 +116,79 @@ t.test('peak-ewma starts a backend added later at the median latency', async (t)
   t.equal(added.latency, 5)
 })
 
-t.test('peak-ewma explores a backend far slower than the median one request at a time', async (t) => {
-  const pool = new Pool(settings('peak-ewma'), backends(3))
+t.test('peak-ewma explores a backend far slower than the median one request at a time, resting after each answer', async (t) => {
+  // ewmaDecay 1 s: an outlier rests 1/20 of it, 50 ms, after each answer.
+  const pool = new Pool({ ...settings('peak-ewma'), ewmaDecay: 1000 }, backends(3))
   t.teardown(() => pool.close())
   const [fast1, fast2, slow] = pool.workers
   // Enough samples for the pool to compute its median latency (2 ms); the slow one is 20 times that.
   for (let i = 0; i < 64; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, 2)
-  for (let i = 0; i < 2; i++) pool.observe(slow, 40)
+  pool.observe(slow, 40)
   t.ok(slow.outlier, 'over 4x the median: an outlier')
   t.notOk(fast1.outlier || fast2.outlier)
-  // 100 requests, none released: by (pending + 1) x latency alone the slow one would take several.
-  for (let i = 0; i < 100; i++) pool.acquire()
-  t.equal(slow.pending, 1, 'it takes one request, and no second while that one is in flight')
-  t.equal(fast1.pending + fast2.pending, 99)
+  t.ok(slow.resting, 'it just answered: it rests')
+  const inFlight: Worker[] = []
+  for (let i = 0; i < 100; i++) inFlight.push(pool.acquire()!)
+  t.equal(slow.pending, 0, 'while it rests, every request goes to the fast ones')
+  await waitFor(() => !slow.resting, 'the end of the rest')
+  // 100 more, none released: by (pending + 1) x latency alone the slow one would take several.
+  for (let i = 0; i < 100; i++) inFlight.push(pool.acquire()!)
+  t.equal(slow.pending, 1, 'rested, it takes one request, and no second while that one is in flight')
+  t.equal(fast1.pending + fast2.pending, 199)
+})
+
+t.test('peak-ewma: an outlier still takes a request when no other backend can', async (t) => {
+  const pool = new Pool(settings('peak-ewma'), backends(2).map((b, i) => ({ ...b, maxPending: i === 0 ? 1 : Infinity })))
+  t.teardown(() => pool.close())
+  const [fast, slow] = pool.workers
+  for (let i = 0; i < 64; i++) pool.observe(fast, 2)
+  pool.observe(slow, 40)
+  t.ok(slow.outlier && slow.resting)
+  t.equal(pool.acquire(), fast)
+  t.equal(pool.acquire(), slow, 'the fast one is full: the resting outlier goes last, not out')
+})
+
+t.test('peak-ewma: one stalled sample makes no outlier of a fast backend, nor hides the slow one', async (t) => {
+  const pool = new Pool(settings('peak-ewma'), backends(3))
+  t.teardown(() => pool.close())
+  const [fast1, fast2, slow] = pool.workers
+  pool.observe(slow, 30)
+  for (let i = 0; i < 63; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, 2)
+  pool.observe(slow, 30)
+  t.ok(slow.outlier, 'the median is known (2 ms): the 30 ms one is an outlier')
+  // An event-loop stall: fast1's next answer is seen 15 ms late. Its peak-EWMA jumps (the peak)...
+  pool.observe(fast1, 15)
+  t.equal(fast1.latency, 15)
+  // ...but its typical latency barely moves, so it stays in full use; the next median (after 64 more samples)
+  // is still a fast backend's, so the slow one stays an outlier.
+  t.notOk(fast1.outlier, 'the stalled backend is no outlier')
+  for (let i = 0; i < 64; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, i === 0 ? 15 : 2)
+  pool.observe(slow, 30)
+  t.ok(slow.outlier, 'the slow one still is')
+})
+
+t.test('peak-ewma: an outlier that speeds up is back in full use within a few answers', async (t) => {
+  const pool = new Pool(settings('peak-ewma'), backends(3))
+  t.teardown(() => pool.close())
+  const [fast1, fast2, slow] = pool.workers
+  pool.observe(slow, 40)
+  for (let i = 0; i < 63; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, 2)
+  pool.observe(slow, 40)
+  t.ok(slow.outlier)
+  let answers = 0
+  while (slow.outlier && answers < 100) {
+    pool.observe(slow, 2)
+    answers++
+  }
+  t.ok(answers <= 8, `no longer an outlier after ${answers} fast answers`)
+})
+
+t.test('peak-ewma: backends not measured yet do not count in the median', async (t) => {
+  // 100 backends, 10 of them measured at 2 ms: the median is theirs, not a never-sampled backend's.
+  const pool = new Pool(settings('peak-ewma'), backends(100))
+  t.teardown(() => pool.close())
+  for (let i = 0; i < 64; i++) pool.observe(pool.workers[i % 10], 2)
+  t.notOk(pool.workers.some((worker) => worker.outlier), 'no measured backend is an outlier')
 })
 
 t.test('a latency spike on a busy backend is forgotten within a few dozen samples', async (t) => {

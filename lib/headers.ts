@@ -11,7 +11,11 @@ const isHopByHop = new Set(hopByHop)
  * Connection and the headers it names already. A header is dropped by setting it to undefined, which undici skips:
  * cheaper than `delete`, which turns the object into a slow dictionary on the hot path.
  */
-export function upstreamRequestHeaders (request: FastifyRequest, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+export function upstreamRequestHeaders (request: FastifyRequest, received: IncomingHttpHeaders): IncomingHttpHeaders {
+  // reply-from hands over `{ ...request.headers }`. V8 gives each such spread copy a map of its own, so every header
+  // added to it builds a new map: ~0.9 µs each, 2.5 µs a request for the three below (2.4% of the CPU profile). A
+  // copy made by Object.assign takes them at the usual cost (~0.1 µs for the copy and all three).
+  const headers = Object.assign({}, received)
   for (let i = 0; i < hopByHop.length; i++) {
     if (headers[hopByHop[i]] !== undefined) headers[hopByHop[i]] = undefined
   }

@@ -253,7 +253,8 @@ function formatShare (counts: number[] | undefined): string {
   const total = counts.reduce((sum, count) => sum + count, 0)
   if (total === 0) return '-'
   const percent = (count: number, digits: number): string => `${((100 * count) / total).toFixed(digits)}%`
-  if (counts.length <= 4) return counts.map((count) => percent(count, 1)).join(' / ')
+  // Shares under 1% get two decimals: peak-ewma's 0.04% to a slow backend is not 0.0%.
+  if (counts.length <= 4) return counts.map((count) => percent(count, 100 * count < total ? 2 : 1)).join(' / ')
   const sorted = [...counts].sort((a, b) => a - b)
   const used = counts.filter((count) => count > 0).length
   return `${used}/${counts.length} used; min/median/max ${percent(sorted[0], 3)} / ${percent(sorted[sorted.length >> 1], 3)} / ${percent(sorted[sorted.length - 1], 3)}`

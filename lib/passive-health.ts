@@ -27,7 +27,11 @@ export class PassiveHealth {
     this.#options = options
   }
 
-  /** A connection error or timeout at this worker. */
+  /**
+   * A connection error or timeout at this worker. It counts towards maxFails, and also in a run of consecutive5xx:
+   * Envoy treats such locally seen failures as 5xx by default (split_external_local_origin_errors off), so a
+   * backend that alternates 500s and resets is not spared by the mix.
+   */
   failure (worker: Worker): void {
     const record = this.#record(worker)
     const now = Date.now()
@@ -35,7 +39,8 @@ export class PassiveHealth {
       record.windowStart = now
       record.fails = 0
     }
-    if (++record.fails >= this.#options.maxFails) this.#eject(worker, record, now)
+    const { maxFails, consecutive5xx } = this.#options
+    if (++record.fails >= maxFails || (consecutive5xx > 0 && ++record.consecutive5xx >= consecutive5xx)) this.#eject(worker, record, now)
   }
 
   /** An answer from this worker: 5xx in a row may eject it, anything else resets the run. */

@@ -101,3 +101,29 @@ t.test('consecutive5xx: 0 (the default) never ejects on answers', async (t) => {
   t.equal(app.goload.stats().backends[0].ejectedUntil, null)
   await settled(app)
 })
+
+t.test('a connection reset counts in the run of 5xx (Envoy counts locally seen failures as 5xx): 500, 500, reset ejects', async (t) => {
+  let received = 0
+  const flaky = await startBackend(t, (req, res) => {
+    received++
+    req.resume()
+    // The third request: the connection is cut before any answer.
+    if (received === 3) req.socket.destroy()
+    else req.on('end', () => { res.statusCode = 500; res.end('flaky 500') })
+  })
+  const steady = await startBackend(t, scripted('steady', []))
+  const { app, url } = await startBalancer(t, {
+    backends: [{ url: flaky.url, id: 'flaky' }, { url: steady.url, id: 'steady' }],
+    strategy: 'round-robin',
+    // maxFails high: one reset alone would not eject; only the run of three does.
+    passiveHealth: { consecutive5xx: 3, maxFails: 100, ejectFor: 60_000 }
+  })
+  const flakyStats = () => app.goload.stats().backends[0]
+  const answers: Answer[] = []
+  for (let i = 0; i < 20 && received < 3; i++) answers.push(await request(url))
+  t.equal(received, 3)
+  t.ok(answers.every((a) => a.status === 200 || a.body === 'flaky 500'), 'the reset GET was retried on the steady backend, not failed')
+  t.equal(flakyStats().failed, 1, 'the reset counts as a failure')
+  t.not(flakyStats().ejectedUntil, null, 'two 500s and a reset in a row eject it')
+  await settled(app)
+})

@@ -314,9 +314,15 @@ export async function proxyRoutes (fastify: FastifyInstance, forwarding: Forward
   await fastify.register(replyFrom, { undici: agent as unknown as Dispatcher, disableRequestLogging: true })
 
   if (config.healthCheck !== undefined) {
-    const checker = new HealthChecker(pool, agent, config.healthCheck, fastify.log)
+    // Probes have connections of their own, as HAProxy's checks do: a backend whose traffic connections are all
+    // busy is busy, not down, and a probe queued behind them would take it out of rotation for being in use.
+    const probes = new Agent({ connections: 1 })
+    const checker = new HealthChecker(pool, probes, config.healthCheck, fastify.log)
     checker.start()
-    fastify.addHook('onClose', async () => { checker.stop() })
+    fastify.addHook('onClose', async () => {
+      checker.stop()
+      await probes.destroy()
+    })
   }
 
   // fastify.close(): Fastify stops accepting and waits for requests in flight; past closeTimeout, cut them.

@@ -7,7 +7,7 @@ interface Record {
   passes: number
   fails: number
   probing: boolean
-  /** A probe that timed out is still queued in undici, waiting for a connection to the backend. */
+  /** A probe that timed out is still queued in undici, waiting for its connection to the backend (one that never connects, say). */
   stuck: boolean
 }
 
@@ -49,7 +49,7 @@ export class HealthChecker {
       const record = this.#record(worker)
       // A probe still running (a slow backend) is not doubled up.
       if (record.probing) continue
-      // One that timed out while waiting for a connection (every one busy) is not queued again behind it: the
+      // One that timed out while waiting for its connection is not queued again behind it: the
       // backend still cannot be probed within `timeout`, which counts as another failure.
       if (record.stuck) this.#count(worker, record, false)
       else this.#probe(worker, record).catch(() => {})
@@ -74,8 +74,8 @@ export class HealthChecker {
       return expectStatus(statusCode)
     })()
     // `timeout` bounds the whole probe, the wait for a free connection included. undici's timeouts start only once
-    // the request is sent, and it acts on an abort only then too: a probe queued behind busy connections would
-    // otherwise stay pending, and stop the probing of this backend, for as long as they are busy.
+    // the request is sent, and it acts on an abort only then too: a probe still waiting for its connection would
+    // otherwise stay pending, and stop the probing of this backend, for as long as that wait lasts.
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<boolean>((resolve) => {
       // Aborted by the deadline below, or by stop(): the probe ends now, whatever undici does with the request.

@@ -103,12 +103,12 @@ t.test('consecutive5xx: 0 (the default) never ejects on answers', async (t) => {
 })
 
 t.test('a connection reset counts in the run of 5xx (Envoy counts locally seen failures as 5xx): 500, 500, reset ejects', async (t) => {
-  let received = 0
+  const seen = { requests: 0 }
   const flaky = await startBackend(t, (req, res) => {
-    received++
+    seen.requests++
     req.resume()
     // The third request: the connection is cut before any answer.
-    if (received === 3) req.socket.destroy()
+    if (seen.requests === 3) req.socket.destroy()
     else req.on('end', () => { res.statusCode = 500; res.end('flaky 500') })
   })
   const steady = await startBackend(t, scripted('steady', []))
@@ -120,8 +120,8 @@ t.test('a connection reset counts in the run of 5xx (Envoy counts locally seen f
   })
   const flakyStats = () => app.goload.stats().backends[0]
   const answers: Answer[] = []
-  for (let i = 0; i < 20 && received < 3; i++) answers.push(await request(url))
-  t.equal(received, 3)
+  for (let i = 0; i < 20 && seen.requests < 3; i++) answers.push(await request(url))
+  t.equal(seen.requests, 3)
   t.ok(answers.every((a) => a.status === 200 || a.body === 'flaky 500'), 'the reset GET was retried on the steady backend, not failed')
   t.equal(flakyStats().failed, 1, 'the reset counts as a failure')
   t.not(flakyStats().ejectedUntil, null, 'two 500s and a reset in a row eject it')

@@ -16,6 +16,18 @@ function linearChoice (workers: Worker[]): Worker {
   return best
 }
 
+/**
+ * peak-ewma, three backends: two answering in 2 ms, one in `slowMs`; the slow one is sampled before and after the
+ * 64th sample (when the pool first takes its median, 2 ms), so it is classified against that median.
+ */
+function oneSlowOfThree (pool: Pool, slowMs: number): Worker[] {
+  const [fast1, fast2, slow] = pool.workers
+  pool.observe(slow, slowMs)
+  for (let i = 0; i < 63; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, 2)
+  pool.observe(slow, slowMs)
+  return [fast1, fast2, slow]
+}
+
 t.test('acquire takes the least busy worker and release gives it back, whatever the order of events', async (t) => {
   const pool = new Pool(settings('least-busy'), backends(37, (i) => 1 + (i % 3)))
   const inFlight: Worker[] = []
@@ -120,10 +132,8 @@ t.test('peak-ewma explores a backend far slower than the median one request at a
   // ewmaDecay 1 s: an outlier rests 1/20 of it, 50 ms, after each answer.
   const pool = new Pool({ ...settings('peak-ewma'), ewmaDecay: 1000 }, backends(3))
   t.teardown(() => pool.close())
-  const [fast1, fast2, slow] = pool.workers
-  // Enough samples for the pool to compute its median latency (2 ms); the slow one is 20 times that.
-  for (let i = 0; i < 64; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, 2)
-  pool.observe(slow, 40)
+  // The median latency is 2 ms; the slow one is 20 times that.
+  const [fast1, fast2, slow] = oneSlowOfThree(pool, 40)
   t.ok(slow.outlier, 'over 4x the median: an outlier')
   t.notOk(fast1.outlier || fast2.outlier)
   t.ok(slow.resting, 'it just answered: it rests')
@@ -151,10 +161,7 @@ t.test('peak-ewma: an outlier still takes a request when no other backend can', 
 t.test('peak-ewma: one stalled sample makes no outlier of a fast backend, nor hides the slow one', async (t) => {
   const pool = new Pool(settings('peak-ewma'), backends(3))
   t.teardown(() => pool.close())
-  const [fast1, fast2, slow] = pool.workers
-  pool.observe(slow, 30)
-  for (let i = 0; i < 63; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, 2)
-  pool.observe(slow, 30)
+  const [fast1, fast2, slow] = oneSlowOfThree(pool, 30)
   t.ok(slow.outlier, 'the median is known (2 ms): the 30 ms one is an outlier')
   // An event-loop stall: fast1's next answer is seen 15 ms late. Its peak-EWMA jumps (the peak)...
   pool.observe(fast1, 15)
@@ -170,10 +177,7 @@ t.test('peak-ewma: one stalled sample makes no outlier of a fast backend, nor hi
 t.test('peak-ewma: an outlier that speeds up is back in full use within a few answers', async (t) => {
   const pool = new Pool(settings('peak-ewma'), backends(3))
   t.teardown(() => pool.close())
-  const [fast1, fast2, slow] = pool.workers
-  pool.observe(slow, 40)
-  for (let i = 0; i < 63; i++) pool.observe(i % 2 === 0 ? fast1 : fast2, 2)
-  pool.observe(slow, 40)
+  const [, , slow] = oneSlowOfThree(pool, 40)
   t.ok(slow.outlier)
   let answers = 0
   while (slow.outlier && answers < 100) {

@@ -3,7 +3,7 @@
 // flight, and each step ends a random one of them and starts a new one, as responses finish out of order, so the
 // heap really moves. No sockets: this is the dispatcher alone.
 // Env: SECONDS per cell (default 1), WINDOW requests in flight (default 64), SIZES (default 3,100,1000,10000).
-import { Pool, type Worker } from '../lib/pool.js'
+import { Pool, type Worker } from '../lib/pool/pool.js'
 import { codeVersion } from './harness.js'
 
 function positive (name: string, fallback: number): number {

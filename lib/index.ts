@@ -1,14 +1,14 @@
 import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
-import { Discovery } from './discovery.js'
-import { proxyRoutes } from './forward.js'
+import { Discovery } from './health/discovery.js'
+import { proxyRoutes } from './proxy/forward.js'
 import { normalizeOptions, type GoloadOptions } from './options.js'
-import { PassiveHealth } from './passive-health.js'
-import { Pool } from './pool.js'
+import { PassiveHealth } from './health/passive.js'
+import { Pool } from './pool/pool.js'
 import { Registry, type Goload } from './registry.js'
 
 export type { BackendOptions, GoloadOptions, HealthCheckOptions, PassiveHealthOptions, QueueOptions, ResolveOptions, Strategy } from './options.js'
-export type { BackendStats, PoolStats } from './pool.js'
+export type { BackendStats, PoolStats } from './pool/pool.js'
 export type { Goload, GoloadPool } from './registry.js'
 
 declare module 'fastify' {

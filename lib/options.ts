@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises'
 import { InvalidOptionError } from './errors.js'
-import { selectors } from './strategies.js'
+import { selectors } from './pool/strategies.js'
 
 export type Strategy = 'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma'
 

@@ -1,6 +1,6 @@
 import { InvalidOptionError, UnknownBackendError, UnknownPoolError } from './errors.js'
 import { normalizeBackend, type BackendOptions, type PoolConfig } from './options.js'
-import type { Pool, PoolStats, Worker } from './pool.js'
+import type { Pool, PoolStats, Worker } from './pool/pool.js'
 
 /** One registration of the plugin: a named pool of backends. */
 export interface GoloadPool {

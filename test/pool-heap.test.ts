@@ -1,6 +1,6 @@
 import t from 'tap'
 import type { Strategy } from '../lib/options.js'
-import { Pool, type Worker } from '../lib/pool.js'
+import { Pool, type Worker } from '../lib/pool/pool.js'
 import { waitFor } from './helpers/servers.js'
 
 const backends = (n: number, weight = (_i: number) => 1) =>

@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
-import type { PoolConfig } from './options.js'
-import type { Pool, Worker } from './pool.js'
+import type { PoolConfig } from '../options.js'
+import type { Pool, Worker } from '../pool/pool.js'
 
 interface Record {
   passes: number

@@ -1,7 +1,7 @@
 import { isIPv6 } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
-import type { BackendConfig } from './options.js'
-import type { Pool, Worker } from './pool.js'
+import type { BackendConfig } from '../options.js'
+import type { Pool, Worker } from '../pool/pool.js'
 
 type Discovered = BackendConfig & { resolve: NonNullable<BackendConfig['resolve']> }
 

@@ -1,5 +1,5 @@
-import type { PoolConfig } from './options.js'
-import type { Pool, Worker } from './pool.js'
+import type { PoolConfig } from '../options.js'
+import type { Pool, Worker } from '../pool/pool.js'
 
 interface Record {
   windowStart: number

@@ -3,12 +3,12 @@ import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
 import { Agent, type Dispatcher } from 'undici'
-import { BadGatewayError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError } from './errors.js'
-import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
-import { HealthChecker } from './health.js'
-import type { PoolConfig } from './options.js'
-import type { PassiveHealth } from './passive-health.js'
-import type { Pool, Worker } from './pool.js'
+import { BadGatewayError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError } from '../errors.js'
+import { downstreamResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
+import { HealthChecker } from '../health/active.js'
+import type { PoolConfig } from '../options.js'
+import type { PassiveHealth } from '../health/passive.js'
+import type { Pool, Worker } from '../pool/pool.js'
 
 const kExchange = Symbol('goload.exchange')
 type Response = ServerResponse & { [kExchange]?: Exchange }

@@ -1,5 +1,5 @@
-import type { Strategy } from './options.js'
-import type { Worker } from './pool.js'
+import type { Strategy } from '../options.js'
+import type { Worker } from '../pool/pool.js'
 
 export type Comparator = (a: Worker, b: Worker) => number
 

@@ -1,6 +1,9 @@
 import { lookup } from 'node:dns/promises'
 import { InvalidOptionError } from './errors.js'
 import { selectors } from './pool/strategies.js'
+import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
+
+export type { Pem, TlsOptions } from './tls-options.js'
 
 export type Strategy = 'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma'
 
@@ -18,6 +21,8 @@ export interface BackendOptions {
    * own, added and removed as the answer changes (nginx `resolve`, HAProxy `server-template`).
    */
   resolve?: ResolveOptions
+  /** TLS to this `https://` backend; each field given replaces the pool's `tls` field of that name. */
+  tls?: TlsOptions
 }
 
 export interface ResolveOptions {
@@ -93,6 +98,10 @@ export interface GoloadOptions {
   closeTimeout?: number
   /** peak-ewma: ms over which latency samples fade. Default 10000. */
   ewmaDecay?: number
+  /** TLS to `https://` backends: private CA, client certificate for mutual TLS, SNI name. Default: Node's public CAs. */
+  tls?: TlsOptions
+  /** Speak HTTP/2 to `https://` backends that offer it in ALPN (HTTP/1.1 with those that do not). Default false. */
+  allowH2?: boolean
 }
 
 export interface BackendConfig {
@@ -102,6 +111,8 @@ export interface BackendConfig {
   weight: number
   maxPending: number
   resolve?: Required<ResolveOptions>
+  /** https only: the pool's tls with the backend's own fields over it. */
+  tls?: TlsOptions
 }
 
 export interface PoolConfig {
@@ -121,6 +132,10 @@ export interface PoolConfig {
   closeTimeout: number
   ewmaDecay: number
   backends: BackendConfig[]
+  tls: TlsOptions | undefined
+  allowH2: boolean
+  /** The TLS settings of each https origin, for the undici pool that connects to it; add() records its backends too. */
+  backendTls: Map<string, TlsOptions | undefined>
 }
 
 export const defaults = {
@@ -145,7 +160,7 @@ const strategies = Object.keys(selectors) as Strategy[]
 // Besides ours, the options Fastify itself reads from any register() call.
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
-  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'ewmaDecay',
+  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'ewmaDecay', 'tls', 'allowH2',
   'logLevel', 'logSerializers'
 ])
 
@@ -160,15 +175,23 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     throw new InvalidOptionError('backends must be a non-empty array of http(s) URLs or { url, id?, weight? } objects')
   }
   const maxPending = limit('maxPending', options.maxPending, Infinity)
-  const configs = backends.map((backend, index) => normalizeBackend(backend, `backends[${index}]`, maxPending))
+  const tls = normalizeTls('tls', options.tls)
+  const configs = backends.map((backend, index) => normalizeBackend(backend, `backends[${index}]`, maxPending, tls))
   const seen = new Map<string, number>()
+  const backendTls: PoolConfig['backendTls'] = new Map()
   configs.forEach((backend, index) => {
     const first = seen.get(backend.id)
     if (first !== undefined) {
       throw new InvalidOptionError(`backends[${index}] has the same id as backends[${first}]: "${backend.id}" (give each a distinct id)`)
     }
     seen.set(backend.id, index)
+    if (!claimOrigin(backendTls, backend)) {
+      throw new InvalidOptionError(`backends[${index}] has the URL of an earlier backend with other tls settings: one connection pool serves each origin`)
+    }
   })
+  if (options.allowH2 !== undefined && typeof options.allowH2 !== 'boolean') {
+    throw new InvalidOptionError(`allowH2 must be a boolean, got ${JSON.stringify(options.allowH2)}`)
+  }
 
   const prefix = normalizePrefix(options.prefix)
   const name = options.name ?? (prefix === '' ? 'default' : prefix)
@@ -198,11 +221,14 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     queue: normalizeQueue(options.queue),
     closeTimeout: count('closeTimeout', options.closeTimeout, defaults.closeTimeout),
     ewmaDecay: positiveInteger('ewmaDecay', options.ewmaDecay, defaults.ewmaDecay),
-    backends: configs
+    backends: configs,
+    tls,
+    allowH2: options.allowH2 ?? false,
+    backendTls
   }
 }
 
-export function normalizeBackend (backend: string | BackendOptions, key: string, maxPending: number): BackendConfig {
+export function normalizeBackend (backend: string | BackendOptions, key: string, maxPending: number, tls?: TlsOptions): BackendConfig {
   const spec = typeof backend === 'string' ? { url: backend } : backend
   if (spec === null || typeof spec !== 'object') {
     throw new InvalidOptionError(`${key} must be an http(s) URL or a { url, id?, weight? } object`)
@@ -233,10 +259,11 @@ export function normalizeBackend (backend: string | BackendOptions, key: string,
 
   const config: BackendConfig = { id, url: parsed.origin, weight, maxPending: limit(`${key}.maxPending`, spec.maxPending, maxPending) }
   if (spec.resolve !== undefined) config.resolve = normalizeResolve(spec.resolve, `${key}.resolve`)
+  if (parsed.protocol === 'https:' || spec.tls !== undefined) config.tls = backendTls(key, parsed, spec, tls)
   return config
 }
 
-const backendKeys = new Set(['url', 'id', 'weight', 'maxPending', 'resolve'])
+const backendKeys = new Set(['url', 'id', 'weight', 'maxPending', 'resolve', 'tls'])
 
 function normalizeResolve (options: ResolveOptions, key: string): Required<ResolveOptions> {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError(`${key} must be an object like { interval: 30000 }`)

@@ -57,7 +57,23 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['a fractional closeTimeout', { backends: ['http://a:1'], closeTimeout: 0.5 }, /closeTimeout must be a whole number \(0 or more\), got 0.5/],
   ['a zero ewmaDecay', { backends: ['http://a:1'], ewmaDecay: 0 }, /ewmaDecay must be a positive integer, got 0/],
   ['a resolve interval of 0', { backends: [{ url: 'http://a:1', resolve: { interval: 0 } }] }, /backends\[0\]\.resolve\.interval must be a positive integer, got 0/],
-  ['a resolve lookup that is not a function', { backends: [{ url: 'http://a:1', resolve: { lookup: 'dns' } }] }, /backends\[0\]\.resolve\.lookup must be a function/]
+  ['a resolve lookup that is not a function', { backends: [{ url: 'http://a:1', resolve: { lookup: 'dns' } }] }, /backends\[0\]\.resolve\.lookup must be a function/],
+  ['tls of the wrong type', { backends: ['https://a:1'], tls: 'ca.pem' }, /tls must be an object like \{ ca, cert, key, servername, rejectUnauthorized \}/],
+  ['an unknown tls field', { backends: ['https://a:1'], tls: { cafile: 'ca.pem' } }, /^fastify-goload: tls has an unknown field "cafile"/],
+  ['an unknown backend tls field', { backends: ['https://a:1', { url: 'https://b:1', tls: { foo: 1 } }] }, /backends\[1\]\.tls has an unknown field "foo"/],
+  ['a file name for tls.ca', { backends: ['https://a:1'], tls: { ca: './ca.pem' } }, /tls\.ca must be PEM text \(a string or Buffer with -----BEGIN CERTIFICATE-----\) or an array of them, got "\.\/ca\.pem"/],
+  ['an empty tls.ca list', { backends: ['https://a:1'], tls: { ca: [] } }, /tls\.ca must be PEM text .*, got an empty array/],
+  ['a tls.cert without PEM header', { backends: ['https://a:1'], tls: { cert: Buffer.from('MIIB'.repeat(20)) } }, /tls\.cert must be PEM text .*, got a Buffer without a PEM header/],
+  ['a tls.key that is not text', { backends: ['https://a:1'], tls: { key: 42 } }, /tls\.key must be PEM text .*, got 42/],
+  ['an empty servername', { backends: [{ url: 'https://a:1', tls: { servername: '' } }] }, /backends\[0\]\.tls\.servername must be a non-empty string, got ""/],
+  ['a rejectUnauthorized that is not a boolean', { backends: ['https://a:1'], tls: { rejectUnauthorized: 'no' } }, /tls\.rejectUnauthorized must be a boolean, got "no"/],
+  ['a cert without its key', { backends: ['https://a:1'], tls: { cert: '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n' } }, /tls: cert and key go together for mutual TLS, give both or neither/],
+  ['a CA that does not parse', { backends: ['https://a:1'], tls: { ca: '-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n' } }, /tls\.ca cannot be used: .*bad base64 decode/],
+  ['a CA that holds a key instead', { backends: ['https://a:1'], tls: { ca: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' } }, /tls\.ca holds no certificate/],
+  ['tls on an http backend', { backends: [{ url: 'http://a:1', tls: { rejectUnauthorized: false } }] }, /backends\[0\]\.tls is for https:\/\/ backends, and this one is http:\/\//],
+  ['tls on a DNS-discovered backend', { backends: [{ url: 'https://a:1', resolve: {}, tls: { rejectUnauthorized: false } }] }, /backends\[0\]\.tls cannot be combined with resolve/],
+  ['one URL with two tls settings', { backends: ['https://a:1', { url: 'https://a:1', id: 'again', tls: { rejectUnauthorized: false } }] }, /backends\[1\] has the URL of an earlier backend with other tls settings/],
+  ['an allowH2 that is not a boolean', { backends: ['https://a:1'], allowH2: 'yes' }, /allowH2 must be a boolean, got "yes"/]
 ]
 
 for (const [what, options, message] of cases) {

@@ -1,5 +1,6 @@
 import { InvalidOptionError, UnknownBackendError, UnknownPoolError } from './errors.js'
 import { normalizeBackend, type BackendOptions, type PoolConfig } from './options.js'
+import { claimOrigin } from './tls-options.js'
 import type { Pool, PoolStats, Worker } from './pool/pool.js'
 
 /** One registration of the plugin: a named pool of backends. */
@@ -41,10 +42,15 @@ class PoolHandle implements GoloadPool {
   }
 
   add (backend: string | BackendOptions): void {
-    const config = normalizeBackend(backend, 'backend', this.#config.maxPending)
+    const config = normalizeBackend(backend, 'backend', this.#config.maxPending, this.#config.tls)
     if (config.resolve !== undefined) throw new InvalidOptionError('backend.resolve is read at register only: give DNS-discovered backends in the backends option')
     if (this.#pool.find(config.id) !== undefined) {
       throw new InvalidOptionError(`backend "${config.id}" is already in pool "${this.name}"`)
+    }
+    // The settings of a backend that left go with it; those of one still here hold for its URL.
+    if (this.#pool.find(config.url) === undefined) this.#config.backendTls.delete(config.url)
+    if (!claimOrigin(this.#config.backendTls, config)) {
+      throw new InvalidOptionError(`backend "${config.id}" has the URL of a backend in pool "${this.name}" with other tls settings: one connection pool serves each origin`)
     }
     this.#pool.add(config)
   }

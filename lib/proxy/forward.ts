@@ -6,6 +6,7 @@ import { Agent, type Dispatcher } from 'undici'
 import { BadGatewayError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError } from '../errors.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { HealthChecker } from '../health/active.js'
+import { agentTls } from './tls.js'
 import type { PoolConfig } from '../options.js'
 import type { PassiveHealth } from '../health/passive.js'
 import type { Pool, Worker } from '../pool/pool.js'
@@ -155,7 +156,8 @@ class Forwarder {
       connections: config.connections,
       pipelining: config.pipelining,
       headersTimeout: config.timeout,
-      bodyTimeout: config.timeout
+      bodyTimeout: config.timeout,
+      ...agentTls(config)
     })
     this.agent.timed = config.strategy === 'peak-ewma'
     this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
@@ -316,7 +318,7 @@ export async function proxyRoutes (fastify: FastifyInstance, forwarding: Forward
   if (config.healthCheck !== undefined) {
     // Probes have connections of their own, as HAProxy's checks do: a backend whose traffic connections are all
     // busy is busy, not down, and a probe queued behind them would take it out of rotation for being in use.
-    const probes = new Agent({ connections: 1 })
+    const probes = new Agent({ connections: 1, ...agentTls(config) })
     const checker = new HealthChecker(pool, probes, config.healthCheck, fastify.log)
     checker.start()
     fastify.addHook('onClose', async () => {

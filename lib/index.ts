@@ -7,7 +7,7 @@ import { PassiveHealth } from './health/passive.js'
 import { Pool } from './pool/pool.js'
 import { Registry, type Goload } from './registry.js'
 
-export type { BackendOptions, GoloadOptions, HealthCheckOptions, PassiveHealthOptions, QueueOptions, ResolveOptions, Strategy } from './options.js'
+export type { BackendOptions, GoloadOptions, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, ResolveOptions, Strategy, TlsOptions } from './options.js'
 export type { BackendStats, PoolStats } from './pool/pool.js'
 export type { Goload, GoloadPool } from './registry.js'
 

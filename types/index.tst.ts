@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import { expect, test } from 'tstyche'
-import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type PoolStats } from 'fastify-goload'
+import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type PoolStats, type TlsOptions } from 'fastify-goload'
 
 test('registers with backends as URLs or objects', async () => {
   const app = Fastify()
@@ -60,4 +60,24 @@ test('options are exported for users building them apart', () => {
   const options: GoloadOptions = { backends: ['http://a:1'] }
   expect(options.backends).type.toBe<Array<string | BackendOptions>>()
   expect<BackendOptions['weight']>().type.toBe<number | undefined>()
+})
+
+test('tls to backends, on the pool and per backend, and allowH2', async () => {
+  const app = Fastify()
+  const pem = '-----BEGIN CERTIFICATE-----\n...'
+  await app.register(goload, {
+    backends: ['https://10.0.0.1:8443', { url: 'https://10.0.0.2:8443', tls: { ca: [pem, Buffer.from(pem)], servername: 'api.internal' } }],
+    tls: { ca: pem, cert: Buffer.from(pem), key: pem, servername: 'api.internal', rejectUnauthorized: true },
+    allowH2: true
+  })
+  expect(app.goload.add({ url: 'https://10.0.0.3:8443', tls: { rejectUnauthorized: false } })).type.toBe<void>()
+  expect<GoloadOptions['tls']>().type.toBe<TlsOptions | undefined>()
+  expect<BackendOptions['tls']>().type.toBe<TlsOptions | undefined>()
+  expect<GoloadOptions['allowH2']>().type.toBe<boolean | undefined>()
+  expect<TlsOptions['ca']>().type.toBe<string | Buffer | Array<string | Buffer> | undefined>()
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['https://a:1'], tls: { ca: 42 } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['https://a:1'], tls: { cafile: 'ca.pem' } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['https://a:1'], tls: { rejectUnauthorized: 'no' } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: [{ url: 'https://a:1', tls: { servername: 1 } }] })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['https://a:1'], allowH2: 'yes' })
 })

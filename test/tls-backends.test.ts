@@ -201,3 +201,21 @@ t.test('a client key that is not its certificate\'s fails at register, naming th
     await app.register(goload, { backends: ['https://a:1', { url: 'https://b:1', tls: { key: local.key } }], tls: { cert: balancerCert.cert, key: balancerCert.key } })
   }, { code: 'FST_GOLOAD_INVALID_OPTION', message: /backends\[1\]\.tls cannot be used: .*key values mismatch/ })
 })
+
+t.test('a failed handshake sends the request on to another backend, even a POST, and counts against the backend', async (t) => {
+  const untrusted = await startTlsBackend(t, localByOther, answer('untrusted'))
+  const trusted = await startTlsBackend(t, local, answer('trusted'))
+  const { app, url } = await startBalancer(t, {
+    strategy: 'round-robin',
+    backends: [{ url: untrusted.url, id: 'untrusted' }, { url: trusted.url, id: 'trusted' }],
+    tls: { ca: ca.cert },
+    passiveHealth: { maxFails: 1 }
+  })
+  const replies = [await request(url, { method: 'POST', body: 'one' }), await request(url, { method: 'POST', body: 'two' })]
+  t.same(replies.map((reply) => [reply.status, reply.body]), [[200, 'Hello from trusted'], [200, 'Hello from trusted']])
+  t.same(untrusted.versions, [], 'nothing reached the untrusted backend')
+  const stats = app.goload.stats().backends.find((backend) => backend.id === 'untrusted')!
+  t.equal(stats.failed, 1, 'round-robin tried it once in two requests, and then it was out')
+  t.equal(stats.retried, 1)
+  t.not(stats.ejectedUntil, null, 'passive health ejected it')
+})

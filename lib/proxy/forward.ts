@@ -6,7 +6,7 @@ import { Agent, type Dispatcher } from 'undici'
 import { BadGatewayError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError } from '../errors.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { HealthChecker } from '../health/active.js'
-import { agentTls } from './tls.js'
+import { agentTls, handshakeCodes } from './tls.js'
 import type { PoolConfig } from '../options.js'
 import type { PassiveHealth } from '../health/passive.js'
 import type { Pool, Worker } from '../pool/pool.js'
@@ -16,7 +16,7 @@ type Response = ServerResponse & { [kExchange]?: Exchange }
 
 const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 // Failures before the backend could have seen any of the request: safe to retry whatever the method.
-const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
+const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', ...handshakeCodes])
 // Failures of the connection once the request may have reached the backend: retried for idempotent methods only.
 const connectionCodes = new Set([...notSentCodes, 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET'])
 // RFC 9110 §9.2.2.

@@ -31,3 +31,19 @@ function connector (tls: TlsOptions, settings: Pool.Options): buildConnector.con
   // win over a servername given here: the one the user set is the name the backend's certificate is checked against.
   return (options, callback) => { connect({ ...options, servername }, callback) }
 }
+
+/**
+ * Errors of a TLS handshake that failed: the backend's certificate was refused, or the backend refused ours or
+ * spoke no TLS or no protocol we offered. The request was never sent, so it may go to another backend whatever its
+ * method, and it is the backend's failure for passive health, as nginx counts an SSL handshake error.
+ */
+export const handshakeCodes = [
+  // The backend's certificate (Node's names for OpenSSL's verify results).
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT', 'CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID', 'CERT_SIGNATURE_FAILURE', 'CERT_UNTRUSTED', 'CERT_REJECTED',
+  'CERT_REVOKED', 'INVALID_CA', 'INVALID_PURPOSE', 'CERT_CHAIN_TOO_LONG', 'PATH_LENGTH_EXCEEDED', 'ERR_TLS_CERT_ALTNAME_INVALID',
+  // The backend's side: plain HTTP on the port, no protocol in common, our certificate refused.
+  'ERR_SSL_WRONG_VERSION_NUMBER', 'ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL', 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+  'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+  'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', 'ERR_SSL_TLSV1_ALERT_ACCESS_DENIED', 'ERR_SSL_TLSV1_UNRECOGNIZED_NAME'
+]

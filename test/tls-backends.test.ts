@@ -219,3 +219,16 @@ t.test('a failed handshake sends the request on to another backend, even a POST,
   t.equal(stats.retried, 1)
   t.not(stats.ejectedUntil, null, 'passive health ejected it')
 })
+
+t.test('addresses found by DNS discovery connect with the pool\'s tls', async (t) => {
+  const backend = await startTlsBackend(t, internal, answer('discovered'))
+  const port = new URL(backend.url).port
+  const { app, url } = await startBalancer(t, {
+    backends: [{ url: `https://backend.internal:${port}`, id: 'api', resolve: { lookup: async () => ['127.0.0.1'] } }],
+    tls: { ca: ca.cert, servername: 'backend.internal' }
+  })
+  t.same(app.goload.stats().backends.map((b) => b.url), [backend.url])
+  const reply = await request(url)
+  t.equal(reply.status, 200)
+  t.equal(reply.body, 'Hello from discovered')
+})

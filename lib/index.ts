@@ -31,7 +31,7 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions): Promis
     queue: config.queue,
     ewmaDecay: config.ewmaDecay
   }, config.backends.filter((backend) => backend.resolve === undefined))
-  const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(pool, config.passiveHealth)
+  const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(pool, config.passiveHealth, fastify.log)
 
   // Registering again (another prefix, another pool) adds to the same decorator, so every pool stays reachable.
   if (!fastify.hasDecorator('goload')) fastify.decorate('goload', new Registry())

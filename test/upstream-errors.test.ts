@@ -1,19 +1,7 @@
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { request } from './helpers/client.js'
+import { capturedLogs } from './helpers/logs.js'
 import { deadUrl, settled, startBackend, startBalancer } from './helpers/servers.js'
-
-/** A Fastify logger writing JSON lines into an array the test can read. */
-function capturedLogs () {
-  const lines: Array<Record<string, any>> = []
-  const stream = new Writable({
-    write (chunk, _encoding, done) {
-      lines.push(JSON.parse(chunk.toString()))
-      done()
-    }
-  })
-  return { lines, logger: { level: 'warn', stream } }
-}
 
 t.test('connection refused answers 502 FST_GOLOAD_BAD_GATEWAY, logged with the backend', async (t) => {
   const dead = await deadUrl()

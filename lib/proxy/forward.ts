@@ -317,6 +317,10 @@ export class Forwarder {
   responseFailed (exchange: Exchange, error: Failure): void {
     if (exchange.worker === undefined) return
     this.#count(exchange, exchange.worker, error)
+    // Fastify logs the same failure again, with a stack, when it cuts a response already started: the line
+    // above, which names the backend, stands for both.
+    const { log } = exchange.reply
+    if (exchange.reply.raw.headersSent && log.level !== 'fatal' && log.level !== 'silent') exchange.reply.log = log.child({}, { level: 'error' })
   }
 
   /** Counts a failure at this worker, logs it in one line, and returns its code. */

@@ -1,12 +1,12 @@
 import type http from 'node:http'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { connect, ResponseReader, type RawResponse } from './helpers/raw.js'
 import { pendingCounts, settled, startBackend, startBalancer, waitFor, type Backend } from './helpers/servers.js'
 
 interface Upload { bytes: number, ended: boolean, aborted: boolean }
 
 /** A backend that reads each request body, answers 'ok' at its end, and records how each upload went. */
-async function uploadBackend (t: Parameters<typeof startBackend>[0]): Promise<Backend & { uploads: Upload[] }> {
+async function uploadBackend (t: Test): Promise<Backend & { uploads: Upload[] }> {
   const uploads: Upload[] = []
   const backend = await startBackend(t, (req: http.IncomingMessage, res: http.ServerResponse) => {
     const upload: Upload = { bytes: 0, ended: false, aborted: false }
@@ -19,7 +19,7 @@ async function uploadBackend (t: Parameters<typeof startBackend>[0]): Promise<Ba
   return Object.assign(backend, { uploads })
 }
 
-function isClientTimeout (t: Parameters<typeof startBackend>[0], answer: RawResponse): void {
+function isClientTimeout (t: Test, answer: RawResponse): void {
   t.equal(answer.status, 408, `answered 408: ${JSON.stringify(answer.head)}`)
   let code: unknown
   try { code = JSON.parse(answer.body.toString()).code } catch { code = `not JSON: ${JSON.stringify(answer.body.toString())}` }

@@ -1,9 +1,7 @@
 import type net from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { connect, onRequestHeads, ResponseReader, startRawBackend, type RawResponse } from './helpers/raw.js'
 import { pendingCounts, settled, startBalancer } from './helpers/servers.js'
-
-type Test = Parameters<Parameters<typeof t.test>[1]>[0]
 
 // Until the first response byte reaches the client, every upstream failure is the balancer's own 502 with its
 // own headers: nothing of a response that could not be delivered leaks out (a Cache-Control from it would let a

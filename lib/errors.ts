@@ -10,3 +10,5 @@ export const UnknownPoolError = createError('FST_GOLOAD_UNKNOWN_POOL', 'fastify-
 export const UnknownBackendError = createError('FST_GOLOAD_UNKNOWN_BACKEND', 'fastify-goload: no backend has the url or id %s', 500)
 export const QueueFullError = createError('FST_GOLOAD_QUEUE_FULL', 'Service unavailable: every backend is busy and the queue is full', 503)
 export const QueueTimeoutError = createError('FST_GOLOAD_QUEUE_TIMEOUT', 'Service unavailable: no backend became free in time', 503)
+export const BadRequestTargetError = createError('FST_GOLOAD_BAD_REQUEST_TARGET', 'Bad request: the path has a dot segment (. or ..)', 400)
+export const ClientTimeoutError = createError('FST_GOLOAD_CLIENT_TIMEOUT', 'Request timeout: the request body came too slowly', 408)

@@ -1,7 +1,11 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, RegisterOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { Agent } from 'undici'
+import { HealthChecker } from './health/active.js'
 import { Discovery } from './health/discovery.js'
-import { proxyRoutes } from './proxy/forward.js'
+import { Forwarder } from './proxy/forward.js'
+import { proxyRoutes } from './proxy/routes.js'
+import { agentTls } from './proxy/tls.js'
 import { normalizeOptions, type GoloadOptions } from './options.js'
 import { PassiveHealth } from './health/passive.js'
 import { Pool } from './pool/pool.js'
@@ -28,7 +32,7 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions): Promis
     queue: config.queue,
     ewmaDecay: config.ewmaDecay
   }, config.backends.filter((backend) => backend.resolve === undefined))
-  const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(pool, config.passiveHealth)
+  const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(pool, config.passiveHealth, fastify.log)
 
   // Registering again (another prefix, another pool) adds to the same decorator, so every pool stays reachable.
   if (!fastify.hasDecorator('goload')) fastify.decorate('goload', new Registry())
@@ -41,7 +45,40 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions): Promis
     await discovery.start(discovered as Parameters<Discovery['start']>[0])
   }
 
-  await fastify.register(proxyRoutes, { prefix: config.prefix, pool, config, passiveHealth })
+  const forwarder = new Forwarder({ pool, config, passiveHealth })
+  const { agent } = forwarder
+
+  if (config.healthCheck !== undefined) {
+    // Probes have connections of their own, as HAProxy's checks do: a backend whose traffic connections are all
+    // busy is busy, not down, and a probe queued behind them would take it out of rotation for being in use.
+    const probes = new Agent({ connections: 1, ...agentTls(config) })
+    const checker = new HealthChecker(pool, probes, config.healthCheck, fastify.log)
+    checker.start()
+    fastify.addHook('onClose', async () => {
+      checker.stop()
+      await probes.destroy()
+    })
+  }
+
+  // fastify.close(): Fastify stops accepting and waits for requests in flight; past closeTimeout, cut them.
+  let cut: NodeJS.Timeout | undefined
+  fastify.addHook('preClose', async () => {
+    cut = setTimeout(() => {
+      pool.queue.close()
+      agent.destroy().catch(() => {})
+    }, config.closeTimeout)
+  })
+  fastify.addHook('onClose', async () => {
+    clearTimeout(cut)
+    forwarder.close()
+    pool.close()
+    // Past closeTimeout the agent was destroyed already; close() would reject.
+    if (!agent.destroyed) await agent.close()
+  })
+
+  // logLevel and logSerializers apply to the proxied requests, as to the routes of any plugin registered with them.
+  const { logLevel, logSerializers } = options as RegisterOptions
+  await fastify.register(proxyRoutes, { prefix: config.prefix, logLevel, logSerializers, forwarder })
 }
 
 const plugin = fp(goload, { fastify: '5.x', name: 'fastify-goload' })

@@ -74,9 +74,14 @@ export interface GoloadOptions {
   /** Proxy only requests under this path; other paths stay the app's. Default: every path. */
   prefix?: string
   strategy?: Strategy
-  /** Upstream response timeout in ms: no response headers, or no body data, for this long answers 504. */
+  /**
+   * Upstream timeout in ms: no response headers this long after the request was sent answers 504; no body data for
+   * this long cuts the response. Default 60000.
+   */
   timeout?: number
-  /** Most connections kept open to each backend. */
+  /** ms to open a connection to a backend: past it the request goes to another backend, else 504. Default 10000. */
+  connectTimeout?: number
+  /** Most connections open to each backend. Default Infinity (no cap, as nginx). */
   connections?: number
   /** HTTP/1.1 requests pipelined on each connection. */
   pipelining?: number
@@ -98,6 +103,15 @@ export interface GoloadOptions {
   closeTimeout?: number
   /** peak-ewma: ms over which latency samples fade. Default 10000. */
   ewmaDecay?: number
+  /**
+   * Request bodies of up to this many bytes are received whole before a backend is chosen, so a slow client holds
+   * no backend; larger ones stream. Default 65536.
+   */
+  bufferBody?: number
+  /** ms a client may go without sending a byte of its request body before it is answered 408. Default 30000. */
+  clientTimeout?: number
+  /** Slowest request body accepted, in bytes/s, after the first `clientTimeout` ms; 0 turns it off. Default 500. */
+  clientMinRate?: number
   /** TLS to `https://` backends: private CA, client certificate for mutual TLS, SNI name. Default: Node's public CAs. */
   tls?: TlsOptions
   /** Speak HTTP/2 to `https://` backends that offer it in ALPN (HTTP/1.1 with those that do not). Default false. */
@@ -120,6 +134,7 @@ export interface PoolConfig {
   prefix: string
   strategy: Strategy
   timeout: number
+  connectTimeout: number
   connections: number
   pipelining: number
   retries: number
@@ -131,6 +146,9 @@ export interface PoolConfig {
   queue: Required<QueueOptions>
   closeTimeout: number
   ewmaDecay: number
+  bufferBody: number
+  clientTimeout: number
+  clientMinRate: number
   backends: BackendConfig[]
   tls: TlsOptions | undefined
   allowH2: boolean
@@ -142,8 +160,10 @@ export const defaults = {
   strategy: 'least-busy',
   // nginx's proxy_read_timeout.
   timeout: 60_000,
-  // @fastify/reply-from's own defaults for its undici pool.
-  connections: 128,
+  // undici's own.
+  connectTimeout: 10_000,
+  // No cap, as nginx: with one, a few hundred slow clients hold every connection and starve everyone else.
+  connections: Infinity,
   pipelining: 1,
   retries: 1,
   passiveHealth: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 },
@@ -151,7 +171,12 @@ export const defaults = {
   queue: { max: 1000, timeout: 5000 },
   closeTimeout: 10_000,
   resolveInterval: 30_000,
-  ewmaDecay: 10_000
+  ewmaDecay: 10_000,
+  // nginx buffers request bodies whole (to a file past 16 KiB); we keep the small ones in memory.
+  bufferBody: 65_536,
+  // Between nginx's client_body_timeout (60 s) and Apache's mod_reqtimeout (20 s, then at least 500 bytes/s).
+  clientTimeout: 30_000,
+  clientMinRate: 500
 } as const
 
 // The strategies there are: the ones lib/strategies.ts has a selector for.
@@ -160,7 +185,8 @@ const strategies = Object.keys(selectors) as Strategy[]
 // Besides ours, the options Fastify itself reads from any register() call.
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
-  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'ewmaDecay', 'tls', 'allowH2',
+  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'ewmaDecay',
+  'connectTimeout', 'bufferBody', 'clientTimeout', 'clientMinRate', 'tls', 'allowH2',
   'logLevel', 'logSerializers'
 ])
 
@@ -210,7 +236,8 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     prefix,
     strategy,
     timeout: positiveInteger('timeout', options.timeout, defaults.timeout),
-    connections: positiveInteger('connections', options.connections, defaults.connections),
+    connectTimeout: positiveInteger('connectTimeout', options.connectTimeout, defaults.connectTimeout),
+    connections: limit('connections', options.connections, defaults.connections),
     pipelining: positiveInteger('pipelining', options.pipelining, defaults.pipelining),
     retries: count('retries', options.retries, defaults.retries),
     retryNonIdempotent: options.retryNonIdempotent ?? false,
@@ -221,6 +248,9 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     queue: normalizeQueue(options.queue),
     closeTimeout: count('closeTimeout', options.closeTimeout, defaults.closeTimeout),
     ewmaDecay: positiveInteger('ewmaDecay', options.ewmaDecay, defaults.ewmaDecay),
+    bufferBody: count('bufferBody', options.bufferBody, defaults.bufferBody),
+    clientTimeout: positiveInteger('clientTimeout', options.clientTimeout, defaults.clientTimeout),
+    clientMinRate: count('clientMinRate', options.clientMinRate, defaults.clientMinRate),
     backends: configs,
     tls,
     allowH2: options.allowH2 ?? false,

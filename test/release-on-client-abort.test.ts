@@ -16,7 +16,8 @@ t.test('client aborts mid-request body: released, the backend sees the upload cu
   const { app, port } = await startBalancer(t, { backends: [backend.url] })
   const socket = await connect(port)
   socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n')
-  socket.write(Buffer.alloc(1000))
+  // Past bufferBody (64 KiB), so the body streams to the backend as it comes.
+  socket.write(Buffer.alloc(70_000))
   await waitFor(() => backend.received === 1, 'the backend to receive the request')
   t.same(app.goload.stats().backends[0].pending, 1)
   socket.destroy()

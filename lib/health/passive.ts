@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { PoolConfig } from '../options.js'
 import type { Pool, Worker } from '../pool/pool.js'
 
@@ -21,10 +22,13 @@ export class PassiveHealth {
   readonly #pool: Pool
   readonly #options: Exclude<PoolConfig['passiveHealth'], false>
   readonly #records = new WeakMap<Worker, Record>()
+  readonly #log: FastifyBaseLogger
 
-  constructor (pool: Pool, options: Exclude<PoolConfig['passiveHealth'], false>) {
+  constructor (pool: Pool, options: Exclude<PoolConfig['passiveHealth'], false>, log: FastifyBaseLogger) {
     this.#pool = pool
     this.#options = options
+    this.#log = log
+    pool.onUneject = (worker) => { log.info({ backend: worker.id }, 'goload: backend back in rotation') }
   }
 
   /**
@@ -62,6 +66,7 @@ export class PassiveHealth {
     if (now - record.lastEjectedAt > previous * 2) record.ejections = 0
     const ms = Math.min(ejectFor * 2 ** record.ejections, Math.max(maxEjectFor, ejectFor))
     if (!this.#pool.eject(worker, ms)) return
+    this.#log.warn({ backend: worker.id, ms }, 'goload: backend ejected')
     record.ejections++
     record.lastEjectedAt = now
     record.fails = 0

@@ -385,10 +385,14 @@ export class Pool {
   uneject (worker: Worker): void {
     if (worker.ejectedUntil === 0) return
     worker.ejectedUntil = 0
+    this.onUneject?.(worker)
     this.#rampUp(worker)
     this.#place(worker)
     this.#serveQueue()
   }
+
+  /** Told when an ejected worker comes back into rotation (passive health logs it). */
+  onUneject: ((worker: Worker) => void) | undefined
 
   /** Stops every timer the pool started and answers the requests still queued. */
   close (): void {

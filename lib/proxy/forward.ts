@@ -1,24 +1,28 @@
 import type { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import replyFrom, { type FastifyReplyFromHooks } from '@fastify/reply-from'
-import { Agent, type Dispatcher } from 'undici'
-import { BadGatewayError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError } from '../errors.js'
-import { downstreamResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
-import { HealthChecker } from '../health/active.js'
-import { agentTls, handshakeCodes } from './tls.js'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReplyFromHooks } from '@fastify/reply-from'
+import {
+  BadGatewayError, BadRequestTargetError, ClientTimeoutError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError
+} from '../errors.js'
 import type { PoolConfig } from '../options.js'
 import type { PassiveHealth } from '../health/passive.js'
 import type { Pool, Worker } from '../pool/pool.js'
+import { ClientWatch, type WatchedBody } from './client-watch.js'
+import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { readAhead, type RequestBody } from './request-body.js'
+import { agentTls, handshakeCodes } from './tls.js'
+import { upstreamTarget } from './target.js'
+import { UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
 
-const kExchange = Symbol('goload.exchange')
-type Response = ServerResponse & { [kExchange]?: Exchange }
+export const kExchange = Symbol('goload.exchange')
+export type Response = ServerResponse & { [kExchange]?: Exchange }
 
-const timeoutCodes = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 // Failures before the backend could have seen any of the request: safe to retry whatever the method.
 const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', ...handshakeCodes])
 // Failures of the connection once the request may have reached the backend: retried for idempotent methods only.
 const connectionCodes = new Set([...notSentCodes, 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET'])
+const timeoutCodes = new Set(['FST_GOLOAD_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 // RFC 9110 §9.2.2.
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
@@ -28,33 +32,55 @@ export interface Forwarding {
   passiveHealth: PassiveHealth | undefined
 }
 
+type Failure = Error & { code?: string }
+
 /**
- * One request's path through the pool: maybe a wait in the queue, then one worker at a time (another one on a
- * retry), until the raw response closes. It also serves as the undici abort signal of its upstream requests
- * (undici takes any emitter with `once`/`removeListener` and `aborted`), so a client that leaves stops the
- * backend work it started.
+ * One request's path through the pool: its body read ahead, maybe a wait in the queue, then one worker at a time
+ * (another one on a retry), until the raw response closes. It is also the undici abort signal of its upstream
+ * requests, so a client that leaves, a response timeout or a client too slow with its body stops the backend work.
  */
-class Exchange {
+export class Exchange implements UpstreamExchange, WatchedBody {
   readonly forwarder: Forwarder
   readonly request: FastifyRequest
   readonly reply: FastifyReply
-  /** The client's request body, when it has one: each attempt reads it through its own AttemptBody. */
-  body: Readable | undefined
+  readonly target: string
+  /** The client's request body, when it has one: each attempt reads it through a stream of its own. */
+  body: RequestBody | undefined
   worker: Worker | undefined
   /** Workers that already failed this request, so a retry goes elsewhere; made on the first failure. */
   tried: Worker[] | undefined
   queueEntry: ReturnType<Pool['queue']['enqueue']>
-  /** When the current attempt was written to its backend (performance.now()), for peak-ewma; 0 when untimed. */
   sentAt = 0
+  /** The response timer of the attempt in flight. */
+  deadline: NodeJS.Timeout | undefined
+  /** The backend's response headers arrived: from here its failures are the response's, not a retry's. */
+  responded = false
+  /** The client left, or was too slow: nothing more is the backend's doing. */
   aborted = false
+  /** Why the upstream request was aborted, as undici reads it from its signal. */
   reason: Error | undefined
+  // The slow-client watch's view of the body (WatchedBody).
+  received = 0
+  startedAt = 0
+  lastAt = 0
+  watched = false
   #ended = false
   #onAbort: (() => void) | undefined
 
-  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply) {
+  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply, target: string) {
     this.forwarder = forwarder
     this.request = request
     this.reply = reply
+    this.target = target
+  }
+
+  get ended (): boolean {
+    return this.#ended
+  }
+
+  get paused (): boolean {
+    // Not yet sent to a backend while waiting in the queue, or held back by a backend slow to read it.
+    return this.body?.rest?.isPaused() === true
   }
 
   /** Sends the request to this worker, already acquired for it. */
@@ -74,18 +100,50 @@ class Exchange {
     this.reply.header('retry-after', this.forwarder.retryAfter).send(new QueueTimeoutError())
   }
 
+  upstreamFailed (error: Error): void {
+    this.forwarder.failed(this, error)
+  }
+
+  /** Counts body bytes for the watch. */
+  bodyBytes = (bytes: number): void => {
+    this.received += bytes
+    this.lastAt = performance.now()
+  }
+
+  clientTimedOut (): void {
+    this.watched = false
+    this.request.log.info({ received: this.received }, 'goload: client too slow with its request body, cut')
+    if (this.responded || this.reply.raw.headersSent) {
+      this.reply.raw.destroy()
+      return
+    }
+    this.abort(new ClientTimeoutError())
+    // The rest of the body stays unread: the connection cannot carry another request.
+    this.reply.header('connection', 'close').send(new ClientTimeoutError())
+  }
+
+  /** Stops the upstream attempt in flight, if any: undici fails it with `reason`. */
+  abortAttempt (reason: Error): void {
+    this.reason = reason
+    this.#onAbort?.()
+  }
+
+  /** Stops the upstream work for good: the client left or was cut, so no failure from here is the backend's. */
+  abort (reason: Error): void {
+    this.aborted = true
+    this.abortAttempt(reason)
+  }
+
   /** Ends the exchange: 'close' on the raw response is the one event that comes whatever the ending. */
   end (response: ServerResponse): void {
     if (this.#ended) return
     this.#ended = true
-    const { pool } = this.forwarder
+    const { pool, watch } = this.forwarder
+    clearTimeout(this.deadline)
+    if (this.watched) watch.stop(this)
     if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
     if (this.worker === undefined) return
-    if (!response.writableFinished) {
-      this.aborted = true
-      this.reason = new Error('the client closed the connection before the response was sent')
-      this.#onAbort?.()
-    }
+    if (!response.writableFinished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
     pool.release(this.worker)
   }
 
@@ -108,41 +166,27 @@ function onResponseClose (this: Response): void {
   this[kExchange]?.end(this)
 }
 
-/**
- * undici's Agent, with one keep-alive pool per backend, that hands each upstream request the abort signal of
- * the exchange it belongs to. reply.from() calls request() synchronously, so the signal set just before that call
- * is the right one; it is cleared right after, so a later call can never pick up another request's signal.
- */
-class UpstreamAgent extends Agent {
-  signal: Exchange | undefined
-  /** peak-ewma wants to know when each request actually left for its backend. */
-  timed = false
-
-  request (options: Dispatcher.RequestOptions, callback?: unknown): never {
-    if (this.signal !== undefined) options.signal = this.signal as unknown as Dispatcher.RequestOptions['signal']
-    return (super.request as (options: Dispatcher.RequestOptions, callback?: unknown) => never)(options, callback)
-  }
-
-  dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    const exchange = this.signal
-    if (this.timed && exchange !== undefined) {
-      // undici calls onConnect as it writes the request on a connection: from there to the response headers is
-      // the backend's own latency, without the time spent waiting for a connection or in our event loop.
-      const onConnect = handler.onConnect!
-      handler.onConnect = (...args: Parameters<typeof onConnect>) => {
-        exchange.sentAt = performance.now()
-        onConnect.apply(handler, args)
-      }
-    }
-    return super.dispatch(options, handler)
-  }
+/** The upstream response timer: it aborts the attempt, whose failure then answers 504. */
+function onDeadline (exchange: Exchange): void {
+  exchange.deadline = undefined
+  exchange.abortAttempt(Object.assign(new Error(`no response headers within ${exchange.forwarder.config.timeout} ms`), { code: 'FST_GOLOAD_UPSTREAM_TIMEOUT' }))
 }
 
-class Forwarder {
+function noop (): void {}
+
+/** An upstream response body that fails after its headers: the backend's failure, seen once. */
+function onResponseBodyError (this: Readable & { [kExchange]?: Exchange }, error: Failure): void {
+  const exchange = this[kExchange]
+  if (exchange === undefined || exchange.aborted) return
+  exchange.forwarder.responseFailed(exchange, error)
+}
+
+export class Forwarder {
   readonly pool: Pool
   readonly config: PoolConfig
   readonly passiveHealth: PassiveHealth | undefined
   readonly agent: UpstreamAgent
+  readonly watch: ClientWatch
   /** Seconds a client is told to wait when the balancer sheds its request. */
   readonly retryAfter: string
   readonly fromOptions: FastifyReplyFromHooks
@@ -151,93 +195,108 @@ class Forwarder {
     this.pool = pool
     this.config = config
     this.passiveHealth = passiveHealth
-    // The timeouts live on the agent, not on each request: undici then keeps no per-request timer settings.
     this.agent = new UpstreamAgent({
-      connections: config.connections,
+      // No cap by default, as nginx: a cap turns a few hundred slow clients into a full outage.
+      connections: config.connections === Infinity ? null : config.connections,
       pipelining: config.pipelining,
-      headersTimeout: config.timeout,
+      connectTimeout: config.connectTimeout,
+      // The response timeout is ours (undici's timers fire up to a second late); undici keeps the body timeout.
+      headersTimeout: 0,
       bodyTimeout: config.timeout,
       ...agentTls(config)
     })
     this.agent.timed = config.strategy === 'peak-ewma'
+    this.watch = new ClientWatch(config.clientTimeout, config.clientMinRate)
     this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
     // reply-from types its hooks for HTTP/2 servers too; ours run on the HTTP/1 server this pool listens on.
     this.fromOptions = {
       rewriteRequestHeaders: upstreamRequestHeaders,
       rewriteHeaders: downstreamResponseHeaders,
       onResponse: (request: FastifyRequest, reply: FastifyReply, upstream: { statusCode: number, stream: Readable }) => { this.#onResponse(reply, upstream) },
-      onError: (reply: FastifyReply, { error }: { error: Error }) => { this.#onError(reply, error) },
+      // reply-from's own refusals of a response (an invalid status code); failures to connect or to get response
+      // headers come to failed() straight from the agent.
+      onError: (reply: FastifyReply, { error }: { error: Error }) => { this.failed((reply.raw as Response)[kExchange]!, error) },
       // Balancing decides where a request goes again, not reply-from's retry of the same backend.
       retryDelay: () => null
     } as unknown as FastifyReplyFromHooks
   }
 
-  /** The route handler: match is done, now acquire (or wait), forward, and release on close. */
+  /** The route handler: match is done; read a small body, then acquire (or wait), forward, and release on close. */
   forward (request: FastifyRequest, reply: FastifyReply): void {
     const response: Response = reply.raw
     // The client left before we got here: nobody to answer, nothing to count.
     if (response.destroyed) return
-    const exchange = new Exchange(this, request, reply)
+    const url = request.raw.url ?? '/'
+    if (url === '*' && request.method === 'OPTIONS') {
+      // `OPTIONS *` asks about the server, not a resource: the balancer answers it rather than let it become
+      // `OPTIONS /` on the way.
+      reply.code(204).header('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS').send()
+      return
+    }
+    const target = upstreamTarget(url)
+    if (target === undefined) {
+      reply.send(new BadRequestTargetError())
+      return
+    }
+    const exchange = new Exchange(this, request, reply, target)
     response[kExchange] = exchange
     // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.
     response.on('close', onResponseClose)
 
+    if (!hasBody(request)) {
+      this.dispatch(exchange)
+      return
+    }
     // Fastify only parses bodies it has a content type for; any other body is still streamed through.
-    if (request.body === undefined && hasBody(request)) request.body = request.raw
-    if (request.body instanceof Readable) exchange.body = request.body
+    const source = request.body instanceof Readable ? request.body : request.raw
+    exchange.watched = true
+    this.watch.start(exchange)
+    source.on('end', () => {
+      if (exchange.watched) this.watch.stop(exchange)
+      exchange.watched = false
+    })
+    readAhead(source, this.config.bufferBody, exchange.bodyBytes, (body) => {
+      exchange.body = body
+      this.dispatch(exchange)
+    })
+  }
 
+  /** Acquire a worker, or wait for one in the queue. */
+  dispatch (exchange: Exchange): void {
+    if (exchange.ended || exchange.reply.sent) return
     // Requests already waiting go first: a newcomer never overtakes the queue.
     const worker = this.pool.queue.length === 0 ? this.pool.acquire() : undefined
     if (worker !== undefined) {
       exchange.start(worker)
     } else if (this.pool.empty) {
-      reply.send(new NoBackendError())
+      exchange.reply.send(new NoBackendError())
     } else {
       exchange.queueEntry = this.pool.queue.enqueue(exchange)
-      if (exchange.queueEntry === undefined) reply.header('retry-after', this.retryAfter).send(new QueueFullError())
+      if (exchange.queueEntry === undefined) exchange.reply.header('retry-after', this.retryAfter).send(new QueueFullError())
     }
   }
 
   send (exchange: Exchange, worker: Worker): void {
-    // reply-from streams request.body to the backend; each attempt gets a stand-in of its own (see AttemptBody).
-    if (exchange.body !== undefined) exchange.request.body = new AttemptBody(exchange.body)
-    this.agent.signal = exchange
+    // reply-from streams request.body to the backend; each attempt gets a stream of its own (see RequestBody).
+    if (exchange.body !== undefined) exchange.request.body = exchange.body.attempt()
+    exchange.deadline = setTimeout(onDeadline, this.config.timeout, exchange)
+    this.agent.exchange = exchange
     try {
-      exchange.reply.from(worker.url + originForm(exchange.request.raw.url ?? '/'), this.fromOptions)
-    } catch (error) {
-      // reply.from refuses some targets before sending anything (a path that climbs with '..': 400). Answered here,
-      // not thrown: a request sent from the queue has no route handler to catch it, only an event listener or a timer.
-      exchange.reply.send(error)
+      // The origin only: the agent sends the request target as received (see UpstreamAgent).
+      exchange.reply.from(worker.url, this.fromOptions)
     } finally {
-      this.agent.signal = undefined
+      this.agent.exchange = undefined
     }
   }
 
-  #onResponse (reply: FastifyReply, upstream: { statusCode: number, stream: Readable }): void {
-    // reply-from goes on to here even after it answered an unusable status line with an error.
-    if (reply.sent) {
-      upstream.stream.destroy()
-      return
-    }
-    const exchange = (reply.raw as Response)[kExchange]!
-    exchange.worker!.served++
-    if (exchange.sentAt !== 0) this.pool.observe(exchange.worker!, performance.now() - exchange.sentAt)
-    this.passiveHealth?.answered(exchange.worker!, upstream.statusCode)
-    reply.send(upstream.stream)
-  }
-
-  #onError (reply: FastifyReply, error: Error & { cause?: unknown, statusCode?: number }): void {
-    const exchange = (reply.raw as Response)[kExchange]!
-    // A request the client abandoned is not the backend's failure, and nobody is left to answer.
-    if (exchange.aborted || reply.raw.destroyed) return
+  /** An attempt failed before its response headers: retry elsewhere, or answer 502/504. */
+  failed (exchange: Exchange, error: Failure): void {
+    clearTimeout(exchange.deadline)
+    const { reply } = exchange
+    // A request the client abandoned, or that we cut, is not the backend's failure, and nobody is left to answer.
+    if (exchange.aborted || reply.sent || reply.raw.destroyed) return
     const worker = exchange.worker!
-    const cause = (error.cause ?? error) as Error & { code?: string }
-    const code = cause.code ?? ''
-    const timedOut = error.statusCode === 504 || timeoutCodes.has(code)
-    worker.failed++
-    if (timedOut || connectionCodes.has(code)) this.passiveHealth?.failure(worker)
-    reply.log.warn({ backend: worker.id, url: worker.url, err: cause }, timedOut ? 'goload: backend timed out' : 'goload: backend failed')
-
+    const code = this.#count(exchange, worker, error)
     if (this.#mayRetry(exchange, code)) {
       exchange.tried ??= []
       exchange.tried.push(worker)
@@ -249,119 +308,70 @@ class Forwarder {
         return
       }
     }
-    reply.send(timedOut ? new GatewayTimeoutError() : new BadGatewayError())
+    reply.send(timeoutCodes.has(code) ? new GatewayTimeoutError() : new BadGatewayError())
+  }
+
+  /**
+   * The response body failed after its headers. Before any of it reached the client, the error handler answers a
+   * clean 502/504 (see proxyRoutes); after, Fastify cuts the client's connection, so no truncated body passes for
+   * a whole one. Either way it is counted once here. Not retried: the backend has answered and may have acted.
+   */
+  responseFailed (exchange: Exchange, error: Failure): void {
+    if (exchange.worker === undefined) return
+    this.#count(exchange, exchange.worker, error)
+    // Fastify logs the same failure again, with a stack, when it cuts a response already started: the line
+    // above, which names the backend, stands for both.
+    const { log } = exchange.reply
+    if (exchange.reply.raw.headersSent && log.level !== 'fatal' && log.level !== 'silent') exchange.reply.log = log.child({}, { level: 'error' })
+  }
+
+  /** Counts a failure at this worker, logs it in one line, and returns its code. */
+  #count (exchange: Exchange, worker: Worker, error: Failure): string {
+    const code = error.code ?? ''
+    const timedOut = timeoutCodes.has(code)
+    worker.failed++
+    if (timedOut || connectionCodes.has(code)) this.passiveHealth?.failure(worker)
+    exchange.request.log.warn({ backend: worker.id, code, cause: error.message, responded: exchange.responded }, timedOut ? 'goload: backend timed out' : 'goload: backend failed')
+    return code
+  }
+
+  #onResponse (reply: FastifyReply, upstream: { statusCode: number, stream: Readable & { [kExchange]?: Exchange } }): void {
+    const exchange = (reply.raw as Response)[kExchange]!
+    clearTimeout(exchange.deadline)
+    // reply-from goes on to here even after it answered an unusable status line with an error.
+    if (reply.sent) {
+      upstream.stream.destroy()
+      return
+    }
+    exchange.responded = true
+    const worker = exchange.worker!
+    worker.served++
+    if (exchange.sentAt !== 0) this.pool.observe(worker, performance.now() - exchange.sentAt)
+    this.passiveHealth?.answered(worker, upstream.statusCode)
+    const status = upstream.statusCode
+    if (status === 304 || status === 204 || status < 200) {
+      // No body, whatever Content-Length says (RFC 9110 §8.6: for a 304 it is the length a 200 would have).
+      // undici 7 reads one anyway and fails with UND_ERR_RES_CONTENT_LENGTH_MISMATCH; that failure is not ours.
+      upstream.stream.on('error', noop).resume()
+      reply.send()
+      return
+    }
+    upstream.stream[kExchange] = exchange
+    upstream.stream.on('error', onResponseBodyError)
+    reply.send(upstream.stream)
   }
 
   /** nginx's proxy_next_upstream: only failures before any answer, and never a body that is already spent. */
   #mayRetry (exchange: Exchange, code: string): boolean {
     if ((exchange.tried?.length ?? 0) >= this.config.retries || !connectionCodes.has(code)) return false
     // A body that has started to flow to a backend cannot be sent again.
-    if (exchange.body?.readableDidRead === true) return false
+    if (exchange.body?.spent === true) return false
     return notSentCodes.has(code) || idempotentMethods.has(exchange.request.method) || this.config.retryNonIdempotent
   }
-}
 
-/**
- * The client's request body as one upstream attempt reads it. undici destroys the body of a request that fails,
- * and destroying the client's own request would close the connection we still have to answer on (and leave
- * nothing to retry with); this stand-in is what it destroys instead. It reads the client's body only once undici
- * starts sending it, so a failure before that (connection refused) leaves the body whole for another backend.
- */
-class AttemptBody extends Readable {
-  readonly #source: Readable
-  #flowing = false
-
-  constructor (source: Readable) {
-    super()
-    this.#source = source
-  }
-
-  _read (): void {
-    if (!this.#flowing) {
-      this.#flowing = true
-      this.#source.on('data', this.#onData).on('end', this.#onEnd).on('error', this.#onError).on('close', this.#onClose)
-    }
-    this.#source.resume()
-  }
-
-  _destroy (error: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.#flowing) {
-      this.#source.off('data', this.#onData).off('end', this.#onEnd).off('error', this.#onError).off('close', this.#onClose)
-      this.#source.pause()
-    }
-    callback(error)
-  }
-
-  #onData = (chunk: Buffer): void => {
-    if (!this.push(chunk)) this.#source.pause()
-  }
-
-  #onEnd = (): void => { this.push(null) }
-
-  #onError = (error: Error): void => { this.destroy(error) }
-
-  // The client went away in the middle of its upload.
-  #onClose = (): void => {
-    if (!this.#source.readableEnded) this.destroy(Object.assign(new Error('the client request closed before its body ended'), { code: 'ECONNABORTED' }))
-  }
-}
-
-/**
- * The proxy routes of one pool, in their own encapsulated context so that reply.from, the body pass-through
- * and the undici agent of one registration never meet another's.
- */
-export async function proxyRoutes (fastify: FastifyInstance, forwarding: Forwarding): Promise<void> {
-  const forwarder = new Forwarder(forwarding)
-  const { agent, pool, config } = forwarder
-  await fastify.register(replyFrom, { undici: agent as unknown as Dispatcher, disableRequestLogging: true })
-
-  if (config.healthCheck !== undefined) {
-    // Probes have connections of their own, as HAProxy's checks do: a backend whose traffic connections are all
-    // busy is busy, not down, and a probe queued behind them would take it out of rotation for being in use.
-    const probes = new Agent({ connections: 1, ...agentTls(config) })
-    const checker = new HealthChecker(pool, probes, config.healthCheck, fastify.log)
-    checker.start()
-    fastify.addHook('onClose', async () => {
-      checker.stop()
-      await probes.destroy()
-    })
-  }
-
-  // fastify.close(): Fastify stops accepting and waits for requests in flight; past closeTimeout, cut them.
-  let cut: NodeJS.Timeout | undefined
-  fastify.addHook('preClose', async () => {
-    cut = setTimeout(() => {
-      pool.queue.close()
-      agent.destroy().catch(() => {})
-    }, config.closeTimeout)
-  })
-  fastify.addHook('onClose', async () => {
-    clearTimeout(cut)
-    pool.close()
-    // Past closeTimeout the agent was destroyed already; close() would reject.
-    if (!agent.destroyed) await agent.close()
-  })
-
-  // Bodies of any type are streamed to the backend as they arrive, never parsed or buffered whole.
-  fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
-
-  const forward = forwarder.forward.bind(forwarder)
-  fastify.all('/', forward)
-  fastify.all('/*', forward)
-}
-
-/**
- * The path and query to send upstream. An absolute-form target (`GET http://other/ HTTP/1.1`) keeps only its
- * path: the backend is always the one the pool chose, never one the request names.
- */
-function originForm (url: string): string {
-  if (url.charCodeAt(0) === 47 /* '/' */) return url
-  try {
-    const parsed = new URL(url)
-    return parsed.pathname + parsed.search
-  } catch {
-    return '/'
+  /** Drops what the client is still sending: the pool is closing. */
+  close (): void {
+    this.watch.close()
   }
 }
 

@@ -35,9 +35,11 @@ export function upstreamRequestHeaders (request: FastifyRequest, received: Incom
  * rather than deleted from this one, for the same reason as above.
  */
 export function downstreamResponseHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  const connection = headers.connection
+  // Several Connection lines come as an array: each names headers to drop.
+  const received = headers.connection as string | string[] | undefined
+  const connection = Array.isArray(received) ? received.join(',') : received
   // 'keep-alive' and 'close', by far the most common, name nothing beyond the hop-by-hop list.
-  const named = typeof connection === 'string' && connection !== 'keep-alive' && connection !== 'close'
+  const named = connection !== undefined && connection !== 'keep-alive' && connection !== 'close'
     ? connection.toLowerCase().split(',').map((name) => name.trim())
     : undefined
   let found = connection !== undefined

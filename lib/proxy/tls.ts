@@ -25,7 +25,7 @@ export function agentTls (config: Pick<PoolConfig, 'tls' | 'allowH2' | 'backendT
 function connector (tls: TlsOptions, settings: Pool.Options): buildConnector.connector {
   const { servername, ...rest } = tls
   const base = typeof settings.connect === 'object' ? settings.connect : undefined
-  const connect = buildConnector({ ...base, ...rest, allowH2: settings.allowH2 ?? false })
+  const connect = buildConnector({ timeout: settings.connectTimeout, ...base, ...rest, allowH2: settings.allowH2 ?? false })
   if (servername === undefined) return connect
   // undici passes the servername it takes from the request's Host header (the backend URL's hostname), which would
   // win over a servername given here: the one the user set is the name the backend's certificate is checked against.

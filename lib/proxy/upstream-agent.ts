@@ -1,0 +1,54 @@
+import { Agent, type Dispatcher } from 'undici'
+
+/** What the agent needs of the exchange an upstream request belongs to. */
+export interface UpstreamExchange {
+  /** The path and query to send, exactly as the client sent them. */
+  readonly target: string
+  /** When the request was written to its backend (performance.now()), for peak-ewma. */
+  sentAt: number
+  /** The attempt failed before any response headers: the exchange decides what happens next. */
+  upstreamFailed (error: Error): void
+}
+
+type Callback = (error: Error | null, data?: unknown) => void
+
+/**
+ * undici's Agent, with one keep-alive pool per backend, that takes three things from the exchange an upstream
+ * request belongs to: the request target, sent as received (reply-from would send the path of a WHATWG URL,
+ * normalised); the abort signal, so a client that leaves stops the backend work it started (undici takes any
+ * emitter with `once`/`removeListener`, `aborted` and `reason`); and the failure, which goes to the exchange
+ * straight away (reply-from would first log a warning with a stack for every failure, client aborts included).
+ * reply.from() calls request() synchronously, so the exchange set just before that call is the right one; it is
+ * cleared right after, so a later call can never pick up another request's.
+ */
+export class UpstreamAgent extends Agent {
+  exchange: UpstreamExchange | undefined
+  /** peak-ewma wants to know when each request actually left for its backend. */
+  timed = false
+
+  request (options: Dispatcher.RequestOptions, callback?: unknown): never {
+    const exchange = this.exchange
+    const request = super.request as (options: Dispatcher.RequestOptions, callback?: Callback) => never
+    if (exchange === undefined) return request.call(this, options, callback as Callback)
+    options.path = exchange.target
+    options.signal = exchange as unknown as Dispatcher.RequestOptions['signal']
+    return request.call(this, options, (error, data) => {
+      if (error !== null) exchange.upstreamFailed(error)
+      else (callback as Callback)(null, data)
+    })
+  }
+
+  dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const exchange = this.exchange
+    if (this.timed && exchange !== undefined) {
+      // undici calls onConnect as it writes the request on a connection: from there to the response headers is
+      // the backend's own latency, without the time spent waiting for a connection or in our event loop.
+      const onConnect = handler.onConnect!
+      handler.onConnect = (...args: Parameters<typeof onConnect>) => {
+        exchange.sentAt = performance.now()
+        onConnect.apply(handler, args)
+      }
+    }
+    return super.dispatch(options, handler)
+  }
+}

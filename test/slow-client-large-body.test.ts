@@ -1,0 +1,47 @@
+import type net from 'node:net'
+import t from 'tap'
+import { connect, describeRun, percentile, sequentialGets, sleep, trickle } from './helpers/raw.js'
+import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
+
+// The reproduction: uploads that trickle in must not take every connection to the backends (undici's per-origin
+// cap), or everyone else's requests wait behind them.
+const slowClients = 260
+
+t.test('260 clients trickling 100 kB uploads at 1 byte/s: other GETs answered 200 with p99 < 100 ms, pending back to 0 once they go', async (t) => {
+  const answer = () => startBackend(t, (req, res) => {
+    req.on('error', () => {})
+    req.resume()
+    req.on('end', () => { res.end('ok') })
+  })
+  const backends = [await answer(), await answer()]
+  let uploadsSeen = 0
+  // Defaults: no per-backend connection cap, bufferBody 65536, clientTimeout 30000, clientMinRate 500.
+  const { app, port, url } = await startBalancer(t, { backends: backends.map((b) => b.url) }, {}, (app) => {
+    app.addHook('onRequest', async (request) => { if (request.url === '/upload') uploadsSeen++ })
+  })
+
+  const sockets: net.Socket[] = []
+  for (let i = 0; i < slowClients; i++) {
+    const socket = await connect(t, port)
+    socket.on('error', () => {})
+    socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n')
+    socket.write('a')
+    sockets.push(socket)
+  }
+  const stopTrickle = trickle(sockets, 1000)
+  t.teardown(stopTrickle)
+  await waitFor(() => uploadsSeen === slowClients, `the balancer to have all ${slowClients} uploads`, 10_000)
+  // Let the uploads reach the backends (or the wait for a connection) before measuring.
+  await sleep(300)
+
+  const run = await sequentialGets(url, '/get', { minCount: 100, minMs: 4000 })
+  t.same(run.failures, [], `every GET answered 200 while the uploads trickle: ${describeRun(run)}`)
+  t.ok(run.latencies.length >= 100, `at least 100 GETs measured: ${describeRun(run)}`)
+  const p99 = percentile(run.latencies, 99)
+  t.ok(p99 < 100, `p99 of the GETs under 100 ms: ${describeRun(run)}`)
+
+  stopTrickle()
+  for (const socket of sockets) socket.destroy()
+  await settled(app)
+  t.same(app.goload.stats().backends.map((b) => b.pending), [0, 0], 'pending is 0 on every backend')
+})

@@ -1,0 +1,58 @@
+import type net from 'node:net'
+import t from 'tap'
+import { connect, describeRun, percentile, sequentialGets, sleep, trickle } from './helpers/raw.js'
+import { pendingCounts, settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
+
+// A body under bufferBody is read whole before a backend is chosen: a client that sends it slowly holds no
+// backend slot and no upstream connection while it does.
+const slowClients = 260
+
+t.test('260 clients trickling 1 kB bodies at 1 byte/s hold no backend: pending stays 0, backends see none of them, other GETs keep p99 < 100 ms', async (t) => {
+  const uploadsAtBackends = { count: 0 }
+  const answer = () => startBackend(t, (req, res) => {
+    if (req.url === '/upload') uploadsAtBackends.count++
+    req.on('error', () => {})
+    req.resume()
+    req.on('end', () => { res.end('ok') })
+  })
+  const backends = [await answer(), await answer()]
+  let uploadsSeen = 0
+  // Defaults: bufferBody 65536, clientTimeout 30000, clientMinRate 500.
+  const { app, port, url } = await startBalancer(t, { backends: backends.map((b) => b.url) }, {}, (app) => {
+    app.addHook('onRequest', async (request) => { if (request.url === '/upload') uploadsSeen++ })
+  })
+
+  const sockets: net.Socket[] = []
+  for (let i = 0; i < slowClients; i++) {
+    const socket = await connect(t, port)
+    socket.on('error', () => {})
+    socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1024\r\n\r\n')
+    socket.write('a')
+    sockets.push(socket)
+  }
+  const stopTrickle = trickle(sockets, 1000)
+  t.teardown(stopTrickle)
+  await waitFor(() => uploadsSeen === slowClients, `the balancer to have all ${slowClients} uploads`, 10_000)
+  // Long enough for a balancer that forwards on arrival to have dispatched every one of them.
+  await sleep(1000)
+  t.same(pendingCounts(app), [0, 0], 'while the bodies trickle in, pending is 0 on every backend')
+  t.equal(uploadsAtBackends.count, 0, 'while the bodies trickle in, no backend has received any of them')
+
+  const run = await sequentialGets(url, '/get', { minCount: 100, minMs: 4000 })
+  t.same(run.failures, [], `every GET answered 200 while the bodies trickle: ${describeRun(run)}`)
+  t.ok(run.latencies.length >= 100, `at least 100 GETs measured: ${describeRun(run)}`)
+  t.ok(percentile(run.latencies, 99) < 100, `p99 of the GETs under 100 ms: ${describeRun(run)}`)
+
+  // The GETs are done: nothing may be in flight, still (wait only for the last GET's release).
+  let pending: number[] = []
+  await t.resolves(waitFor(() => (pending = pendingCounts(app)).every((count) => count === 0), 'the GETs to be released', 2000),
+    'after the GETs, pending is 0 on every backend while the bodies still trickle')
+  t.same(pending, [0, 0], 'pending counts after the GETs')
+  t.equal(uploadsAtBackends.count, 0, 'after 5 s of trickling, still no backend has received any of them')
+
+  stopTrickle()
+  for (const socket of sockets) socket.destroy()
+  await settled(app)
+  t.same(pendingCounts(app), [0, 0], 'pending is 0 on every backend once they are gone')
+  t.equal(uploadsAtBackends.count, 0, 'an upload whose client left before its body was whole never reaches a backend')
+})

@@ -53,6 +53,8 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   sentAt = 0
   /** The response timer of the attempt in flight. */
   deadline: NodeJS.Timeout | undefined
+  /** The attempt in flight has failed already: undici's own report of it, coming later, is not a second failure. */
+  attemptFailed = false
   /** The backend's response headers arrived: from here its failures are the response's, not a retry's. */
   responded = false
   /** The client left, or was too slow: nothing more is the backend's doing. */
@@ -169,7 +171,11 @@ function onResponseClose (this: Response): void {
 /** The upstream response timer: it aborts the attempt, whose failure then answers 504. */
 function onDeadline (exchange: Exchange): void {
   exchange.deadline = undefined
-  exchange.abortAttempt(Object.assign(new Error(`no response headers within ${exchange.forwarder.config.timeout} ms`), { code: 'FST_GOLOAD_UPSTREAM_TIMEOUT' }))
+  const reason = Object.assign(new Error(`no response headers within ${exchange.forwarder.config.timeout} ms`), { code: 'FST_GOLOAD_UPSTREAM_TIMEOUT' })
+  exchange.abortAttempt(reason)
+  // undici fails an aborted request only once it has a connection; one still waiting for one (under a `connections`
+  // cap) is answered now.
+  exchange.forwarder.failed(exchange, reason)
 }
 
 function noop (): void {}
@@ -279,6 +285,7 @@ export class Forwarder {
   send (exchange: Exchange, worker: Worker): void {
     // reply-from streams request.body to the backend; each attempt gets a stream of its own (see RequestBody).
     if (exchange.body !== undefined) exchange.request.body = exchange.body.attempt()
+    exchange.attemptFailed = false
     exchange.deadline = setTimeout(onDeadline, this.config.timeout, exchange)
     this.agent.exchange = exchange
     try {
@@ -294,7 +301,8 @@ export class Forwarder {
     clearTimeout(exchange.deadline)
     const { reply } = exchange
     // A request the client abandoned, or that we cut, is not the backend's failure, and nobody is left to answer.
-    if (exchange.aborted || reply.sent || reply.raw.destroyed) return
+    if (exchange.aborted || exchange.attemptFailed || reply.sent || reply.raw.destroyed) return
+    exchange.attemptFailed = true
     const worker = exchange.worker!
     const code = this.#count(exchange, worker, error)
     if (this.#mayRetry(exchange, code)) {

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises'
 import { InvalidOptionError } from './errors.js'
 
-// The strategies there are. Options know their names only; lib/pool/strategies.ts keys its selectors by this list,
+// The strategies there are. Options know their names only; lib/pool/strategies/index.ts keys its selectors by this list,
 // so a name without a selector does not compile.
 export const strategies = ['least-busy', 'round-robin', 'p2c', 'peak-ewma'] as const
 export type Strategy = typeof strategies[number]

@@ -1,7 +1,7 @@
 import TinyQueue from 'tinyqueue'
 import type { BackendConfig, Strategy } from '../options.js'
-import { fade, peakEwma, selectors, type Comparator, type Selector } from '../pool/strategies.js'
-import { WaitQueue } from '../pool/queue.js'
+import { fade, peakEwma, selectors, type Comparator, type Selector } from './strategies/index.js'
+import { WaitQueue } from './queue.js'
 
 export class Worker {
   readonly id: string

@@ -212,6 +212,8 @@ export class Pool {
   constructor (settings: PoolSettings, backends: BackendConfig[]) {
     this.strategy = settings.strategy
     this.#settings = settings
+    // The strategy's hold on the pool: private moves handed over as closures, so they stay off Pool's own API.
+    // Made before the heap, which orders by the selector's compare.
     this.#selector = selectors[settings.strategy]({
       workers: this.workers,
       reorder: (worker) => { this.#reorder(worker) },

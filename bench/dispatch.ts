@@ -1,4 +1,4 @@
-// `npm run bench:dispatch`: acquire + release pairs per second on lib/pool.ts's Pool (least-busy heap) at 3, 100,
+// `npm run bench:dispatch`: acquire + release pairs per second on lib/pool/pool.ts's Pool (least-busy heap) at 3, 100,
 // 1,000 and 10,000 backends, beside the linear scan a user would write by hand. A window of requests stays in
 // flight, and each step ends a random one of them and starts a new one, as responses finish out of order, so the
 // heap really moves. No sockets: this is the dispatcher alone.

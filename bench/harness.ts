@@ -25,7 +25,11 @@ export function codeVersion (): { text: string, libHash: string } {
   const commit = git('rev-parse', '--short', 'HEAD') || 'no git'
   const dirty = git('status', '--porcelain', '--', 'lib') !== ''
   const hash = createHash('sha256')
-  for (const name of readdirSync(join(rootDir, 'lib')).sort()) hash.update(name).update(readFileSync(join(rootDir, 'lib', name)))
+  // lib/ has folders (pool/, health/, proxy/): every file below it counts, by its path, so a move changes the hash.
+  const files = readdirSync(join(rootDir, 'lib'), { recursive: true, withFileTypes: true }).filter((entry) => entry.isFile())
+  for (const name of files.map((entry) => join(entry.parentPath, entry.name)).sort()) {
+    hash.update(name.slice(rootDir.length)).update(readFileSync(name))
+  }
   const libHash = hash.digest('hex').slice(0, 12)
   return { text: `commit ${commit}${dirty ? ' + uncommitted changes in lib/' : ''} (lib/ ${libHash})`, libHash }
 }

@@ -1,11 +1,13 @@
 import { lookup } from 'node:dns/promises'
 import { InvalidOptionError } from './errors.js'
-import { selectors } from './pool/strategies.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
 
 export type { Pem, TlsOptions } from './tls-options.js'
 
-export type Strategy = 'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma'
+// The strategies there are. Options know their names only; lib/pool/strategies/index.ts keys its selectors by this list,
+// so a name without a selector does not compile.
+export const strategies = ['least-busy', 'round-robin', 'p2c', 'peak-ewma'] as const
+export type Strategy = typeof strategies[number]
 
 export interface BackendOptions {
   /** `http(s)://host:port`, an origin without a path. */
@@ -178,9 +180,6 @@ export const defaults = {
   clientTimeout: 30_000,
   clientMinRate: 500
 } as const
-
-// The strategies there are: the ones lib/strategies.ts has a selector for.
-const strategies = Object.keys(selectors) as Strategy[]
 
 // Besides ours, the options Fastify itself reads from any register() call.
 const knownKeys = new Set([

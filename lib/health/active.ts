@@ -3,7 +3,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { PoolConfig } from '../options.js'
 import type { Pool, Worker } from '../pool/pool.js'
 
-interface Record {
+/** One backend's probes so far: the runs of passes and fails that move it in and out of rotation. */
+interface ProbeRecord {
   passes: number
   fails: number
   probing: boolean
@@ -21,7 +22,7 @@ export class HealthChecker {
   readonly #dispatcher: Dispatcher
   readonly #options: NonNullable<PoolConfig['healthCheck']>
   readonly #log: FastifyBaseLogger
-  readonly #records = new WeakMap<Worker, Record>()
+  readonly #records = new WeakMap<Worker, ProbeRecord>()
   readonly #inFlight = new Set<AbortController>()
   #timer: NodeJS.Timeout | undefined
 
@@ -56,7 +57,7 @@ export class HealthChecker {
     }
   }
 
-  async #probe (worker: Worker, record: Record): Promise<void> {
+  async #probe (worker: Worker, record: ProbeRecord): Promise<void> {
     record.probing = true
     const controller = new AbortController()
     this.#inFlight.add(controller)
@@ -104,7 +105,7 @@ export class HealthChecker {
     this.#count(worker, record, passed)
   }
 
-  #count (worker: Worker, record: Record, passed: boolean): void {
+  #count (worker: Worker, record: ProbeRecord, passed: boolean): void {
     const { healthyAfter, unhealthyAfter } = this.#options
     if (passed) {
       record.fails = 0
@@ -124,7 +125,7 @@ export class HealthChecker {
     }
   }
 
-  #record (worker: Worker): Record {
+  #record (worker: Worker): ProbeRecord {
     let record = this.#records.get(worker)
     if (record === undefined) {
       record = { passes: 0, fails: 0, probing: false, stuck: false }

@@ -2,7 +2,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { PoolConfig } from '../options.js'
 import type { Pool, Worker } from '../pool/pool.js'
 
-interface Record {
+/** One backend's recent failures and ejections. */
+interface FailureRecord {
   windowStart: number
   fails: number
   consecutive5xx: number
@@ -21,7 +22,7 @@ const maxEjectFor = 300_000
 export class PassiveHealth {
   readonly #pool: Pool
   readonly #options: Exclude<PoolConfig['passiveHealth'], false>
-  readonly #records = new WeakMap<Worker, Record>()
+  readonly #records = new WeakMap<Worker, FailureRecord>()
   readonly #log: FastifyBaseLogger
 
   constructor (pool: Pool, options: Exclude<PoolConfig['passiveHealth'], false>, log: FastifyBaseLogger) {
@@ -59,7 +60,7 @@ export class PassiveHealth {
     }
   }
 
-  #eject (worker: Worker, record: Record, now: number): void {
+  #eject (worker: Worker, record: FailureRecord, now: number): void {
     const { ejectFor } = this.#options
     // A backend that stayed healthy for a while after its last ejection starts again from ejectFor.
     const previous = Math.min(ejectFor * 2 ** Math.max(0, record.ejections - 1), maxEjectFor)
@@ -73,7 +74,7 @@ export class PassiveHealth {
     record.consecutive5xx = 0
   }
 
-  #record (worker: Worker): Record {
+  #record (worker: Worker): FailureRecord {
     let record = this.#records.get(worker)
     if (record === undefined) {
       record = { windowStart: 0, fails: 0, consecutive5xx: 0, ejections: 0, lastEjectedAt: 0 }

@@ -1,7 +1,7 @@
 import TinyQueue from 'tinyqueue'
 import type { BackendConfig, Strategy } from '../options.js'
-import { fade, peakEwma, selectors, type Comparator, type Selector } from '../pool/strategies.js'
-import { WaitQueue } from '../pool/queue.js'
+import { selectors, type Comparator, type Selector } from './strategies/index.js'
+import { WaitQueue } from './queue.js'
 
 export class Worker {
   readonly id: string
@@ -16,6 +16,8 @@ export class Worker {
   pending = 0
   /** The strategy's key (least-busy: pending / effectiveWeight), kept up to date so the heap compares without dividing. */
   load = 0
+  // The five below are peak-ewma's, kept and read by strategies/peak-ewma.ts. They stay here rather than in a map of
+  // its own: its load() reads them on every acquire and release, and every worker keeps one shape.
   /** Peak-EWMA of the backend's own latency in ms (request sent to response headers); peak-ewma orders by it. */
   latency = 1
   /**
@@ -27,9 +29,9 @@ export class Worker {
   typical = 0
   /** When `latency` was last brought up to date (performance.now()). */
   latencyAt = 0
-  /** peak-ewma: far slower than the pool's median, so it is explored one request at a time, with rests between. */
+  /** Far slower than the pool's median, so it is explored one request at a time, with rests between. */
   outlier = false
-  /** peak-ewma: an outlier that just answered, waiting out the pause before its next exploration. */
+  /** An outlier that just answered, waiting out the pause before its next exploration. */
   resting = false
   /** Weighted virtual time of this worker's last choice (see Pool.acquire). */
   turn = 0
@@ -185,32 +187,6 @@ export interface PoolSettings {
 
 // A slow start reaches full weight in this many steps; the first step already takes some traffic.
 const rampSteps = 10
-// ms: a faded latency stays above zero, so (pending + 1) still counts for an idle backend.
-const minLatency = 0.01
-// peak-ewma: a backend whose typical latency is over this many times the median is an outlier. Without the bound,
-// (pending + 1) x latency lets a slow backend look as good as fast ones that each hold many requests, and the share
-// it then gets (1.4% in bench/RESULTS.md) puts the pool's p99 at its latency.
-const outlierFactor = 4
-// peak-ewma: after each answer, an outlier rests for this share of ewmaDecay (500 ms at the default 10 s) before it
-// takes its next request. With always one in flight it still took ~0.3% of requests at 10,000 req/s, which is in a
-// p99 (more so as wrk counts it, see bench/RESULTS.md); two explorations a second keep measuring it, and a few fast
-// answers bring it back.
-const outlierRest = 1 / 20
-
-function median (workers: Worker[], latency: (worker: Worker) => number): number {
-  if (workers.length === 0) return 1
-  const sorted = workers.map(latency).sort((a, b) => a - b)
-  return sorted[(sorted.length - 1) >> 1]
-}
-
-const peakLatency = (worker: Worker): number => worker.latency
-const typicalLatency = (worker: Worker): number => worker.typical
-
-/** The median typical latency of the backends measured so far: a backend never sampled says nothing yet. */
-function medianTypical (workers: Worker[]): number {
-  const measured = workers.filter((worker) => worker.typical > 0)
-  return measured.length === 0 ? Infinity : median(measured, typicalLatency)
-}
 
 /**
  * The workers of one pool. The heap holds exactly the workers that can take a request now (in rotation and with
@@ -232,18 +208,25 @@ export class Pool {
   #ordinal = 0
   /** Virtual time: the turn of the latest choice. */
   #clock = 0
-  /** peak-ewma: the pool's median typical latency, brought up to date on each fade and every so many samples. */
-  #medianLatency = Infinity
-  #samples = 0
 
   constructor (settings: PoolSettings, backends: BackendConfig[]) {
     this.strategy = settings.strategy
     this.#settings = settings
-    this.#selector = selectors[settings.strategy]
+    // The strategy's hold on the pool: private moves handed over as closures, so they stay off Pool's own API.
+    // Made before the heap, which orders by the selector's compare.
+    this.#selector = selectors[settings.strategy]({
+      workers: this.workers,
+      reorder: (worker) => { this.#reorder(worker) },
+      reorderAll: () => {
+        for (const worker of this.workers) worker.load = this.#selector.load(worker)
+        this.#heap.rebuild()
+      },
+      later: (ms, run) => { this.#later(ms, run) }
+    }, settings)
     this.#heap = new WorkerHeap([], this.#selector.compare)
     this.queue = new WaitQueue(settings.queue.max, settings.queue.timeout)
     for (const config of backends) this.#join(config)
-    if (settings.strategy === 'peak-ewma') this.#fadeLatencies()
+    this.#selector.start?.()
   }
 
   /**
@@ -281,17 +264,7 @@ export class Pool {
 
   /** A latency sample of this worker, in ms: how long it took to start answering. Used by peak-ewma. */
   observe (worker: Worker, ms: number): void {
-    const now = performance.now()
-    worker.latency = peakEwma(worker.latency, ms, now - worker.latencyAt, this.#settings.ewmaDecay)
-    worker.latencyAt = now
-    worker.typical = worker.typical === 0 ? ms : worker.typical + (ms - worker.typical) * (ms > worker.typical ? 1 / 32 : 1 / 4)
-    // Amortised O(log n) a sample: the median is recomputed once per max(64, n) samples. Until the first one, no
-    // backend is an outlier (the median is not known yet).
-    if (++this.#samples % Math.max(64, this.workers.length) === 0) this.#medianLatency = medianTypical(this.workers)
-    worker.outlier = worker.typical > outlierFactor * this.#medianLatency
-    if (worker.outlier && !worker.resting) this.#rest(worker)
-    worker.load = this.#selector.load(worker)
-    this.#place(worker)
+    this.#selector.observe?.(worker, ms)
   }
 
   /** No backend that could ever take the request: every one is drained or removed. */
@@ -404,12 +377,9 @@ export class Pool {
   /** `added`: joins a running pool (add()), rather than being one of the backends it was built with. */
   #join (config: BackendConfig, added = false): Worker {
     const worker = new Worker(config, this.#ordinal++)
-    // A newcomer starts at the current virtual time, level with the others, not ahead of them all; and at the
-    // pool's median latency, so peak-ewma tries it without flooding it. (The backends a pool is built with all
-    // start at the same latency: no median to take, which would make building a pool of n backends O(n² log n).)
+    // A newcomer starts at the current virtual time, level with the others, not ahead of them all.
     worker.turn = this.#clock
-    if (added) worker.latency = median(this.workers, peakLatency)
-    worker.latencyAt = performance.now()
+    this.#selector.joined?.(worker, added)
     worker.load = this.#selector.load(worker)
     this.workers.push(worker)
     if (added) this.#rampUp(worker)
@@ -424,6 +394,12 @@ export class Pool {
     if (index >= 0) this.workers.splice(index, 1)
   }
 
+  /** Its key changed outside acquire and release (weight, latency): takes it again and moves the worker. */
+  #reorder (worker: Worker): void {
+    worker.load = this.#selector.load(worker)
+    this.#place(worker)
+  }
+
   /** Puts the worker where it belongs: in the heap, sifted, while it can take requests; out of it otherwise. */
   #place (worker: Worker): void {
     const belongs = worker.inRotation && worker.hasRoom
@@ -436,36 +412,6 @@ export class Pool {
     const { length } = this.#heap
     if (length === 0) return undefined
     return this.#selector.choose === undefined ? this.#heap.peek() : this.#selector.choose(this.#heap.data, length)
-  }
-
-  /**
-   * peak-ewma: latencies fade between samples, so a backend that was slow once is tried again in time. Faded on
-   * a timer, 20 times per decay period, and the heap rebuilt once: between two fades the order stands still.
-   */
-  #fadeLatencies (): void {
-    const { ewmaDecay } = this.#settings
-    const now = performance.now()
-    for (const worker of this.workers) {
-      worker.latency = Math.max(fade(worker.latency, now - worker.latencyAt, ewmaDecay), minLatency)
-      worker.latencyAt = now
-    }
-    this.#medianLatency = medianTypical(this.workers)
-    for (const worker of this.workers) {
-      worker.outlier = worker.typical > outlierFactor * this.#medianLatency
-      worker.load = this.#selector.load(worker)
-    }
-    this.#heap.rebuild()
-    this.#later(ewmaDecay / 20, () => { this.#fadeLatencies() })
-  }
-
-  /** peak-ewma: an outlier that just answered takes no request for a while (see outlierRest). */
-  #rest (worker: Worker): void {
-    worker.resting = true
-    this.#later(this.#settings.ewmaDecay * outlierRest, () => {
-      worker.resting = false
-      worker.load = this.#selector.load(worker)
-      this.#place(worker)
-    })
   }
 
   /** Health took everyone out: the least loaded worker with room, whatever its health (a rare, linear path). */
@@ -498,8 +444,7 @@ export class Pool {
     const setWeight = () => {
       if (this.#ramps.get(worker) !== ramp) return
       worker.effectiveWeight = worker.weight * step / rampSteps
-      worker.load = this.#selector.load(worker)
-      this.#place(worker)
+      this.#reorder(worker)
       if (step++ < rampSteps) this.#later(slowStart / rampSteps, setWeight)
       else this.#ramps.delete(worker)
     }

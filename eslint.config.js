@@ -1,3 +1,3 @@
 import neostandard from 'neostandard'
 
-export default neostandard({ ts: true, ignores: ['dist', 'scratch', 'coverage', '.tap'] })
+export default neostandard({ ts: true, ignores: ['dist', 'dist-example', 'scratch', 'coverage', '.tap'] })

@@ -84,5 +84,3 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions): Promis
 const plugin = fp(goload, { fastify: '5.x', name: 'fastify-goload' })
 export default plugin
 export { plugin as goload }
-// require('fastify-goload') from CommonJS returns the plugin itself (Node 20.19+ loads this ES module synchronously).
-export { plugin as 'module.exports' }

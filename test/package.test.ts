@@ -1,14 +1,40 @@
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 
-const run = promisify(execFile)
+const execFileAsync = promisify(execFile)
+// Children run without tap's coverage collection, which would slow every tsc several times over.
+const { NODE_V8_COVERAGE, ...env } = process.env
+const run = (file: string, args: string[], options: { cwd: string }) => execFileAsync(file, args, { ...options, env })
 const root = path.resolve(import.meta.dirname, '..')
+const versionOf = (name: string): string => createRequire(import.meta.url)(`${name}/package.json`).version
 
-// What a user gets from npm: pack the package, install the tarball into a fresh app, proxy one request.
+// What a user gets from npm: pack the package and install the tarball into a fresh app, with the Fastify and
+// @types/node this repo is tested with, and the oldest TypeScript versions its types are promised to.
+const dir = await mkdtemp(path.join(os.tmpdir(), 'goload-pack-'))
+t.teardown(() => rm(dir, { recursive: true, force: true }))
+const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root })
+const [{ filename, files }] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[')))
+await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'fresh-app', private: true }))
+await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, filename),
+  `fastify@${versionOf('fastify')}`, `@types/node@${versionOf('@types/node')}`,
+  // Fastify 5's own types use NoInfer, so TypeScript before 5.4 compiles them only with skipLibCheck.
+  'typescript-5.0@npm:typescript@5.0.4', 'typescript-5.4@npm:typescript@5.4.5'], { cwd: dir })
+
+t.test('the tarball holds the compiled code, both entries and their types, and no sources', async (t) => {
+  const paths = files.map((f: { path: string }) => f.path)
+  for (const file of ['dist/index.js', 'dist/index.d.ts', 'cjs/index.cjs', 'cjs/index.d.cts', 'cjs/index.ts5.0.d.cts', 'README.md', 'LICENSE']) {
+    t.ok(paths.includes(file), `${file} is published`)
+  }
+  t.notOk(paths.some((p: string) => p.startsWith('test/') || p.startsWith('lib/')), 'sources and tests stay out')
+  t.ok((await readdir(path.join(dir, 'node_modules'))).includes('fastify-goload'))
+})
+
+// One request through the installed plugin to a real backend; prints what it saw.
 const appSource = (loader: string) => `
 ${loader}
 const http = require('node:http')
@@ -22,25 +48,64 @@ const backend = http.createServer((req, res) => res.end('Hello from packed')).li
   backend.close()
 })
 `
+const esm = "import Fastify from 'fastify'\nimport { createRequire } from 'node:module'\nconst require = createRequire(import.meta.url)\n"
+const cjs = "const Fastify = require('fastify')\n"
+// The CommonJS forms Fastify plugins support, and that both module systems get the same plugin, not two copies.
+const loaders = {
+  'esm-default.mjs': `${esm}import goload from 'fastify-goload'\nif (require('fastify-goload') !== goload) throw new Error('two copies')`,
+  'esm-named.mjs': `${esm}import { goload } from 'fastify-goload'`,
+  'cjs-module.cjs': `${cjs}const goload = require('fastify-goload')\nif (typeof goload !== 'function') throw new Error('not the plugin')`,
+  'cjs-default.cjs': `${cjs}const goload = require('fastify-goload').default`,
+  'cjs-named.cjs': `${cjs}const { goload } = require('fastify-goload')`
+}
 
-t.test('npm pack produces a package that installs and proxies in a fresh app, from ESM and CommonJS', async (t) => {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'goload-pack-'))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root })
-  const [{ filename, files }] = JSON.parse(stdout.slice(stdout.indexOf('[')))
-  const packed = files.map((f: { path: string }) => f.path)
-  t.ok(packed.includes('dist/index.js') && packed.includes('dist/index.d.ts'), 'compiled code and types are published')
-  t.ok(packed.includes('README.md') && packed.includes('LICENSE'))
-  t.notOk(packed.some((p: string) => p.startsWith('test/') || p.startsWith('lib/')), 'sources and tests stay out')
-
-  await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'fresh-app', private: true }))
-  await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, filename), 'fastify@5'], { cwd: dir })
-  t.ok((await readdir(path.join(dir, 'node_modules'))).includes('fastify-goload'))
-
-  await writeFile(path.join(dir, 'esm.mjs'), appSource("import Fastify from 'fastify'\nimport goload from 'fastify-goload'\nimport { createRequire } from 'node:module'\nconst require = createRequire(import.meta.url)"))
-  await writeFile(path.join(dir, 'cjs.cjs'), appSource("const Fastify = require('fastify')\nconst goload = require('fastify-goload')"))
-  for (const file of ['esm.mjs', 'cjs.cjs']) {
+for (const [file, loader] of Object.entries(loaders)) {
+  t.test(`${file}: the installed package registers and proxies to a real backend`, async (t) => {
+    await writeFile(path.join(dir, file), appSource(loader))
     const { stdout } = await run(process.execPath, [file], { cwd: dir })
-    t.equal(stdout.trim(), '200 Hello from packed [1]', `${file} registers the plugin and proxies`)
-  }
+    t.equal(stdout.trim(), '200 Hello from packed [1]')
+  })
+}
+
+// Consumers in TypeScript, against the installed package's package.json exports and declarations. Every type the
+// ES entry exports is imported by name from both entries, and wrong options must be an error, so types that
+// degraded to `any` would fail too.
+const consumers = async (t: Test): Promise<string[]> => {
+  const declarations = await readFile(path.join(dir, 'node_modules/fastify-goload/dist/index.d.ts'), 'utf8')
+  const names = [...declarations.matchAll(/^export type \{([^}]+)\}/gm)].flatMap((m) => m[1].split(',').map((name) => name.trim()))
+  t.ok(names.includes('GoloadOptions') && names.includes('PoolStats'), `exported types found: ${names.join(', ')}`)
+  const body = (register: string) => `
+const app = Fastify()
+${register}
+// @ts-expect-error backends are URLs or { url } objects
+app.register(goload, { backends: [42] })
+const stats: PoolStats = app.goload.pool('api').stats()
+export const strategy: Strategy = stats.strategy
+export type Everything = [${names.join(', ')}]
+`
+  await writeFile(path.join(dir, 'esm.mts'), `import Fastify from 'fastify'
+import goload, { goload as named, type ${names.join(', type ')} } from 'fastify-goload'
+${body("await app.register(goload, { backends: ['http://127.0.0.1:3000'] })\nawait app.register(named, { backends: ['http://127.0.0.1:3001'], prefix: '/api', name: 'api' })")}`)
+  await writeFile(path.join(dir, 'cjs.cts'), `import Fastify = require('fastify')
+import goload = require('fastify-goload')
+import { goload as named } from 'fastify-goload'
+import type { ${names.join(', ')} } from 'fastify-goload'
+${body("app.register(goload, { backends: ['http://127.0.0.1:3000'] })\napp.register(goload.default, { backends: ['http://127.0.0.1:3001'], prefix: '/api', name: 'api' })\napp.register(named, { backends: ['http://127.0.0.1:3002'], prefix: '/b', name: 'b' })")}`)
+  return ['esm.mts', 'cjs.cts']
+}
+
+const compilers = [
+  { name: 'TypeScript 5.0', tsc: path.join(dir, 'node_modules/typescript-5.0/bin/tsc'), skipLibCheck: true },
+  { name: 'TypeScript 5.4', tsc: path.join(dir, 'node_modules/typescript-5.4/bin/tsc'), skipLibCheck: false }
+]
+// The TypeScript this repo builds with checks both entries in types/ (tstyche).
+
+t.test('the published types compile in ESM and CommonJS consumers (module NodeNext)', async (t) => {
+  const sources = await consumers(t)
+  const args = ['--noEmit', '--strict', '--target', 'ES2022', '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--types', 'node', ...sources]
+  const results = await Promise.all(compilers.map(({ tsc, skipLibCheck }) =>
+    run(process.execPath, [tsc, ...args, ...(skipLibCheck ? ['--skipLibCheck'] : [])], { cwd: dir }).then(() => '', (error) => `${error.stdout}${error.stderr}`)))
+  compilers.forEach(({ name, skipLibCheck }, i) => {
+    t.equal(results[i], '', `${name}${skipLibCheck ? ' with skipLibCheck' : ''} compiles ${sources.join(' and ')}`)
+  })
 })

@@ -1,0 +1,20 @@
+// Types for require('fastify-goload'): the plugin is module.exports, and .default and .goload name it too.
+// The types are the ES module's, read from CommonJS with resolution-mode (TypeScript 5.3+; older versions
+// get cjs/index.ts5.0.d.cts through the "types@<5.3" condition in package.json).
+import type * as esm from '../dist/index.js' with { 'resolution-mode': 'import' }
+
+declare const goload: typeof esm.default & { default: typeof esm.default, goload: typeof esm.default }
+declare namespace goload {
+  export type BackendOptions = esm.BackendOptions
+  export type GoloadOptions = esm.GoloadOptions
+  export type HealthCheckOptions = esm.HealthCheckOptions
+  export type PassiveHealthOptions = esm.PassiveHealthOptions
+  export type QueueOptions = esm.QueueOptions
+  export type ResolveOptions = esm.ResolveOptions
+  export type Strategy = esm.Strategy
+  export type BackendStats = esm.BackendStats
+  export type PoolStats = esm.PoolStats
+  export type Goload = esm.Goload
+  export type GoloadPool = esm.GoloadPool
+}
+export = goload

@@ -1,0 +1,19 @@
+// cjs/index.d.cts for TypeScript 5.0 to 5.2, which cannot give an import a resolution-mode: the same types,
+// imported plainly. Compile with skipLibCheck on these versions (Fastify 5's own types need it there too).
+import type * as esm from '../dist/index.js'
+
+declare const goload: typeof esm.default & { default: typeof esm.default, goload: typeof esm.default }
+declare namespace goload {
+  export type BackendOptions = esm.BackendOptions
+  export type GoloadOptions = esm.GoloadOptions
+  export type HealthCheckOptions = esm.HealthCheckOptions
+  export type PassiveHealthOptions = esm.PassiveHealthOptions
+  export type QueueOptions = esm.QueueOptions
+  export type ResolveOptions = esm.ResolveOptions
+  export type Strategy = esm.Strategy
+  export type BackendStats = esm.BackendStats
+  export type PoolStats = esm.PoolStats
+  export type Goload = esm.Goload
+  export type GoloadPool = esm.GoloadPool
+}
+export = goload

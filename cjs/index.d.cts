@@ -11,6 +11,8 @@ declare namespace goload {
   export type PassiveHealthOptions = esm.PassiveHealthOptions
   export type QueueOptions = esm.QueueOptions
   export type ResolveOptions = esm.ResolveOptions
+  export type TlsOptions = esm.TlsOptions
+  export type Pem = esm.Pem
   export type Strategy = esm.Strategy
   export type BackendStats = esm.BackendStats
   export type PoolStats = esm.PoolStats

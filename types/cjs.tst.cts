@@ -17,4 +17,6 @@ test('the types come with the CommonJS entry', () => {
   expect(app.goload.stats()).type.toBe<goload.PoolStats>()
   expect<goload.GoloadOptions['backends']>().type.toBe<Array<string | goload.BackendOptions>>()
   expect(app.goload.pool('api')).type.toBe<goload.GoloadPool>()
+  expect<goload.GoloadOptions['tls']>().type.toBe<goload.TlsOptions | undefined>()
+  expect<goload.TlsOptions['ca']>().type.toBe<goload.Pem | goload.Pem[] | undefined>()
 })

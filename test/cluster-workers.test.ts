@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { childEnv } from './helpers/child.js'
 import { request } from './helpers/client.js'
 import { deadUrl, hello, startBackend, waitFor } from './helpers/servers.js'
 
@@ -12,7 +13,7 @@ t.test('--workers 2 runs two balancer processes on one port; SIGTERM stops them 
   const port = Number(new URL(await deadUrl()).port)
   const child = spawn(process.execPath, ['--import', 'tsx', 'example/balancer.ts', '--workers', '2'], {
     cwd: root,
-    env: { ...process.env, BACKENDS: backend.url, PORT: String(port), HOST: '127.0.0.1', STRATEGY: 'p2c', LOG: 'off' },
+    env: childEnv({ BACKENDS: backend.url, PORT: String(port), HOST: '127.0.0.1', STRATEGY: 'p2c', LOG: 'off' }),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = once(child, 'exit')

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { childEnv } from './helpers/child.js'
 import { request } from './helpers/client.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -9,7 +10,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 t.test('npm run example: the balancer spreads requests over its three backends and stops cleanly on SIGTERM', async (t) => {
   const child = spawn('node_modules/.bin/tsx', ['example/server.ts'], {
     cwd: root,
-    env: { ...process.env, PORT: '0' },
+    env: childEnv({ PORT: '0' }),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>

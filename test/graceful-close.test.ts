@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process'
 import type http from 'node:http'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { childEnv } from './helpers/child.js'
 import { request, type Answer } from './helpers/client.js'
 import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
@@ -86,7 +87,7 @@ t.test('closeTimeout: requests waiting in the queue when the time runs out answe
 })
 
 t.test('after close, nothing the plugin started holds the process open: a child process exits by itself', async (t) => {
-  const child = spawn('node_modules/.bin/tsx', ['test/fixtures/close-child.ts'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn('node_modules/.bin/tsx', ['test/fixtures/close-child.ts'], { cwd: root, env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })

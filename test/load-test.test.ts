@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { childEnv } from './helpers/child.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -8,7 +9,7 @@ interface Run { code: number, stdout: string, stderr: string }
 
 function runLoadTest (env: Record<string, string>): Promise<Run> {
   return new Promise((resolve) => {
-    execFile('node_modules/.bin/tsx', ['example/load-test.ts'], { cwd: root, env: { ...process.env, ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
+    execFile('node_modules/.bin/tsx', ['example/load-test.ts'], { cwd: root, env: childEnv(env), timeout: 60_000 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
     })
   })

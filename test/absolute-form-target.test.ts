@@ -1,6 +1,7 @@
 import http from 'node:http'
 import t from 'tap'
 import { rawRequest } from './helpers/client.js'
+import { deadline } from './helpers/raw.js'
 import { startBackend, startBalancer } from './helpers/servers.js'
 
 // Security regression: nothing in the request may pick the upstream.
@@ -32,13 +33,13 @@ t.test('the same holds through a proxy-style client', async (t) => {
   const backend = await startBackend(t, (req, res) => { req.resume(); res.end('configured backend') })
   const { port } = await startBalancer(t, { backends: [backend.url] })
   // What an HTTP client does when told to use the balancer as its forward proxy.
-  const body = await new Promise<string>((resolve, reject) => {
+  const body = await deadline(new Promise<string>((resolve, reject) => {
     http.get({ host: '127.0.0.1', port, path: other.url + '/', agent: false }, (res) => {
       let data = ''
       res.on('data', (chunk) => { data += chunk })
       res.on('end', () => resolve(data))
     }).on('error', reject)
-  })
+  }), 10_000, 'the answer to the proxy-style request')
   t.equal(body, 'configured backend')
   t.equal(otherHostHits, 0)
 })

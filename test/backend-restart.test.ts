@@ -2,6 +2,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { request } from './helpers/client.js'
+import { deadline } from './helpers/raw.js'
 import { closeServer, settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 // From the issue: a backend killed under load and started again on the same port. While it is down, GETs must
@@ -87,10 +88,10 @@ t.test('a backend killed mid-load and restarted on the same port: no 5xx for GET
     // Restart a on the same port.
     const probesBeforeRestart = aProbes
     restarted = true
-    await new Promise<void>((resolve, reject) => {
+    await deadline(new Promise<void>((resolve, reject) => {
       a.server.once('error', reject)
       a.server.listen(aPort, '127.0.0.1', () => { a.server.off('error', reject); resolve() })
-    })
+    }), 5000, 'a to listen again')
     const restartedAt = Date.now()
 
     await waitFor(() => aTrafficAt !== 0, 'a to receive traffic again')

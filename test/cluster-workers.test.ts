@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { childEnv } from './helpers/child.js'
 import { request } from './helpers/client.js'
+import { deadline } from './helpers/raw.js'
 import { deadUrl, hello, startBackend, waitFor } from './helpers/servers.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -29,6 +30,6 @@ t.test('--workers 2 runs two balancer processes on one port; SIGTERM stops them 
   for (let i = 0; i < 5; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1', 'proxied')
 
   child.kill('SIGTERM')
-  const [code] = await exited
+  const [code] = await deadline(exited, 15_000, 'the primary to exit after SIGTERM')
   t.equal(code, 0, 'the primary exits once its workers have closed')
 })

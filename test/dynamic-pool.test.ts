@@ -2,6 +2,7 @@ import type http from 'node:http'
 import t from 'tap'
 import type { Test } from 'tap'
 import { request } from './helpers/client.js'
+import { deadline } from './helpers/raw.js'
 import { settled, startBackend, startBalancer, waitFor, type Backend } from './helpers/servers.js'
 
 interface Holding {
@@ -134,7 +135,7 @@ t.test('remove(url) resolves only after the request in flight ended; then the ba
   const answer = await held
   t.equal(answer.status, 200, 'the request in flight finishes')
   t.equal(answer.body, 'held done')
-  await removed
+  await deadline(removed, 5000, 'remove() to resolve')
   t.same(order, ['backend answered', 'removed'], 'resolved after the request ended')
   t.same(app.goload.stats().backends.map((s) => s.url), [b.backend.url], 'gone from stats')
   t.throws(() => { app.goload.drain(a.backend.url) }, { code: 'FST_GOLOAD_UNKNOWN_BACKEND' }, 'and unknown from now on')
@@ -182,7 +183,7 @@ t.test('undrain() while remove() is in progress does not bring the backend back:
   t.same(new Set(await bodies(url, 4)), new Set(['Hello from b']), 'no new request goes to it')
   a.held[0].end('held done')
   t.equal((await held).status, 200)
-  await removed
+  await deadline(removed, 5000, 'remove() to resolve')
   t.same(app.goload.stats().backends.map((s) => s.url), [b.backend.url], 'gone from stats')
   const before = a.traffic
   t.same(new Set(await bodies(url, 6)), new Set(['Hello from b']), 'every request goes to b')

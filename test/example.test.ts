@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { childEnv } from './helpers/child.js'
 import { request } from './helpers/client.js'
+import { deadline } from './helpers/raw.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -19,14 +20,14 @@ t.test('npm run example: the balancer spreads requests over its three backends a
   // The example prints its real port once it listens: PORT=0 lets the system pick a free one.
   let output = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
-  const port = await new Promise<number>((resolve, reject) => {
+  const port = await deadline(new Promise<number>((resolve, reject) => {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk
       const match = /goload balancing .* on http:\/\/localhost:(\d+)/.exec(output)
       if (match !== null) resolve(Number(match[1]))
     })
     child.once('exit', (code) => reject(new Error(`example exited with code ${code} before listening:\n${output}`)))
-  })
+  }), 30_000, 'the example to listen')
 
   const seen = new Set<string>()
   for (let i = 0; i < 30 && seen.size < 3; i++) {
@@ -38,7 +39,7 @@ t.test('npm run example: the balancer spreads requests over its three backends a
   t.same([...seen].sort(), ['Hello from 1', 'Hello from 2', 'Hello from 3'], 'every backend answered')
 
   child.kill('SIGTERM')
-  const [code, signal] = await exited
+  const [code, signal] = await deadline(exited, 15_000, 'the example to exit after SIGTERM')
   t.equal(signal, null, 'not killed by the signal: the example handles it')
   t.equal(code, 0, 'exits with code 0')
 })

@@ -202,9 +202,9 @@ t.test('probes stop on app.close(): none arrive afterwards', async (t) => {
     a.backend.server.getConnections((error, count) => { if (error) reject(error); else resolve(count) })
   })
   let open = await connections()
-  while (open > 0) {
+  for (const deadline = Date.now() + 5000; open > 0; open = await connections()) {
+    if (Date.now() > deadline) throw new Error(`the balancer's ${open} connections to the backend still open 5 s after close`)
     await new Promise((resolve) => setTimeout(resolve, 5))
-    open = await connections()
   }
   const afterClose = a.probes
   // Several intervals without a probe: the timer is gone, not just late.

@@ -6,6 +6,7 @@ import t from 'tap'
 import goload from '../lib/index.js'
 import { request } from './helpers/client.js'
 import { capturedLogs } from './helpers/logs.js'
+import { deadline } from './helpers/raw.js'
 import { deadUrl, settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 t.test('one 502 writes one warn line, naming the backend, the code and the cause, and no stack anywhere', async (t) => {
@@ -89,7 +90,7 @@ t.test('a response that stalls after its headers: the client is cut, the backend
   let received = ''
   socket.setEncoding('latin1')
   socket.on('data', (chunk: string) => { received += chunk })
-  await new Promise((resolve) => socket.on('close', resolve))
+  await deadline(new Promise((resolve) => socket.on('close', resolve)), 10_000, 'the balancer to cut the connection')
   t.match(received, /^HTTP\/1\.1 200 /, 'the status line had gone out')
   t.ok(received.endsWith('x'.repeat(10)), 'then the connection was cut after the 10 bytes')
   await settled(app)

@@ -1,9 +1,10 @@
 import net from 'node:net'
 import t from 'tap'
+import { deadline } from './helpers/raw.js'
 import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 function connect (port: number): Promise<net.Socket> {
-  return new Promise((resolve) => { const socket = net.connect(port, '127.0.0.1', () => resolve(socket)) })
+  return deadline(new Promise((resolve) => { const socket = net.connect(port, '127.0.0.1', () => resolve(socket)) }), 5000, 'a connection to the balancer')
 }
 
 t.test('client aborts mid-request body: released, the backend sees the upload cut, nothing counts as failed', async (t) => {
@@ -58,7 +59,7 @@ t.test('client aborts mid-response: released, and the upstream stream is torn do
   const socket = await connect(port)
   const firstBytes = new Promise((resolve) => socket.once('data', resolve))
   socket.write('GET /stream HTTP/1.1\r\nHost: x\r\n\r\n')
-  await firstBytes
+  await deadline(firstBytes, 10_000, 'the first bytes of the streamed response')
   t.same(app.goload.stats().backends[0].pending, 1, 'still pending while the body streams')
   socket.destroy()
   await settled(app)

@@ -1,6 +1,7 @@
 import http from 'node:http'
 import { Readable } from 'node:stream'
 import t from 'tap'
+import { deadline } from './helpers/raw.js'
 import { settled, startBackend, startBalancer } from './helpers/servers.js'
 
 const size = 256 * 1024 * 1024
@@ -41,7 +42,7 @@ t.test('a 256 MiB upload streams through without being buffered', async (t) => {
   })
   const { app, url } = await startBalancer(t, { backends: [backend.url], timeout: 60_000 })
   const growth = rssWatch()
-  const answer = await new Promise<string>((resolve, reject) => {
+  const answer = await deadline(new Promise<string>((resolve, reject) => {
     const req = http.request(url + '/upload', { method: 'POST', agent, headers: { 'content-type': 'application/octet-stream', 'content-length': size } }, (res) => {
       let body = ''
       res.on('data', (data) => { body += data })
@@ -49,7 +50,7 @@ t.test('a 256 MiB upload streams through without being buffered', async (t) => {
     })
     req.on('error', reject)
     generated().pipe(req)
-  })
+  }), 60_000, 'the answer to the 256 MiB upload')
   const grewMiB = growth()
   t.equal(Number(answer), size, 'the backend received every byte')
   t.ok(grewMiB < 128, `memory grew by ${grewMiB.toFixed(1)} MiB, far below the 256 MiB body`)
@@ -64,13 +65,13 @@ t.test('a 256 MiB download streams through without being buffered', async (t) =>
   })
   const { app, url } = await startBalancer(t, { backends: [backend.url], timeout: 60_000 })
   const growth = rssWatch()
-  const received = await new Promise<number>((resolve, reject) => {
+  const received = await deadline(new Promise<number>((resolve, reject) => {
     http.get(url + '/download', { agent }, (res) => {
       let bytes = 0
       res.on('data', (data: Buffer) => { bytes += data.length })
       res.on('end', () => resolve(bytes))
     }).on('error', reject)
-  })
+  }), 60_000, 'the whole 256 MiB download')
   const grewMiB = growth()
   t.equal(received, size, 'the client received every byte')
   t.ok(grewMiB < 128, `memory grew by ${grewMiB.toFixed(1)} MiB, far below the 256 MiB body`)

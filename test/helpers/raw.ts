@@ -188,7 +188,7 @@ export async function startRawBackend (t: Test, onConnection: (socket: net.Socke
   backend.url = `http://127.0.0.1:${backend.port}`
   t.teardown(async () => {
     for (const socket of sockets) socket.destroy()
-    await new Promise((resolve) => server.close(resolve))
+    await deadline(new Promise((resolve) => server.close(resolve)), 5000, 'a raw backend to close')
   })
   return backend
 }

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import goload, { type GoloadOptions } from '../../lib/index.js'
+import { deadline } from './raw.js'
 
 export type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void
 
@@ -42,7 +43,7 @@ export async function startBackend (t: Test, handler: Handler = hello('?')): Pro
 
 export async function closeServer (server: http.Server): Promise<void> {
   server.closeAllConnections()
-  await new Promise((resolve) => server.close(resolve))
+  await deadline(new Promise((resolve) => server.close(resolve)), 5000, 'a backend to close')
 }
 
 /** A URL nothing listens on: a port that was just free. */

@@ -1,5 +1,6 @@
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
+import { Worker } from 'node:worker_threads'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
 import goload, { type GoloadOptions } from '../../lib/index.js'
@@ -89,4 +90,46 @@ export async function settled (app: FastifyInstance): Promise<void> {
 
 export function pendingCounts (app: FastifyInstance): number[] {
   return app.goload.stats().backends.map((b) => b.pending)
+}
+
+/**
+ * A URL on 127.0.0.1 where a connection is never made: a listening socket whose accept queue is full and never
+ * emptied, so the kernel drops each new SYN and a connect attempt gets no answer until its own timeout. The socket
+ * belongs to a worker thread that blocks right after listening (it never accepts), and the queue (backlog 1: two
+ * connections on Linux) is filled with held connections until one no longer completes.
+ */
+export async function startBlackhole (t: Test): Promise<string> {
+  const stop = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(`
+    const { parentPort, workerData: stop } = require('node:worker_threads')
+    const server = require('node:net').createServer()
+    server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+      parentPort.postMessage(server.address().port)
+      Atomics.wait(stop, 0, 0)
+      process.exit(0)
+    })`, { eval: true, workerData: stop, execArgv: [] })
+  const exited = new Promise((resolve) => worker.once('exit', resolve))
+  const fillers: net.Socket[] = []
+  t.teardown(async () => {
+    Atomics.store(stop, 0, 1)
+    Atomics.notify(stop, 0)
+    await deadline(exited, 5000, 'the blackhole thread to exit')
+    for (const filler of fillers) filler.destroy()
+  })
+  const port = await deadline(new Promise<number>((resolve) => worker.once('message', resolve)), 5000, 'the blackhole to listen')
+  for (let connected = true; connected;) {
+    if (fillers.length === 8) throw new Error('the blackhole accept queue did not fill up with 8 connections')
+    const filler = net.connect(port, '127.0.0.1').on('error', () => {})
+    fillers.push(filler)
+    // Each connection completes at once while the queue has room; the first one that does not in 500 ms found it full.
+    connected = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => { resolve(false) }, 500)
+      filler.once('connect', () => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+  }
+  if (fillers.length < 2) throw new Error('no connection to the blackhole completed: it should queue some')
+  return `http://127.0.0.1:${port}`
 }

@@ -9,6 +9,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { parse } from 'yaml'
 import { request } from './helpers/client.js'
+import { deadline } from './helpers/raw.js'
 
 const run = promisify(execFile)
 
@@ -112,14 +113,14 @@ t.test('the compiled balancer runs with node alone, and the HEALTHCHECK command 
     t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
     let output = ''
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
-    const port = await new Promise<string>((resolve, reject) => {
+    const port = await deadline(new Promise<string>((resolve, reject) => {
       child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
         output += chunk
         const match = listening.exec(output)
         if (match !== null) resolve(match[1])
       })
       child.once('exit', (code) => reject(new Error(`${script} exited with code ${code} before listening:\n${output}`)))
-    })
+    }), 20_000, `${script} to listen`)
     return { child, port }
   }
   const healthy = (port: string) => run(process.execPath, healthcheck!.slice(1), { cwd: app, env: { ...env, PORT: port } }).then(() => true, () => false)
@@ -133,7 +134,7 @@ t.test('the compiled balancer runs with node alone, and the HEALTHCHECK command 
 
   const exited = once(balancer.child, 'exit')
   balancer.child.kill('SIGTERM')
-  t.same(await exited, [0, null], 'SIGTERM closes the balancer')
+  t.same(await deadline(exited, 10_000, 'the balancer to exit after SIGTERM'), [0, null], 'SIGTERM closes the balancer')
   t.equal(await healthy(balancer.port), false, 'unhealthy once nothing answers')
   backend.child.kill('SIGTERM')
 })

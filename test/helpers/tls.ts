@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { deadline } from './raw.js'
 import { closeServer, type Handler } from './servers.js'
 
 /** A certificate and its private key, PEM. */
@@ -108,7 +109,7 @@ export async function startTlsBackend (t: Test, options: https.ServerOptions & {
     if (server instanceof https.Server) return closeServer(server as unknown as http.Server)
     // An HTTP/2 server closes once its sessions have.
     for (const session of sessions) session.destroy()
-    await new Promise((resolve) => server.close(resolve))
+    await deadline(new Promise((resolve) => server.close(resolve)), 5000, 'an HTTP/2 backend to close')
   })
   return backend
 }

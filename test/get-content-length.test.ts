@@ -1,7 +1,7 @@
 // A GET with a body: Fastify drops the body of a GET or HEAD, so its Content-Length must not reach the backend either,
 // or the backend would wait for bytes that never come (or take the next request on the connection as that body).
-// lib/proxy/headers.ts removes it; undici 7 also writes no Content-Length for a GET it is given no body for, so this
-// test guards what the backend receives, whichever of the two stops doing so.
+// undici 7 writes the length of the body it is given, none for a GET, whatever header came with it; this test guards
+// what the backend receives should that change (the HTTP/2 case is in http2-backends.test.ts).
 import type http from 'node:http'
 import t from 'tap'
 import { rawRequest } from './helpers/client.js'

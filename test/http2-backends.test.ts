@@ -1,6 +1,6 @@
 import http from 'node:http'
 import t from 'tap'
-import { request } from './helpers/client.js'
+import { rawRequest, request } from './helpers/client.js'
 import { settled, startBalancer, waitFor } from './helpers/servers.js'
 import { startTlsBackend, TestPki } from './helpers/tls.js'
 
@@ -101,4 +101,16 @@ t.test('health probes speak HTTP/2 to an HTTP/2-only backend too', async (t) => 
   await waitFor(() => backend.versions.length >= 3, 'three probes to reach the backend')
   t.same(backend.versions.slice(0, 3), ['2.0', '2.0', '2.0'])
   t.equal(app.goload.stats().backends[0].healthy, true)
+})
+
+t.test('allowH2: a GET sent with Content-Length and a body reaches an HTTP/2 backend with neither', async (t) => {
+  const backend = await startTlsBackend(t, { ...local, h2: true }, echo)
+  const { app, port } = await startBalancer(t, { backends: [backend.url], tls: { ca: ca.cert }, allowH2: true })
+  const answer = await rawRequest(port, 'GET /get HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello', 5000)
+  t.match(answer, /^HTTP\/1\.1 200 /, 'answered')
+  const seen = JSON.parse(/\{.*\}/s.exec(answer)?.[0] ?? 'null')
+  t.equal(seen.version, '2.0')
+  t.equal(seen.headers['content-length'], undefined, 'no Content-Length reaches the backend')
+  t.equal(seen.body, '', 'nor the body')
+  await settled(app)
 })

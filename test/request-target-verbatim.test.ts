@@ -54,6 +54,8 @@ const refusedUnderApi = [
   '/api/%2e%2e/admin',
   '/api/%2E/x',
   '/api/.%2e/x',
+  // A dot segment before a ';' parameter: Tomcat and Jetty resolve it as '..'.
+  '/api/..;/admin',
   '/api/a\\.\\b',
   'http://x/api/../admin'
 ]
@@ -85,6 +87,16 @@ t.test('with prefix /api, the absolute-form target http://other-host/api/users?x
   t.equal(statusOf(answer), 200, `answered 200: ${JSON.stringify(answer.split('\r\n')[0])}`)
   t.same(backend.seen, ['GET /api/users?x=1'])
 })
+
+for (const [target, expected] of [['http://other-host', '/'], ['http://other-host?x=1', '/?x=1'], ['https://other-host:8443/a\\b?c', '/a\\b?c']]) {
+  t.test(`the absolute-form target ${target} reaches the backend as ${expected}`, async (t) => {
+    const backend = await recordingBackend(t)
+    const { port } = await startBalancer(t, { backends: [backend.url] })
+    const answer = await rawRequest(port, `GET ${target} HTTP/1.1\r\nHost: other-host\r\nConnection: close\r\n\r\n`)
+    t.equal(statusOf(answer), 200, `answered 200: ${JSON.stringify(answer.split('\r\n')[0])}`)
+    t.same(backend.seen, [`GET ${expected}`])
+  })
+}
 
 t.test('OPTIONS * never reaches a backend as OPTIONS /: forwarded as OPTIONS *, or answered by the balancer (200/204 with Allow, or 400)', async (t) => {
   const backend = await recordingBackend(t)

@@ -291,6 +291,9 @@ export class Forwarder {
     try {
       // The origin only: the agent sends the request target as received (see UpstreamAgent).
       exchange.reply.from(worker.url, this.fromOptions)
+    } catch (error) {
+      // Answered here, not thrown: a request sent from the queue has no route handler to catch it.
+      exchange.reply.send(error)
     } finally {
       this.agent.exchange = undefined
     }

@@ -10,7 +10,7 @@ import { startBackend } from './helpers/servers.js'
 t.test('an error thrown by the app\'s own hook on a proxied request reaches the app\'s error handler', async (t) => {
   const backend = await startBackend(t)
   const app = Fastify()
-  app.setErrorHandler((error, _request, reply) => { reply.code(418).send({ handledBy: 'app', message: error.message }) })
+  app.setErrorHandler((error: Error, _request, reply) => { reply.code(418).send({ handledBy: 'app', message: error.message }) })
   app.addHook('preHandler', async (request) => {
     if (request.headers['x-deny'] !== undefined) throw new Error('denied by the app')
   })

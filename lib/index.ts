@@ -5,7 +5,7 @@ import { HealthChecker } from './health/active.js'
 import { Discovery } from './health/discovery.js'
 import { Forwarder } from './proxy/forward.js'
 import { proxyRoutes } from './proxy/routes.js'
-import { agentTls } from './proxy/tls.js'
+import { agentConnect } from './proxy/connect.js'
 import { normalizeOptions, type GoloadOptions } from './options.js'
 import { PassiveHealth } from './health/passive.js'
 import { Pool } from './pool/pool.js'
@@ -51,7 +51,7 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions): Promis
   if (config.healthCheck !== undefined) {
     // Probes have connections of their own, as HAProxy's checks do: a backend whose traffic connections are all
     // busy is busy, not down, and a probe queued behind them would take it out of rotation for being in use.
-    const probes = new Agent({ connections: 1, ...agentTls(config) })
+    const probes = new Agent({ connections: 1, ...agentConnect(config) })
     const checker = new HealthChecker(pool, probes, config.healthCheck, fastify.log)
     checker.start()
     fastify.addHook('onClose', async () => {

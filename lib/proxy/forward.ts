@@ -11,7 +11,7 @@ import type { Pool, Worker } from '../pool/pool.js'
 import { ClientWatch, type WatchedBody } from './client-watch.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { readAhead, type RequestBody } from './request-body.js'
-import { agentTls, handshakeCodes } from './tls.js'
+import { agentConnect, handshakeCodes } from './connect.js'
 import { upstreamTarget } from './target.js'
 import { UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
 
@@ -205,11 +205,10 @@ export class Forwarder {
       // No cap by default, as nginx: a cap turns a few hundred slow clients into a full outage.
       connections: config.connections === Infinity ? null : config.connections,
       pipelining: config.pipelining,
-      connectTimeout: config.connectTimeout,
       // The response timeout is ours (undici's timers fire up to a second late); undici keeps the body timeout.
       headersTimeout: 0,
       bodyTimeout: config.timeout,
-      ...agentTls(config)
+      ...agentConnect(config)
     })
     this.agent.timed = config.strategy === 'peak-ewma'
     this.watch = new ClientWatch(config.clientTimeout, config.clientMinRate)

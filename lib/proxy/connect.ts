@@ -1,35 +1,55 @@
-import { buildConnector, Client, Pool, type Agent, type Dispatcher } from 'undici'
+import { buildConnector, Client, errors, Pool, type Agent, type Dispatcher } from 'undici'
 import type { PoolConfig } from '../options.js'
 import type { TlsOptions } from '../tls-options.js'
 
 /**
- * The undici Agent options that connect a pool's backends as its tls and allowH2 options say. undici's Agent has one
+ * The undici Agent options that connect a pool's backends: within `connectTimeout` on a timer of our own (undici's
+ * fires up to a second late), and over TLS as the pool's tls and allowH2 options say. undici's Agent has one
  * connection pool per origin and builds each with `factory`: ours gives each https origin the TLS settings of its
  * backend, looked up when its first request comes, so a backend that add() brings in later gets its own too. An
  * origin nobody recorded (an address DNS discovery found) connects with the pool's tls.
  */
-export function agentTls (config: Pick<PoolConfig, 'tls' | 'allowH2' | 'backendTls'>): Pick<Agent.Options, 'factory' | 'allowH2'> {
-  if (config.tls === undefined && config.backendTls.size === 0) return { allowH2: config.allowH2 }
+export function agentConnect (config: Pick<PoolConfig, 'tls' | 'allowH2' | 'backendTls' | 'connectTimeout'>): Pick<Agent.Options, 'factory' | 'allowH2'> {
   return {
     allowH2: config.allowH2,
     factory (origin: string | URL, options: object): Dispatcher {
       const key = typeof origin === 'string' ? origin : origin.origin
       const tls = config.backendTls.has(key) ? config.backendTls.get(key) : config.tls
       const settings = options as Pool.Options
-      const connect = tls === undefined ? settings.connect : connector(tls, settings)
+      const connect = withTimeout(connector(tls, settings), config.connectTimeout)
       return settings.connections === 1 ? new Client(origin, { ...settings, connect }) : new Pool(origin, { ...settings, connect })
     }
   }
 }
 
-function connector (tls: TlsOptions, settings: Pool.Options): buildConnector.connector {
-  const { servername, ...rest } = tls
+function connector (tls: TlsOptions | undefined, settings: Pool.Options): buildConnector.connector {
+  const { servername, ...rest } = tls ?? {}
   const base = typeof settings.connect === 'object' ? settings.connect : undefined
-  const connect = buildConnector({ timeout: settings.connectTimeout, ...base, ...rest, allowH2: settings.allowH2 ?? false })
+  const connect = buildConnector({ ...base, ...rest, timeout: 0, allowH2: settings.allowH2 ?? false })
   if (servername === undefined) return connect
   // undici passes the servername it takes from the request's Host header (the backend URL's hostname), which would
   // win over a servername given here: the one the user set is the name the backend's certificate is checked against.
   return (options, callback) => { connect({ ...options, servername }, callback) }
+}
+
+/** A connector that gives up after `ms`, on a native timer: one per new connection, none per request. */
+function withTimeout (connect: buildConnector.connector, ms: number): buildConnector.connector {
+  return (options, callback) => {
+    let settled = false
+    const socket = connect(options, (error, connected) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      if (error === null) callback(null, connected!)
+      else callback(error, null)
+    }) as unknown as { destroy: () => void } | undefined
+    const timer = setTimeout(() => {
+      if (settled) return
+      settled = true
+      socket?.destroy()
+      callback(new errors.ConnectTimeoutError(`no connection to ${options.hostname} within ${ms} ms`), null)
+    }, ms)
+  }
 }
 
 /**

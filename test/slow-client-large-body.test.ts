@@ -1,6 +1,5 @@
-import type net from 'node:net'
 import t from 'tap'
-import { connect, describeRun, percentile, sequentialGets, sleep, trickle } from './helpers/raw.js'
+import { describeRun, percentile, sequentialGets, sleep, slowUploads } from './helpers/raw.js'
 import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 // The reproduction: uploads that trickle in must not take every connection to the backends (undici's per-origin
@@ -20,16 +19,7 @@ t.test('260 clients trickling 100 kB uploads at 1 byte/s: other GETs answered 20
     app.addHook('onRequest', async (request) => { if (request.url === '/upload') uploadsSeen++ })
   })
 
-  const sockets: net.Socket[] = []
-  for (let i = 0; i < slowClients; i++) {
-    const socket = await connect(t, port)
-    socket.on('error', () => {})
-    socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n')
-    socket.write('a')
-    sockets.push(socket)
-  }
-  const stopTrickle = trickle(sockets, 1000)
-  t.teardown(stopTrickle)
+  const uploads = await slowUploads(t, port, slowClients, 100000)
   await waitFor(() => uploadsSeen === slowClients, `the balancer to have all ${slowClients} uploads`, 10_000)
   // Let the uploads reach the backends (or the wait for a connection) before measuring.
   await sleep(300)
@@ -40,8 +30,7 @@ t.test('260 clients trickling 100 kB uploads at 1 byte/s: other GETs answered 20
   const p99 = percentile(run.latencies, 99)
   t.ok(p99 < 100, `p99 of the GETs under 100 ms: ${describeRun(run)}`)
 
-  stopTrickle()
-  for (const socket of sockets) socket.destroy()
+  uploads.end()
   await settled(app)
   t.same(app.goload.stats().backends.map((b) => b.pending), [0, 0], 'pending is 0 on every backend')
 })

@@ -1,6 +1,5 @@
-import type net from 'node:net'
 import t from 'tap'
-import { connect, describeRun, percentile, sequentialGets, sleep, trickle } from './helpers/raw.js'
+import { describeRun, percentile, sequentialGets, sleep, slowUploads } from './helpers/raw.js'
 import { pendingCounts, settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 // A body under bufferBody is read whole before a backend is chosen: a client that sends it slowly holds no
@@ -22,16 +21,7 @@ t.test('260 clients trickling 1 kB bodies at 1 byte/s hold no backend: pending s
     app.addHook('onRequest', async (request) => { if (request.url === '/upload') uploadsSeen++ })
   })
 
-  const sockets: net.Socket[] = []
-  for (let i = 0; i < slowClients; i++) {
-    const socket = await connect(t, port)
-    socket.on('error', () => {})
-    socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1024\r\n\r\n')
-    socket.write('a')
-    sockets.push(socket)
-  }
-  const stopTrickle = trickle(sockets, 1000)
-  t.teardown(stopTrickle)
+  const uploads = await slowUploads(t, port, slowClients, 1024)
   await waitFor(() => uploadsSeen === slowClients, `the balancer to have all ${slowClients} uploads`, 10_000)
   // Long enough for a balancer that forwards on arrival to have dispatched every one of them.
   await sleep(1000)
@@ -50,8 +40,7 @@ t.test('260 clients trickling 1 kB bodies at 1 byte/s hold no backend: pending s
   t.same(pending, [0, 0], 'pending counts after the GETs')
   t.equal(uploadsAtBackends.count, 0, 'after 5 s of trickling, still no backend has received any of them')
 
-  stopTrickle()
-  for (const socket of sockets) socket.destroy()
+  uploads.end()
   await settled(app)
   t.same(pendingCounts(app), [0, 0], 'pending is 0 on every backend once they are gone')
   t.equal(uploadsAtBackends.count, 0, 'an upload whose client left before its body was whole never reaches a backend')

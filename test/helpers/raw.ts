@@ -278,3 +278,25 @@ export function trickle (sockets: net.Socket[], periodMs = 1000, byte = 'a'): ()
   }, periodMs / slices)
   return () => clearInterval(timer)
 }
+
+/**
+ * `count` connections that each send a POST's headers with this Content-Length and then one body byte a second,
+ * the slow-client reproduction. `end()` stops them and closes their connections; so does the end of the test.
+ */
+export async function slowUploads (t: Test, port: number, count: number, contentLength: number): Promise<{ end: () => void }> {
+  const sockets: net.Socket[] = []
+  for (let i = 0; i < count; i++) {
+    const socket = await connect(t, port)
+    socket.on('error', () => {})
+    socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${contentLength}\r\n\r\n`)
+    socket.write('a')
+    sockets.push(socket)
+  }
+  const stop = trickle(sockets, 1000)
+  const end = (): void => {
+    stop()
+    for (const socket of sockets) socket.destroy()
+  }
+  t.teardown(end)
+  return { end }
+}

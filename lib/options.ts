@@ -69,12 +69,35 @@ export interface QueueOptions {
   timeout?: number
 }
 
-export interface GoloadOptions {
-  backends: Array<string | BackendOptions>
-  /** Names this pool for `fastify.goload.pool(name)`. Defaults to the prefix, or `'default'`. */
-  name?: string
+/** Which requests a registration takes, and how their target and Host are sent on. */
+export interface RouteOptions {
+  /**
+   * Only requests for this host: exact (`api.example.com`), wildcard (`*.example.com`, one or more labels) or a
+   * RegExp, matched without the port. Default: any host.
+   */
+  host?: string | RegExp
   /** Proxy only requests under this path; other paths stay the app's. Default: every path. */
   prefix?: string
+  /** Replaces the matched prefix before forwarding: `prefix: '/api', rewritePrefix: '/'` sends `/api/x` as `/x`. */
+  rewritePrefix?: string
+  /** Only these HTTP methods. Default: all. */
+  methods?: string[]
+  /** Only requests whose headers have these values (a string is compared whole, a RegExp tested). */
+  headers?: Record<string, string | RegExp>
+  /** Send the client's Host to the backend rather than the backend's own host:port. Default false. */
+  preserveHost?: boolean
+}
+
+/** A route that sends to a pool another registration made: one heap and one set of counts for both. */
+export interface SharedPoolOptions extends RouteOptions {
+  /** The name of a pool registered before on this instance. */
+  pool: string
+}
+
+export interface GoloadOptions extends RouteOptions {
+  backends: Array<string | BackendOptions>
+  /** Names this pool for `fastify.goload.pool(name)`. Defaults to the host and prefix, or `'default'`. */
+  name?: string
   strategy?: Strategy
   /**
    * Upstream timeout in ms: no response headers this long after the request was sent answers 504; no body data for
@@ -181,12 +204,14 @@ export const defaults = {
   clientMinRate: 500
 } as const
 
-// Besides ours, the options Fastify itself reads from any register() call.
+// A route's own options, and those Fastify itself reads from any register() call.
+const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'logLevel', 'logSerializers']
+
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
   'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'ewmaDecay',
   'connectTimeout', 'bufferBody', 'clientTimeout', 'clientMinRate', 'tls', 'allowH2',
-  'logLevel', 'logSerializers'
+  ...routeKeys
 ])
 
 export function normalizeOptions (options: GoloadOptions): PoolConfig {
@@ -219,7 +244,8 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
   }
 
   const prefix = normalizePrefix(options.prefix)
-  const name = options.name ?? (prefix === '' ? 'default' : prefix)
+  const host = options.host instanceof RegExp ? String(options.host) : options.host ?? ''
+  const name = options.name ?? (host + prefix === '' ? 'default' : host + prefix)
   if (typeof name !== 'string' || name === '') throw new InvalidOptionError('name must be a non-empty string')
 
   const strategy = options.strategy ?? defaults.strategy
@@ -415,4 +441,68 @@ function count (key: string, value: number | undefined, fallback: number): numbe
 function limit (key: string, value: number | undefined, fallback: number): number {
   if (value === undefined || value === Infinity) return value ?? fallback
   return positiveInteger(key, value, fallback)
+}
+
+export interface RouteConfig {
+  host: string | RegExp | undefined
+  /** '' for every path. */
+  prefix: string
+  rewritePrefix: string | undefined
+  /** Uppercase; undefined for every method. */
+  methods: string[] | undefined
+  /** Lowercase names. */
+  headers: Array<[string, string | RegExp]>
+  preserveHost: boolean
+  /** A pool registered by another route, for a route without backends of its own. */
+  pool: string | undefined
+}
+
+const sharedPoolKeys = new Set(['pool', ...routeKeys])
+
+/** The route part of a registration's options: which requests it takes and how it sends them on. */
+export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): RouteConfig {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionError('options must be an object with a backends array, or a pool name')
+  }
+  const pool = 'pool' in options ? options.pool : undefined
+  if (pool !== undefined) {
+    if (typeof pool !== 'string' || pool === '') throw new InvalidOptionError(`pool must be the name of a pool registered before, got ${JSON.stringify(pool)}`)
+    for (const key of Object.keys(options)) {
+      if (!sharedPoolKeys.has(key)) {
+        throw new InvalidOptionError(`${key} belongs to the pool: a route with pool: "${pool}" takes only ${[...sharedPoolKeys].join(', ')}`)
+      }
+    }
+  }
+  const { host, rewritePrefix, methods, headers, preserveHost } = options
+  if (host !== undefined && !(host instanceof RegExp) && (typeof host !== 'string' || !/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?\.?$/i.test(host))) {
+    throw new InvalidOptionError(`host must be a host name, a *.wildcard one, or a RegExp, got ${JSON.stringify(host)}`)
+  }
+  if (rewritePrefix !== undefined && (typeof rewritePrefix !== 'string' || !rewritePrefix.startsWith('/') || /[?#]/.test(rewritePrefix))) {
+    throw new InvalidOptionError(`rewritePrefix must be a path starting with "/", got ${JSON.stringify(rewritePrefix)}`)
+  }
+  if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || !methods.every((method) => typeof method === 'string' && /^[A-Za-z]+$/.test(method)))) {
+    throw new InvalidOptionError(`methods must be a non-empty array of HTTP method names, got ${JSON.stringify(methods)}`)
+  }
+  if (headers !== undefined && (headers === null || typeof headers !== 'object' || Array.isArray(headers))) {
+    throw new InvalidOptionError('headers must be an object of header names to a string or a RegExp')
+  }
+  const headerList = Object.entries(headers ?? {}).map(([name, value]): [string, string | RegExp] => {
+    if (typeof value === 'number') value = String(value)
+    if (typeof value !== 'string' && !(value instanceof RegExp)) {
+      throw new InvalidOptionError(`headers.${name} must be a string or a RegExp, got ${JSON.stringify(value)}`)
+    }
+    return [name.toLowerCase(), value]
+  })
+  if (preserveHost !== undefined && typeof preserveHost !== 'boolean') {
+    throw new InvalidOptionError(`preserveHost must be a boolean, got ${JSON.stringify(preserveHost)}`)
+  }
+  return {
+    host,
+    prefix: normalizePrefix(options.prefix),
+    rewritePrefix,
+    methods: methods?.map((method) => method.toUpperCase()),
+    headers: headerList,
+    preserveHost: preserveHost ?? false,
+    pool
+  }
 }

@@ -2,6 +2,9 @@ import { InvalidOptionError, UnknownBackendError, UnknownPoolError } from './err
 import { normalizeBackend, type BackendOptions, type PoolConfig } from './options.js'
 import { claimOrigin } from './tls-options.js'
 import type { Pool, PoolStats, Worker } from './pool/pool.js'
+import type { Forwarder } from './proxy/forward.js'
+import type { ProxyRoute } from './proxy/routes.js'
+import { RouteTable } from './routing/table.js'
 
 /** One registration of the plugin: a named pool of backends. */
 export interface GoloadPool {
@@ -77,12 +80,41 @@ class PoolHandle implements GoloadPool {
 export class Registry implements Goload {
   readonly #pools = new Map<string, GoloadPool>()
 
-  /** Called by the plugin for each registration. */
-  addPool (name: string, pool: Pool, config: PoolConfig): void {
+  /** Every route of the instance, most specific first. */
+  readonly routes = new RouteTable<ProxyRoute>()
+  readonly #forwarders = new Map<string, Forwarder>()
+  readonly #prefixes = new Set<string>()
+
+  /** Called by the plugin for each registration that makes a pool. */
+  addPool (name: string, pool: Pool, config: PoolConfig, forwarder: Forwarder): void {
     if (this.#pools.has(name)) {
-      throw new InvalidOptionError(`name "${name}" is already taken by another registration on this instance: give each registration its own name or prefix`)
+      throw new InvalidOptionError(`name "${name}" is already taken by another registration on this instance: give each registration its own name, or share the pool with pool: "${name}"`)
     }
     this.#pools.set(name, new PoolHandle(name, pool, config))
+    this.#forwarders.set(name, forwarder)
+  }
+
+  /** `name`, or the first of `name#2`, `name#3`… that no pool has yet. */
+  unusedName (name: string): string {
+    let unused = name
+    for (let n = 2; this.#pools.has(unused); n++) unused = `${name}#${n}`
+    return unused
+  }
+
+  /** The forwarder of a pool registered before, for a route that shares it. */
+  forwarder (name: string): Forwarder {
+    const forwarder = this.#forwarders.get(name)
+    if (forwarder === undefined) {
+      throw new InvalidOptionError(`pool: no pool named "${name}" is registered before this route (pools: ${this.names().join(', ') || 'none'})`)
+    }
+    return forwarder
+  }
+
+  /** True the first time a prefix is claimed: its Fastify routes are to be registered. */
+  claimPrefix (prefix: string): boolean {
+    if (this.#prefixes.has(prefix)) return false
+    this.#prefixes.add(prefix)
+    return true
   }
 
   names (): string[] {

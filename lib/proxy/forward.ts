@@ -3,7 +3,7 @@ import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import {
-  BadGatewayError, BadRequestTargetError, ClientTimeoutError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError
+  BadGatewayError, ClientTimeoutError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError
 } from '../errors.js'
 import type { PoolConfig } from '../options.js'
 import type { PassiveHealth } from '../health/passive.js'
@@ -12,8 +12,7 @@ import { ClientWatch, type WatchedBody } from './client-watch.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { readAhead, type RequestBody } from './request-body.js'
 import { agentConnect, handshakeCodes } from './connect.js'
-import { upstreamTarget } from './target.js'
-import { UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
+import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
 
 export const kExchange = Symbol('goload.exchange')
 export type Response = ServerResponse & { [kExchange]?: Exchange }
@@ -44,6 +43,7 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   readonly request: FastifyRequest
   readonly reply: FastifyReply
   readonly target: string
+  readonly host: string | undefined
   /** The client's request body, when it has one: each attempt reads it through a stream of its own. */
   body: RequestBody | undefined
   worker: Worker | undefined
@@ -69,11 +69,12 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   #ended = false
   #onAbort: (() => void) | undefined
 
-  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply, target: string) {
+  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined) {
     this.forwarder = forwarder
     this.request = request
     this.reply = reply
     this.target = target
+    this.host = host
   }
 
   get ended (): boolean {
@@ -226,24 +227,15 @@ export class Forwarder {
     } as unknown as FastifyReplyFromHooks
   }
 
-  /** The route handler: match is done; read a small body, then acquire (or wait), forward, and release on close. */
-  forward (request: FastifyRequest, reply: FastifyReply): void {
+  /**
+   * Match is done: `target` is the request target to send (its prefix already rewritten), `host` the Host to send
+   * (undefined: the backend's own). Read a small body, then acquire (or wait), forward, and release on close.
+   */
+  forward (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined): void {
     const response: Response = reply.raw
     // The client left before we got here: nobody to answer, nothing to count.
     if (response.destroyed) return
-    const url = request.raw.url ?? '/'
-    if (url === '*' && request.method === 'OPTIONS') {
-      // `OPTIONS *` asks about the server, not a resource: the balancer answers it rather than let it become
-      // `OPTIONS /` on the way.
-      reply.code(204).header('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS').send()
-      return
-    }
-    const target = upstreamTarget(url)
-    if (target === undefined) {
-      reply.send(new BadRequestTargetError())
-      return
-    }
-    const exchange = new Exchange(this, request, reply, target)
+    const exchange = new Exchange(this, request, reply, target, host)
     response[kExchange] = exchange
     // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.
     response.on('close', onResponseClose)
@@ -287,6 +279,7 @@ export class Forwarder {
     exchange.attemptFailed = false
     exchange.deadline = setTimeout(onDeadline, this.config.timeout, exchange)
     this.agent.exchange = exchange
+    switchboard.agent = this.agent
     try {
       // The origin only: the agent sends the request target as received (see UpstreamAgent).
       exchange.reply.from(worker.url, this.fromOptions)
@@ -295,6 +288,7 @@ export class Forwarder {
       exchange.reply.send(error)
     } finally {
       this.agent.exchange = undefined
+      switchboard.agent = undefined
     }
   }
 

@@ -2,24 +2,67 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import type { Dispatcher } from 'undici'
-import { BadGatewayError, GatewayTimeoutError } from '../errors.js'
+import { BadGatewayError, BadRequestTargetError, GatewayTimeoutError } from '../errors.js'
+import { requestHost } from '../routing/host.js'
+import type { RouteTable } from '../routing/table.js'
 import { kExchange, type Forwarder, type Response } from './forward.js'
+import { upstreamTarget } from './target.js'
+import { switchboard } from './upstream-agent.js'
+
+/** Where a matched request goes: a pool's forwarder, and how the route sends the target and Host on. */
+export interface ProxyRoute {
+  forwarder: Forwarder
+  rewritePrefix: string | undefined
+  preserveHost: boolean
+}
 
 /**
- * The proxy routes of one pool, in their own encapsulated context so that reply.from, the body pass-through, the
- * error handler and the undici agent of one registration never meet another's.
+ * The Fastify routes for one prefix, in their own encapsulated context so that reply.from, the body pass-through and
+ * the error handler never meet the app's own routes. Fastify matches the path; the table then picks the route
+ * host-first among every registration of the instance (see RouteTable).
  */
-export async function proxyRoutes (fastify: FastifyInstance, { forwarder }: { forwarder: Forwarder }): Promise<void> {
-  await fastify.register(replyFrom, { undici: forwarder.agent as unknown as Dispatcher, disableRequestLogging: true })
+export async function proxyRoutes (fastify: FastifyInstance, { table }: { table: RouteTable<ProxyRoute> }): Promise<void> {
+  // Our own lifecycle closes the agents (lib/index.ts), not reply-from.
+  await fastify.register(replyFrom, { undici: switchboard as unknown as Dispatcher, disableRequestLogging: true, destroyAgent: false })
 
   // Bodies of any type are streamed to the backend as they arrive, never parsed.
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
   fastify.setErrorHandler(answerError)
 
-  const forward = forwarder.forward.bind(forwarder)
-  fastify.all('/', forward)
-  fastify.all('/*', forward)
+  const handler = (request: FastifyRequest, reply: FastifyReply): void => { route(table, request, reply) }
+  fastify.all('/', handler)
+  fastify.all('/*', handler)
+}
+
+/** One request's match: check the target, pick the route, rewrite its prefix, and hand it to the pool. */
+function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: FastifyReply): void {
+  const url = request.raw.url ?? '/'
+  if (url === '*' && request.method === 'OPTIONS') {
+    // `OPTIONS *` asks about the server, not a resource: the balancer answers it rather than let it become
+    // `OPTIONS /` on the way.
+    reply.code(204).header('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS').send()
+    return
+  }
+  let target = upstreamTarget(url)
+  if (target === undefined) {
+    reply.send(new BadRequestTargetError())
+    return
+  }
+  const match = table.match(target, requestHost(request.headers.host), request.method, request.headers)
+  if (match === undefined) {
+    reply.callNotFound()
+    return
+  }
+  const { forwarder, rewritePrefix, preserveHost } = match.route.target
+  if (rewritePrefix !== undefined) target = rewrite(rewritePrefix, target.slice(match.prefixEnd))
+  forwarder.forward(request, reply, target, preserveHost ? request.headers.host : undefined)
+}
+
+/** `rewritePrefix` in place of the matched prefix: `/` and `/users?x=1` give `/users?x=1`, `/v2` and `?x=1` `/v2?x=1`. */
+function rewrite (rewritePrefix: string, rest: string): string {
+  const target = rewritePrefix.replace(/\/+$/, '') + rest
+  return target.charCodeAt(0) === 47 /* '/' */ ? target : '/' + target
 }
 
 /**

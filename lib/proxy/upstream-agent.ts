@@ -2,8 +2,10 @@ import { Agent, type Dispatcher } from 'undici'
 
 /** What the agent needs of the exchange an upstream request belongs to. */
 export interface UpstreamExchange {
-  /** The path and query to send, exactly as the client sent them. */
+  /** The path and query to send, exactly as the client sent them (with the route's prefix rewritten, if it says so). */
   readonly target: string
+  /** The Host header to send; undefined: the backend's own host:port. */
+  readonly host: string | undefined
   /** When the request was written to its backend (performance.now()), for peak-ewma. */
   sentAt: number
   /** The attempt failed before any response headers: the exchange decides what happens next. */
@@ -31,6 +33,7 @@ export class UpstreamAgent extends Agent {
     const request = super.request as (options: Dispatcher.RequestOptions, callback?: Callback) => never
     if (exchange === undefined) return request.call(this, options, callback as Callback)
     options.path = exchange.target
+    if (exchange.host !== undefined) (options.headers as Record<string, string>).host = exchange.host
     options.signal = exchange as unknown as Dispatcher.RequestOptions['signal']
     return request.call(this, options, (error, data) => {
       if (error !== null) exchange.upstreamFailed(error)
@@ -50,5 +53,18 @@ export class UpstreamAgent extends Agent {
       }
     }
     return super.dispatch(options, handler)
+  }
+}
+
+/**
+ * The dispatcher every reply-from registration is given. One Fastify route may serve the routes of several pools
+ * (a host-specific route can win over the one whose prefix Fastify matched), and `reply.from` is bound to the
+ * dispatcher of the context it was registered in: this one passes each request on to the agent of the pool whose
+ * exchange is being sent, set just before reply.from() is called.
+ */
+export const switchboard = {
+  agent: undefined as UpstreamAgent | undefined,
+  request (options: Dispatcher.RequestOptions, callback?: unknown): never {
+    return this.agent!.request(options, callback)
   }
 }

@@ -1,0 +1,72 @@
+import type { HostMatcher } from './host.js'
+import { prefixEnd } from './prefix.js'
+
+/** One registration as the router sees it: what a request must match, and where it then goes. */
+export interface Route<Target> {
+  readonly host: HostMatcher | undefined
+  /** '' for every path. */
+  readonly prefix: string
+  /** Uppercase method names; undefined for every method. */
+  readonly methods: ReadonlySet<string> | undefined
+  readonly headers: ReadonlyArray<readonly [name: string, value: string | RegExp]>
+  readonly target: Target
+}
+
+export interface Match<Target> {
+  route: Route<Target>
+  /** Where the prefix ends in the raw request target. */
+  prefixEnd: number
+}
+
+/**
+ * Every route of one Fastify instance, most specific first, as nginx picks a server and then a location: the host
+ * first (exact, then the longest wildcard, then a RegExp, then none), then the longest prefix, then the route with
+ * more method and header conditions, then the one registered first. Fastify's router matches the path before the
+ * host, so a request reaches a handler at the longest prefix it fits, and this table then decides host-first among
+ * all the routes; a match is the first route in this order whose conditions all hold.
+ */
+export class RouteTable<Target> {
+  readonly #routes: Array<Route<Target>> = []
+
+  /** Adds a route; returns the one it duplicates (same host, prefix, methods and headers) instead, if any. */
+  add (route: Route<Target>): Route<Target> | undefined {
+    const same = this.#routes.find((other) => sameConditions(other, route))
+    if (same !== undefined) return same
+    this.#routes.push(route)
+    // A stable sort: among equals, the route registered first stays first.
+    this.#routes.sort((a, b) => specificity(b) - specificity(a) || (b.host?.length ?? 0) - (a.host?.length ?? 0) || b.prefix.length - a.prefix.length || conditions(b) - conditions(a))
+    return undefined
+  }
+
+  match (target: string, host: string, method: string, headers: Record<string, string | string[] | undefined>): Match<Target> | undefined {
+    for (const route of this.#routes) {
+      if (route.host !== undefined && !route.host.matches(host)) continue
+      if (route.methods !== undefined && !route.methods.has(method)) continue
+      if (!route.headers.every(([name, value]) => headerMatches(headers[name], value))) continue
+      const end = prefixEnd(target, route.prefix)
+      if (end !== -1) return { route, prefixEnd: end }
+    }
+    return undefined
+  }
+}
+
+function specificity (route: Route<unknown>): number {
+  return route.host?.rank ?? 0
+}
+
+function conditions (route: Route<unknown>): number {
+  return (route.methods === undefined ? 0 : 1) + route.headers.length
+}
+
+function headerMatches (received: string | string[] | undefined, wanted: string | RegExp): boolean {
+  if (received === undefined) return false
+  const value = Array.isArray(received) ? received.join(', ') : received
+  return typeof wanted === 'string' ? value === wanted : wanted.test(value)
+}
+
+function sameConditions (a: Route<unknown>, b: Route<unknown>): boolean {
+  return a.host?.source === b.host?.source &&
+    a.prefix === b.prefix &&
+    [...(a.methods ?? [])].sort().join() === [...(b.methods ?? [])].sort().join() &&
+    a.headers.map(([name, value]) => `${name}=${String(value)}`).sort().join() === b.headers.map(([name, value]) => `${name}=${String(value)}`).sort().join()
+}

@@ -7,6 +7,8 @@ declare const goload: typeof esm.default & { default: typeof esm.default, goload
 declare namespace goload {
   export type BackendOptions = esm.BackendOptions
   export type GoloadOptions = esm.GoloadOptions
+  export type RouteOptions = esm.RouteOptions
+  export type SharedPoolOptions = esm.SharedPoolOptions
   export type HealthCheckOptions = esm.HealthCheckOptions
   export type PassiveHealthOptions = esm.PassiveHealthOptions
   export type QueueOptions = esm.QueueOptions

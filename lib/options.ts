@@ -88,14 +88,19 @@ export interface RouteOptions {
   preserveHost?: boolean
 }
 
-/** A route that sends to a pool another registration made: one heap and one set of counts for both. */
-export interface SharedPoolOptions extends RouteOptions {
+/**
+ * A route that sends to a pool another registration made: one heap and one set of counts for both. It takes route
+ * options only: the pool's own are the other registration's.
+ */
+export type SharedPoolOptions = RouteOptions & {
   /** The name of a pool registered before on this instance. */
   pool: string
-}
+} & { [Key in Exclude<keyof GoloadOptions, keyof RouteOptions | 'pool'>]?: never }
 
 export interface GoloadOptions extends RouteOptions {
   backends: Array<string | BackendOptions>
+  /** Only in a route that shares another registration's pool (see SharedPoolOptions). */
+  pool?: never
   /** Names this pool for `fastify.goload.pool(name)`. Defaults to the host and prefix, or `'default'`. */
   name?: string
   strategy?: Strategy

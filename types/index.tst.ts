@@ -81,3 +81,22 @@ test('tls to backends, on the pool and per backend, and allowH2', async () => {
   expect(app.register).type.not.toBeCallableWith(goload, { backends: [{ url: 'https://a:1', tls: { servername: 1 } }] })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['https://a:1'], allowH2: 'yes' })
 })
+
+test('routes: host, methods, headers, rewritePrefix, preserveHost, and a route that shares a pool', async () => {
+  const app = Fastify()
+  await app.register(goload, {
+    backends: ['http://10.0.0.8:3000'],
+    name: 'api',
+    host: '*.example.com',
+    prefix: '/api',
+    rewritePrefix: '/',
+    methods: ['GET', 'POST'],
+    headers: { 'x-canary': '1', 'x-tenant': /^t-/ },
+    preserveHost: true
+  })
+  await app.register(goload, { backends: ['http://10.0.0.9:3000'], host: /^api\d\.test$/ })
+  await app.register(goload, { pool: 'api', prefix: '/v1', rewritePrefix: '/' })
+  expect(app.register).type.not.toBeCallableWith(goload, { pool: 'api', timeout: 5 })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], host: 42 })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], headers: { 'x-a': 1 } })
+})

@@ -108,3 +108,12 @@ t.test('OPTIONS * never reaches a backend as OPTIONS /: forwarded as OPTIONS *, 
   const answeredHere = backend.received === 0 && (((status === 200 || status === 204) && /^allow: /im.test(answer)) || status === 400)
   t.ok(forwarded || answeredHere, `forwarded as OPTIONS *, or answered 200/204 with Allow or 400 by the balancer: got ${JSON.stringify(answer.split('\r\n\r\n')[0])}, backend saw ${JSON.stringify(backend.seen)}`)
 })
+
+t.test('a target that is not a path (GET *) is refused with 400 FST_GOLOAD_BAD_REQUEST_TARGET', async (t) => {
+  const backend = await recordingBackend(t)
+  const { port } = await startBalancer(t, { backends: [backend.url] })
+  const answer = await rawRequest(port, 'GET * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  t.equal(statusOf(answer), 400)
+  t.match(answer, /FST_GOLOAD_BAD_REQUEST_TARGET/)
+  t.equal(backend.received, 0)
+})

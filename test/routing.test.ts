@@ -129,6 +129,9 @@ t.test('bad routes fail at register, naming the problem', async (t) => {
     [[{ rewritePrefix: 'v2', backends: [backend.url] }], /rewritePrefix must be a path/],
     [[{ methods: [], backends: [backend.url] }], /methods must be a non-empty array/],
     [[{ headers: { 'x-a': 5 as unknown as string }, backends: [backend.url] }, { headers: { 'x-b': {} as unknown as string }, backends: [backend.url], name: 'b' }], /headers.x-b must be a string or a RegExp/],
+    [[{ headers: ['x-a'] as unknown as Record<string, string>, backends: [backend.url] }], /headers must be an object/],
+    [[{ preserveHost: 'yes' as unknown as boolean, backends: [backend.url] }], /preserveHost must be a boolean/],
+    [[{ pool: '' }], /pool must be the name of a pool/],
     [[{ host: 'a.test', backends: [backend.url] }, { host: 'b.test', backends: [backend.url] }], null as unknown as RegExp]
   ]
   for (const [registrations, expected] of cases) {

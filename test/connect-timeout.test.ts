@@ -3,10 +3,9 @@
 // retried on another backend whatever the method (a POST too, without retryNonIdempotent).
 // The backend is a blackhole on 127.0.0.1 (see startBlackhole): a listening socket whose full accept queue drops
 // every SYN, so the connection attempt hangs until undici gives up, as with a host that is down.
-import type http from 'node:http'
 import t from 'tap'
 import { request } from './helpers/client.js'
-import { settled, startBackend, startBalancer, startBlackhole } from './helpers/servers.js'
+import { echo, settled, startBackend, startBalancer, startBlackhole } from './helpers/servers.js'
 
 // undici's own default, and goload's, is 10 s.
 const connectTimeout = 300
@@ -33,15 +32,7 @@ t.test('no connection within connectTimeout answers 504 FST_GOLOAD_GATEWAY_TIMEO
 t.test('a POST that got no connection within connectTimeout is sent to another backend: it was not sent', async (t) => {
   const blackhole = await startBlackhole(t)
   const bodies: string[] = []
-  const live = await startBackend(t, (req: http.IncomingMessage, res: http.ServerResponse) => {
-    let body = ''
-    req.setEncoding('utf8')
-    req.on('data', (chunk: string) => { body += chunk })
-    req.on('end', () => {
-      bodies.push(body)
-      res.end(`${req.method} ${body}`)
-    })
-  })
+  const live = await startBackend(t, echo(bodies))
   // On a fresh pool the first backend given goes first; passive health off, so no ejection gets in the way.
   const { app, url } = await startBalancer(t, {
     backends: [{ url: blackhole, id: 'blackhole' }, { url: live.url, id: 'live' }],

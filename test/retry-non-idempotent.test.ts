@@ -9,7 +9,7 @@ import t from 'tap'
 import type { Test } from 'tap'
 import type { GoloadOptions } from '../lib/index.js'
 import { request } from './helpers/client.js'
-import { deadUrl, settled, startBackend, startBalancer } from './helpers/servers.js'
+import { deadUrl, echo, settled, startBackend, startBalancer } from './helpers/servers.js'
 
 /** Reads the whole request body, then resets the connection without an answer. */
 function readThenReset (bodies: string[]) {
@@ -27,19 +27,6 @@ function readThenReset (bodies: string[]) {
 /** Resets the connection as soon as the request head arrives. */
 function resetAtOnce (req: http.IncomingMessage) {
   req.socket.destroy()
-}
-
-/** Answers 200 with the method and the body it received. */
-function echo (bodies: string[]) {
-  return (req: http.IncomingMessage, res: http.ServerResponse) => {
-    let body = ''
-    req.setEncoding('utf8')
-    req.on('data', (chunk: string) => { body += chunk })
-    req.on('end', () => {
-      bodies.push(body)
-      res.end(`${req.method} ${body}`)
-    })
-  }
 }
 
 /**

@@ -26,6 +26,19 @@ export function hello (id: string): Handler {
   }
 }
 
+/** Answers 200 with the method and the body it received, and keeps each body in `bodies`. */
+export function echo (bodies: string[]): Handler {
+  return (request, response) => {
+    let body = ''
+    request.setEncoding('utf8')
+    request.on('data', (chunk: string) => { body += chunk })
+    request.on('end', () => {
+      bodies.push(body)
+      response.end(`${request.method} ${body}`)
+    })
+  }
+}
+
 /** A real backend listening on 127.0.0.1, closed when the test ends. */
 export async function startBackend (t: Test, handler: Handler = hello('?')): Promise<Backend> {
   const backend: Backend = { url: '', server: http.createServer(), received: 0, active: 0, maxActive: 0 }

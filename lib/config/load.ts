@@ -1,0 +1,77 @@
+import { readFile } from 'node:fs/promises'
+import { extname } from 'node:path'
+import { normalizeOptions } from '../options.js'
+import { substituteEnv } from './env.js'
+import { ConfigError, keyPath, type Problem } from './errors.js'
+import { formats, parseConfigText, type Locate } from './parse.js'
+import type { GoloadFileConfig } from './schema.js'
+import { validateConfig } from './validate.js'
+
+export interface LoadConfigOptions {
+  /** Where `${NAME}` values come from. Default `process.env`. */
+  env?: NodeJS.ProcessEnv
+}
+
+/**
+ * Reads a config file (.yaml, .yml, .toml or .json) into plugin options, or throws a ConfigError listing every
+ * problem found. Nothing is built: each pool goes through the plugin's own option checks only to find its mistakes.
+ */
+export async function loadConfig (file: string, { env = process.env }: LoadConfigOptions = {}): Promise<GoloadFileConfig> {
+  if (formats[extname(file).toLowerCase()] === undefined) {
+    throw new ConfigError([`${file}: unknown format "${extname(file)}": use .yaml, .yml, .toml or .json`])
+  }
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (error) {
+    throw new ConfigError([`${file}: cannot read the file: ${(error as Error).message}`])
+  }
+
+  const parsed = parseConfigText(file, text)
+  if (Array.isArray(parsed)) throw new ConfigError(parsed.map((problem) => `${file}:${problem.line}:${problem.column}: ${problem.message}`))
+  const { data: raw, locate } = parsed
+  // An empty YAML file is null, an empty or comment-only TOML file is {}.
+  if (raw === null || raw === undefined || (typeof raw === 'object' && Object.keys(raw).length === 0 && text.trim().startsWith('{') === false)) {
+    throw new ConfigError([`${file}: the file is empty: expected listeners and pools`])
+  }
+
+  const problems: Problem[] = []
+  const data = substituteEnv(raw, env, problems)
+  problems.push(...validateConfig(data))
+  if (problems.length === 0) problems.push(...crossCheck(data as GoloadFileConfig))
+  if (problems.length > 0) throw new ConfigError(problems.map((problem) => line(file, locate, problem)))
+  return data as GoloadFileConfig
+}
+
+// What the schema cannot say: a route's pool is one of the pools, and each pool is options the plugin accepts.
+function crossCheck (config: GoloadFileConfig): Problem[] {
+  const problems: Problem[] = []
+  const names = Object.keys(config.pools)
+  config.listeners.forEach((listener, index) => {
+    listener.routes.forEach((route, routeIndex) => {
+      if (!Object.hasOwn(config.pools, route.pool)) {
+        problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (pools: ${names.join(', ')})` })
+      }
+    })
+  })
+  for (const name of names) {
+    try {
+      normalizeOptions({ ...config.pools[name], name })
+    } catch (error) {
+      // "fastify-goload: backends[0] is not a valid http(s) URL: ..." names the option first, where it names one.
+      const message = (error as Error).message.replace(/^fastify-goload: /, '')
+      const option = /^[A-Za-z]+(\[\d+\])?(\.[A-Za-z]+(\[\d+\])?)*(?= )/.exec(message)?.[0]
+      const path = ['pools', name, ...(option === undefined ? [] : option.split(/\.|\[(\d+)\]/).filter(Boolean).map((key) => /^\d+$/.test(key) ? Number(key) : key))]
+      problems.push({ path, message: `${keyPath(['pools', name])}.${message}` })
+    }
+  }
+  return problems
+}
+
+function line (file: string, locate: Locate, problem: Problem): string {
+  const at = locate(problem.path)
+  const where = at === undefined ? file : `${file}:${at}`
+  // The plugin's messages already start with the key path.
+  if (problem.path[0] === 'pools' && problem.message.startsWith(`${keyPath(problem.path.slice(0, 2))}.`)) return `${where}: ${problem.message}`
+  return `${where}: ${keyPath(problem.path) === '' ? '(top level)' : keyPath(problem.path)}: ${problem.message}`
+}

@@ -1,0 +1,144 @@
+import { Type, type Static } from '@sinclair/typebox'
+import { strategies, type Strategy } from '../options.js'
+
+// The one description of a config file. ajv validates with it (validate.ts), the TypeScript types below are derived
+// from it, and goload.schema.json is written from it for editors (write-schema.ts). Each pool's keys are the plugin's
+// option names, so a file only ever becomes plugin options; options that are functions (resolve.lookup) have no place
+// in a file.
+
+/** `${NAME}`: a whole value taken from the environment, where the value itself is not a string (a port). */
+export const envReference = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$'
+
+// `coerce` is our own keyword (validate.ts): a value that arrives as a string from `${PORT}`, or a header value YAML
+// reads as a number, is turned into the type written here before the rest of the schema looks at it. It is the only
+// coercion there is: `timeout: "100"` stays an error.
+const port = Type.Unsafe<number>({
+  // eslint-disable-next-line no-template-curly-in-string -- the env reference syntax, shown as written
+  title: 'a port number (1-65535) or ${NAME}',
+  coerce: 'integer',
+  anyOf: [
+    { type: 'integer', minimum: 1, maximum: 65535 },
+    { type: 'string', pattern: envReference }
+  ]
+})
+
+const headerValue = Type.Unsafe<string>({
+  title: 'a string',
+  coerce: 'string',
+  anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }]
+})
+
+const closed = { additionalProperties: false } as const
+const positiveInteger = (description: string) => Type.Integer({ minimum: 1, description })
+const count = (description: string) => Type.Integer({ minimum: 0, description })
+const pem = Type.String({ description: 'PEM text' })
+
+const tls = Type.Object({
+  ca: Type.Optional(Type.Union([pem, Type.Array(pem, { minItems: 1 })], { title: 'PEM text or a list of them' })),
+  cert: Type.Optional(pem),
+  key: Type.Optional(pem),
+  servername: Type.Optional(Type.String({ minLength: 1 })),
+  rejectUnauthorized: Type.Optional(Type.Boolean())
+}, { ...closed, description: 'TLS to https:// backends' })
+
+const backend = Type.Object({
+  url: Type.String({ description: 'http(s)://host:port' }),
+  id: Type.Optional(Type.String({ minLength: 1 })),
+  weight: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  maxPending: Type.Optional(positiveInteger('most requests in flight at this backend')),
+  resolve: Type.Optional(Type.Object({ interval: Type.Optional(positiveInteger('ms between DNS lookups')) }, closed)),
+  tls: Type.Optional(tls)
+}, closed)
+
+const statusPattern = Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: '^[1-5]xx$' })], { title: "a status code or a '2xx'-style class" })
+
+export const poolSchema = Type.Object({
+  backends: Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) URL or a { url, id?, weight? } object' }), { minItems: 1 }),
+  strategy: Type.Optional(Type.Unsafe<Strategy>({ enum: [...strategies] })),
+  timeout: Type.Optional(positiveInteger('upstream timeout, ms')),
+  connectTimeout: Type.Optional(positiveInteger('ms to open a connection')),
+  connections: Type.Optional(positiveInteger('most connections to each backend')),
+  pipelining: Type.Optional(positiveInteger('requests pipelined per connection')),
+  retries: Type.Optional(count('further backends tried')),
+  retryNonIdempotent: Type.Optional(Type.Boolean()),
+  passiveHealth: Type.Optional(Type.Union([
+    Type.Literal(false),
+    Type.Object({
+      maxFails: Type.Optional(positiveInteger('failures within window that eject')),
+      window: Type.Optional(positiveInteger('ms')),
+      ejectFor: Type.Optional(positiveInteger('ms')),
+      maxEjectedPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+      consecutive5xx: Type.Optional(count('5xx in a row that eject; 0 is off'))
+    }, closed)
+  ], { title: 'an object or false' })),
+  healthCheck: Type.Optional(Type.Object({
+    path: Type.String({ pattern: '^/' }),
+    interval: Type.Optional(positiveInteger('ms')),
+    timeout: Type.Optional(positiveInteger('ms')),
+    healthyAfter: Type.Optional(positiveInteger('passing probes in a row')),
+    unhealthyAfter: Type.Optional(positiveInteger('failing probes in a row')),
+    expectStatus: Type.Optional(Type.Union([statusPattern, Type.Array(statusPattern, { minItems: 1 })], { title: "a status code, a '2xx'-style class, or a list of them" }))
+  }, closed)),
+  slowStart: Type.Optional(count('ms to ramp up to full weight')),
+  maxPending: Type.Optional(positiveInteger('most requests in flight at each backend')),
+  queue: Type.Optional(Type.Object({
+    max: Type.Optional(count('requests that may wait')),
+    timeout: Type.Optional(positiveInteger('ms a request may wait'))
+  }, closed)),
+  closeTimeout: Type.Optional(count('ms in-flight requests get on close')),
+  ewmaDecay: Type.Optional(positiveInteger('peak-ewma: ms over which samples fade')),
+  bufferBody: Type.Optional(count('bytes of request body read before choosing a backend')),
+  clientTimeout: Type.Optional(positiveInteger('ms a client may send nothing')),
+  clientMinRate: Type.Optional(count('slowest request body, bytes/s')),
+  tls: Type.Optional(tls),
+  allowH2: Type.Optional(Type.Boolean())
+}, { ...closed, description: 'Plugin options of one pool, under the same names' })
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+const route = Type.Object({
+  host: Type.Optional(Type.String({ minLength: 1, description: 'exact (api.example.com) or wildcard (*.example.com)' })),
+  path: Type.Optional(Type.String({ pattern: '^/', default: '/', description: 'path prefix' })),
+  rewritePrefix: Type.Optional(Type.String({ pattern: '^/', description: 'replaces the matched prefix before forwarding' })),
+  methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1, description: 'default: every method' })),
+  headers: Type.Optional(Type.Record(Type.String(), headerValue, { description: 'header values the request must have' })),
+  preserveHost: Type.Optional(Type.Boolean()),
+  pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
+}, closed)
+
+const listener = Type.Object({
+  port,
+  host: Type.Optional(Type.String({ minLength: 1, default: '0.0.0.0' })),
+  routes: Type.Array(route, { minItems: 1 })
+}, closed)
+
+const pools = Type.Unsafe<Record<string, Static<typeof poolSchema>>>({
+  type: 'object',
+  minProperties: 1,
+  additionalProperties: poolSchema,
+  description: 'pools by name'
+})
+
+export const configSchema = Type.Object({
+  listeners: Type.Array(listener, { minItems: 1 }),
+  pools,
+  log: Type.Optional(Type.Object({
+    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels] }))
+  }, closed))
+}, {
+  ...closed,
+  $schema: 'http://json-schema.org/draft-07/schema#',
+  title: 'fastify-goload config file'
+})
+
+/** One pool as the file gives it: plugin options (GoloadOptions) without name and prefix. */
+export type PoolFileOptions = Static<typeof poolSchema>
+export type RouteConfig = Static<typeof route> & { path: string }
+export interface ListenerConfig extends Omit<Static<typeof listener>, 'host' | 'routes'> {
+  host: string
+  routes: RouteConfig[]
+}
+/** A config file once loaded: env references replaced, defaults (listener host, route path) filled in. */
+export interface GoloadFileConfig extends Omit<Static<typeof configSchema>, 'listeners'> {
+  listeners: ListenerConfig[]
+}

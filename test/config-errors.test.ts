@@ -1,0 +1,71 @@
+/* eslint-disable no-template-curly-in-string -- config files hold ${NAME} references, written as such */
+import t from 'tap'
+import { ConfigError } from '../lib/config/errors.js'
+import { loadConfig } from '../lib/config/load.js'
+import { configFolder } from './helpers/config-files.js'
+
+const valid = `listeners:
+  - port: 8080
+    routes:
+      - pool: api
+pools:
+  api:
+    backends: [http://127.0.0.1:3001]
+`
+
+// Each bad file, and the exact message: file, line where the format keeps it, key path, what was expected.
+const cases: Array<[string, string, string, (file: string) => string]> = [
+  ['an unknown key', 'goload.yaml', valid + '    timout: 100\n', (f) => `${f}:8: pools.api.timout: unknown option`],
+  ['an unknown listener key', 'goload.yaml', valid.replace('    routes:', '    prot: 1\n    routes:'), (f) => `${f}:3: listeners[0].prot: unknown key`],
+  ['a wrong type', 'goload.yaml', valid + '    timeout: "100"\n', (f) => `${f}:8: pools.api.timeout: must be an integer, got "100"`],
+  ['a port out of range', 'goload.yaml', valid.replace('8080', '70000'), (f) => `${f}:2: listeners[0].port: must be a port number (1-65535) or \${NAME}, got 70000`],
+  ['a bad URL', 'goload.yaml', valid.replace('http://127.0.0.1:3001', 'ftp://x'), (f) => `${f}:7: pools.api.backends[0] is not a valid http(s) URL: "ftp://x"`],
+  ['a missing pool', 'goload.yaml', valid.replace('pool: api', 'pool: ap'), (f) => `${f}:4: listeners[0].routes[0].pool: no pool named "ap" (pools: api)`],
+  ['a missing required key', 'goload.yaml', valid.replace('      - pool: api', '      - path: /'), (f) => `${f}:4: listeners[0].routes[0].pool: is required`],
+  ['a missing env var', 'goload.yaml', valid.replace('8080', '${GOLOAD_TEST_UNSET}'), (f) => `${f}:2: listeners[0].port: environment variable GOLOAD_TEST_UNSET is not set`],
+  ['an object or false', 'goload.yaml', valid + '    passiveHealth: true\n', (f) => `${f}:8: pools.api.passiveHealth: must be an object or false, got true`],
+  ['a bad backend field', 'goload.yaml', valid.replace('[http://127.0.0.1:3001]', '[{ url: http://127.0.0.1:3001, wieght: 2 }]'), (f) => `${f}:7: pools.api.backends[0].wieght: unknown option`],
+  ['an empty list', 'goload.yaml', valid.replace(/ {4}routes:\n.*\n/, '    routes: []\n'), (f) => `${f}:3: listeners[0].routes: must not be empty`],
+  ['a top level that is not a map', 'goload.yaml', '- a\n- b\n', (f) => `${f}:1: (top level): must be an object, got a list`],
+  ['a YAML syntax error', 'goload.yaml', 'listeners:\n  - port: 8080\n   routes: [\n', (f) => `${f}:3:1: Sequence item without - indicator`],
+  ['a TOML syntax error', 'goload.toml', '[[listeners]]\nport = \n', (f) => `${f}:2:8: invalid value`],
+  ['a TOML problem without a line', 'goload.toml', '[[listeners]]\nport = 8080\n[[listeners.routes]]\npool = "api"\n[pools.api]\nbackends = ["http://127.0.0.1:3001"]\ntimout = 1\n', (f) => `${f}: pools.api.timout: unknown option`],
+  ['a JSON syntax error', 'goload.json', '{\n  "listeners": [ },\n  "pools": {}\n}\n', (f) => `${f}:2:18: Unexpected token '}'`],
+  ['a JSON error at a position', 'goload.json', '{\n  "listeners": []\n  "pools": {}\n}\n', (f) => `${f}:3:3: Expected ',' or '}' after property value`],
+  ['a short JSON syntax error', 'goload.json', '{"a": tru}', (f) => `${f}:1:10: Unexpected token '}'`],
+  ['a JSON file cut short', 'goload.json', '{"listeners": [', (f) => `${f}:1:16: Unexpected end of JSON input`],
+  ['a JSON key given twice', 'goload.json', '{"pools": {}, "pools": {}}', (f) => `${f}:1:15: Map keys must be unique`],
+  ['a JSON problem with a line', 'goload.json', '{\n  "listeners": [{ "port": 8080, "routes": [{ "pool": "api" }] }],\n  "pools": { "api": { "backends": ["http://127.0.0.1:3001"], "timout": 1 } }\n}\n', (f) => `${f}:3: pools.api.timout: unknown option`],
+  ['an empty YAML file', 'goload.yaml', '# nothing yet\n', (f) => `${f}: the file is empty: expected listeners and pools`],
+  ['an empty TOML file', 'goload.toml', '', (f) => `${f}: the file is empty: expected listeners and pools`],
+  ['an empty JSON object', 'goload.json', '{}', (f) => `${f}:1: listeners: is required\n${f}:1: pools: is required`],
+  ['an unknown format', 'goload.ini', 'x', (f) => `${f}: unknown format ".ini": use .yaml, .yml, .toml or .json`]
+]
+
+for (const [name, fileName, text, expected] of cases) {
+  t.test(name, async (t) => {
+    const write = await configFolder(t)
+    const file = await write(fileName, text)
+    const error = await loadConfig(file, { env: {} }).then(() => undefined, (error: unknown) => error)
+    t.ok(error instanceof ConfigError, 'a ConfigError')
+    t.equal((error as ConfigError).code, 'FST_GOLOAD_INVALID_CONFIG')
+    t.equal((error as ConfigError).message, expected(file))
+  })
+}
+
+t.test('every problem gets its own line', async (t) => {
+  const write = await configFolder(t)
+  const file = await write('goload.yml', valid.replace('8080', '${NO_PORT}') + '    timout: 1\n    retries: -1\n')
+  const error = await loadConfig(file, { env: {} }).catch((error: ConfigError) => error)
+  t.same((error as ConfigError).problems, [
+    `${file}:2: listeners[0].port: environment variable NO_PORT is not set`,
+    `${file}:8: pools.api.timout: unknown option`,
+    `${file}:9: pools.api.retries: must be >= 0, got -1`
+  ])
+})
+
+t.test('an unreadable file', async (t) => {
+  const write = await configFolder(t)
+  const file = (await write('x.yaml', '')).replace('x.yaml', 'missing.yaml')
+  await t.rejects(loadConfig(file), { code: 'FST_GOLOAD_INVALID_CONFIG', message: new RegExp(`^${file}: cannot read the file: ENOENT`) })
+})

@@ -24,12 +24,7 @@ const shutdownSignals = ['SIGTERM', 'SIGINT'] as const
 
 /** The goload command: runs what argv asks for and resolves with the exit code. */
 export async function main (argv: string[], { env = process.env, stdout = process.stdout, stderr = process.stderr, signals = process, logStream }: MainOptions = {}): Promise<number> {
-  // A config file's problems come one a line, each naming the file; any other failure is one line of ours.
-  const fail = (error: unknown): number => {
-    const { code, message } = error as { code?: string, message: string }
-    stderr.write(code === 'FST_GOLOAD_INVALID_CONFIG' ? `${message}\n` : `goload: ${message.replace(/^fastify-goload: /, '')}\n`)
-    return 1
-  }
+  const fail = failure(stderr)
   let command: Command
   try {
     command = parseCommand(argv)
@@ -54,6 +49,20 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     return 0
   }
 
+  return await serve(() => configOf(command.source, env), command.workers, { stdout, stderr, signals, logStream })
+}
+
+export interface ServeOptions extends Omit<MainOptions, 'env'> {
+  /** Called with each listener's port (the real one where the config says 0) once all of them listen. */
+  onListening?: (ports: number[]) => void
+}
+
+/**
+ * Runs a config's listeners until SIGTERM or SIGINT, then closes them gracefully; resolves with the exit code.
+ * `load` gives the config (a file read, or flags turned into one); with workers > 1 this process is the primary.
+ */
+export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, onListening }: ServeOptions = {}): Promise<number> {
+  const fail = failure(stderr)
   // The handlers go in before anything asynchronous: a signal during start-up must not kill the process half-built.
   let received: (signal: NodeJS.Signals) => void = () => {}
   const stop = new Promise<NodeJS.Signals>((resolve) => { received = resolve })
@@ -69,11 +78,11 @@ export async function main (argv: string[], { env = process.env, stdout = proces
   try {
     let config: GoloadFileConfig
     try {
-      config = await configOf(command.source, env)
+      config = await load()
     } catch (error) {
       return fail(error)
     }
-    if (command.workers > 1 && cluster.isPrimary) return await runWorkers(command.workers, stop, log.info)
+    if (workers > 1 && cluster.isPrimary) return await runWorkers(workers, stop, log.info)
 
     const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...(logStream === undefined ? {} : { stream: logStream }) }
     let running
@@ -85,6 +94,7 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     const [first] = running.apps
     log = first.log
     log.info(`goload listening on port${running.ports.length > 1 ? 's' : ''} ${running.ports.join(', ')}, pid ${process.pid}`)
+    onListening?.(running.ports)
     const signal = await stop
     log.info(`goload: ${signal} received, closing: requests in flight may finish`)
     await running.close()
@@ -92,6 +102,15 @@ export async function main (argv: string[], { env = process.env, stdout = proces
   } finally {
     for (const signal of shutdownSignals) signals.off(signal, onShutdown)
     signals.off('SIGHUP', onHangUp)
+  }
+}
+
+// A config file's problems come one a line, each naming the file; any other failure is one line of ours.
+function failure (stderr: Writable): (error: unknown) => number {
+  return (error) => {
+    const { code, message } = error as { code?: string, message: string }
+    stderr.write(code === 'FST_GOLOAD_INVALID_CONFIG' ? `${message}\n` : `goload: ${message.replace(/^fastify-goload: /, '')}\n`)
+    return 1
   }
 }
 

@@ -231,3 +231,34 @@ t.test('SIGHUP: not a reload yet; goload says so and keeps serving', async (t) =
   t.equal(await exit(run), 0)
   t.equal(run.signals.listenerCount('SIGHUP') + run.signals.listenerCount('SIGTERM') + run.signals.listenerCount('SIGINT'), 0, 'handlers removed once done')
 })
+
+t.test('parseCommand: --workers auto is one per core; --config with --port alone is refused too', async (t) => {
+  const { parseCommand } = await import('../lib/cli/args.js')
+  const { availableParallelism } = await import('node:os')
+  t.match(parseCommand(['--backend', 'http://127.0.0.1:1', '--workers', 'auto']), { action: 'serve', workers: availableParallelism() })
+  t.throws(() => parseCommand(['--config', 'x.yaml', '--port', '1']), { message: /^--config cannot be combined with --port: / })
+})
+
+t.test('serve(): a config object run until SIGTERM, onListening told the real ports', async (t) => {
+  const { serve } = await import('../lib/cli/main.js')
+  const { EventEmitter } = await import('node:events')
+  const { PassThrough } = await import('node:stream')
+  const backend = await startBackend(t, hello('1'))
+  const signals = new EventEmitter()
+  let listening: number[] = []
+  const code = serve(async () => ({ listeners: [{ port: 0, host: '127.0.0.1', routes: [{ path: '/', pool: 'p' }] }], pools: { p: { backends: [backend.url] } }, log: { level: 'silent' } }), 1, {
+    signals, logStream: new PassThrough(), onListening: (ports) => { listening = ports }
+  })
+  t.teardown(() => { signals.emit('SIGTERM', 'SIGTERM') })
+  await deadline((async () => { while (listening.length === 0) await new Promise((resolve) => setTimeout(resolve, 5)) })(), 10_000, 'onListening')
+  t.equal((await request(`http://127.0.0.1:${listening[0]}/`)).body, 'Hello from 1')
+  signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await deadline(code, 10_000, 'serve to return'), 0)
+})
+
+t.test('--check names a pool whose name is not an identifier with brackets in the key path', async (t) => {
+  const file = await configFile(t, 'listeners:\n  - port: 8080\n    routes: [{ pool: "a b" }]\npools:\n  "a b":\n    backends: [http://127.0.0.1:1]\n    timout: 1\n')
+  const run = runMain(t, ['--check', '--config', file])
+  t.equal(await exit(run), 1)
+  t.equal(run.stderr(), `${file}:7: pools["a b"].timout: unknown option\n`)
+})

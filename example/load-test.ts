@@ -3,9 +3,9 @@
 // Env: DURATION (seconds, default 10), CONNECTIONS (default 32), STRATEGY ('least-busy' default, or 'round-robin').
 import type { AddressInfo } from 'node:net'
 import autocannon from 'autocannon'
-import type { Strategy } from '../lib/index.js'
+import Fastify from 'fastify'
+import goload, { type Strategy } from '../lib/index.js'
 import { startBackend, stopBackend, type Delay } from './backend.js'
-import { startBalancer } from './balancer.js'
 
 const duration = Number(process.env.DURATION ?? 10)
 const connections = Number(process.env.CONNECTIONS ?? 32)
@@ -18,7 +18,9 @@ const ids = Object.keys(delays)
 const backends = await Promise.all(ids.map((id) => startBackend({ id, port: 0, host: '127.0.0.1', delay: delays[id] })))
 const backendUrls = backends.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
 // No logger: a log line per request would cost more than the balancing being measured.
-const app = await startBalancer({ backends: backendUrls, port: 0, host: '127.0.0.1', strategy, logger: false })
+const app = Fastify({ logger: false })
+await app.register(goload, { backends: backendUrls, strategy })
+await app.listen({ port: 0, host: '127.0.0.1' })
 const { port } = app.server.address() as AddressInfo
 
 console.log(`load test: ${strategy}, ${connections} connections for ${duration} s against http://127.0.0.1:${port}`)

@@ -1,30 +1,32 @@
-// `npm run example`: three backends and the balancer in one process. Try `curl localhost:8080` a few times.
+// `npm run example`: the three backends example/goload.yaml names (127.0.0.1:3001-3003), and the goload command
+// serving that file on :8080. Try `curl localhost:8080` a few times.
+// PORT overrides the listener's port; BACKEND_PORTS=0 starts the backends on ports the system picks (the tests do
+// both, so they never clash with anything already running). Otherwise the file is run as it is written.
 import type { AddressInfo } from 'node:net'
+import { loadConfig } from '../lib/config/load.js'
+import { serve } from '../lib/cli/main.js'
 import { startBackend, stopBackend } from './backend.js'
-import { startBalancer } from './balancer.js'
 
-// Port 0: the system picks free ports, so the backends never clash with anything already running.
-const backends = await Promise.all([1, 2, 3].map((id) => startBackend({ id, port: 0, host: '127.0.0.1' })))
-const backendUrls = backends.map((server) => `http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+const file = new URL('goload.yaml', import.meta.url).pathname
+const config = await loadConfig(file)
+const pool = config.pools.hello
+const urls = pool.backends.map((backend) => new URL(typeof backend === 'string' ? backend : backend.url))
 
-const app = await startBalancer({
-  backends: backendUrls,
-  port: Number(process.env.PORT ?? 8080),
-  // Fastify listens on every address 'localhost' resolves to (127.0.0.1 and ::1), so `curl localhost` works
-  // whichever of the two curl tries first.
-  host: process.env.HOST ?? 'localhost'
+const backends = await Promise.all(urls.map((url, index) => startBackend({
+  id: index + 1,
+  port: process.env.BACKEND_PORTS === '0' ? 0 : Number(url.port),
+  host: url.hostname
+})))
+pool.backends = pool.backends.map((backend, index) => {
+  const url = `http://127.0.0.1:${(backends[index].address() as AddressInfo).port}`
+  return typeof backend === 'string' ? url : { ...backend, url }
 })
+if (process.env.PORT !== undefined) config.listeners[0].port = Number(process.env.PORT)
 
-// The real port, which differs from PORT when PORT=0; the tests read it from this line.
-const { port } = app.server.address() as AddressInfo
-console.log(`goload balancing ${backends.length} backends on http://localhost:${port} — try: curl localhost:${port}`)
-
-async function shutdown (): Promise<void> {
-  // The balancer first, so no request is in flight to a backend that is going away.
-  await app.close()
-  await Promise.all(backends.map(stopBackend))
-}
-
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => { shutdown().then(() => process.exit(0), (error) => { console.error(error); process.exit(1) }) })
-}
+// What `goload --config example/goload.yaml` runs, until SIGTERM or Ctrl-C; then the backends stop too.
+const code = await serve(async () => config, 1, {
+  // The real port, which differs from the file's when PORT=0; the tests read it from this line.
+  onListening: ([port]) => { console.log(`goload balancing ${backends.length} backends on http://localhost:${port} — try: curl localhost:${port}`) }
+})
+await Promise.all(backends.map(stopBackend))
+process.exit(code)

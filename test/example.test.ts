@@ -8,10 +8,10 @@ import { deadline } from './helpers/raw.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-t.test('npm run example: the balancer spreads requests over its three backends and stops cleanly on SIGTERM', async (t) => {
+t.test('npm run example: goload serving example/goload.yaml spreads requests over its three backends and stops cleanly on SIGTERM', async (t) => {
   const child = spawn('node_modules/.bin/tsx', ['example/server.ts'], {
     cwd: root,
-    env: childEnv({ PORT: '0' }),
+    env: childEnv({ PORT: '0', BACKEND_PORTS: '0' }),
     stdio: ['ignore', 'pipe', 'pipe']
   })
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>

@@ -1,10 +1,16 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
+import { accepting, freePort } from './helpers/cli.js'
+import { request } from './helpers/client.js'
+import { deadline } from './helpers/raw.js'
 
 const execFileAsync = promisify(execFile)
 // Children run without tap's coverage collection, which would slow every tsc several times over.
@@ -108,4 +114,24 @@ t.test('the published types compile in ESM and CommonJS consumers (module NodeNe
   compilers.forEach(({ name, skipLibCheck }, i) => {
     t.equal(results[i], '', `${name}${skipLibCheck ? ' with skipLibCheck' : ''} compiles ${sources.join(' and ')}`)
   })
+})
+
+t.test('the installed goload command: npx finds it; with --backend URL it proxies, and SIGTERM stops it with code 0', async (t) => {
+  const paths = files.map((f: { path: string }) => f.path)
+  t.ok(paths.includes('dist/cli/bin.js'), 'the compiled command is published')
+  const backend = http.createServer((req, res) => res.end('Hello from npx')).listen(0, '127.0.0.1')
+  await once(backend, 'listening')
+  t.teardown(() => backend.close())
+  const port = await freePort()
+  const { stdout } = await run('npx', ['--no-install', 'goload', '--version'], { cwd: dir })
+  t.equal(stdout, `${JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')).version}\n`, 'npx goload --version')
+  // The command npm linked into node_modules/.bin, run directly (npx would stand between it and the signal).
+  const child = spawn(path.join(dir, 'node_modules/.bin/goload'), ['--backend', `http://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--port', String(port), '--host', '127.0.0.1'], { cwd: dir, env, stdio: 'ignore' })
+  const exited = once(child, 'exit')
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  await accepting(port, 20_000)
+  const answer = await request(`http://127.0.0.1:${port}/`)
+  t.equal(answer.body, 'Hello from npx')
+  child.kill('SIGTERM')
+  t.same(await deadline(exited, 15_000, 'goload to exit'), [0, null])
 })

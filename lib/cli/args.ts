@@ -1,0 +1,91 @@
+import { availableParallelism } from 'node:os'
+import { parseArgs } from 'node:util'
+
+/** What the command line asks for, checked: every mistake is a UsageError with a one-line message. */
+export type Command =
+  | { action: 'help' }
+  | { action: 'version' }
+  | { action: 'check', config: string }
+  | { action: 'serve', source: Source, workers: number }
+
+/** Where the listeners and pools come from: a file, or `--backend` flags for one pool on one port. */
+export type Source =
+  | { config: string }
+  | { backends: string[], port: number, host: string, strategy?: string }
+
+export class UsageError extends Error {
+  readonly code = 'FST_GOLOAD_USAGE'
+}
+
+export const usage = `Usage:
+  goload --config goload.yaml           run the listeners and pools the file describes (.yaml, .yml, .toml, .json)
+  goload --check --config goload.yaml   validate the file and exit: 0 if it is fine, 1 with one line per problem
+  goload --backend URL [--backend URL…] [--port 8080] [--host 0.0.0.0] [--strategy least-busy]
+                                        one pool on one port, without a file
+
+Options:
+  --workers N|auto   processes sharing the port(s) (node:cluster). Default 1: each process keeps its own counts, so
+                     least-busy is exact only in one; with several, p2c suits best. auto: one per core.
+  --help, -h         this text
+  --version, -v      the version of fastify-goload
+`
+
+const options = {
+  config: { type: 'string', short: 'c' },
+  check: { type: 'boolean' },
+  backend: { type: 'string', multiple: true },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  strategy: { type: 'string' },
+  workers: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' }
+} as const
+
+export function parseCommand (argv: string[]): Command {
+  let values: ReturnType<typeof parseArgs<{ options: typeof options }>>['values']
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }))
+  } catch (error) {
+    // node:util's messages end with a hint about '--' that does not apply here; keep the first sentence.
+    throw new UsageError(`${(error as Error).message.split('. ')[0].replace(/\.$/, '')} (goload --help lists the options)`)
+  }
+  if (values.help === true) return { action: 'help' }
+  if (values.version === true) return { action: 'version' }
+
+  const backends = values.backend ?? []
+  const flagsOfBackends = (['port', 'host', 'strategy'] as const).filter((name) => values[name] !== undefined)
+  if (values.config !== undefined) {
+    if (backends.length > 0 || flagsOfBackends.length > 0) {
+      throw new UsageError(`--config cannot be combined with ${[...(backends.length > 0 ? ['--backend'] : []), ...flagsOfBackends.map((name) => `--${name}`)].join(', ')}: the file says which backends, ports and strategies`)
+    }
+    if (values.check === true) {
+      if (values.workers !== undefined) throw new UsageError('--check runs nothing: --workers does not apply')
+      return { action: 'check', config: values.config }
+    }
+    return { action: 'serve', source: { config: values.config }, workers: parseWorkers(values.workers) }
+  }
+  if (values.check === true) throw new UsageError('--check needs --config FILE')
+  if (backends.length === 0) throw new UsageError('nothing to run: give --config FILE, or --backend URL (goload --help)')
+  return {
+    action: 'serve',
+    source: { backends, port: parsePort(values.port), host: values.host ?? '0.0.0.0', ...(values.strategy === undefined ? {} : { strategy: values.strategy }) },
+    workers: parseWorkers(values.workers)
+  }
+}
+
+function parsePort (value: string | undefined): number {
+  if (value === undefined) return 8080
+  const port = Number(value)
+  // Port 0 lets the system choose: useful to tests and scripts that read the port from the log.
+  if (!/^\d+$/.test(value) || port > 65535) throw new UsageError(`--port must be a port number (0-65535), got ${JSON.stringify(value)}`)
+  return port
+}
+
+function parseWorkers (value: string | undefined): number {
+  if (value === undefined) return 1
+  if (value === 'auto') return availableParallelism()
+  const workers = Number(value)
+  if (!/^\d+$/.test(value) || workers < 1) throw new UsageError(`--workers must be a positive integer or auto, got ${JSON.stringify(value)}`)
+  return workers
+}

@@ -1,0 +1,58 @@
+import cluster, { type Worker } from 'node:cluster'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { freePort, runMain } from './helpers/cli.js'
+import { request } from './helpers/client.js'
+import { deadline } from './helpers/raw.js'
+import { hello, startBackend, waitFor } from './helpers/servers.js'
+
+// The primary runs here, in the test's process (so its code counts for coverage); each worker it forks runs the
+// compiled command with plain node (no loaders: execArgv []), as `goload --workers N` forks itself. silent: their
+// output comes back to us.
+const bin = fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url))
+let output = ''
+cluster.on('fork', (worker: Worker) => {
+  for (const stream of [worker.process.stdout, worker.process.stderr]) stream?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+})
+const forkAs = (args: string[]) => cluster.setupPrimary({ exec: bin, args, execArgv: [], silent: true })
+
+t.test('--workers 2: two processes share the port; SIGTERM reaches both and the primary returns 0', async (t) => {
+  output = ''
+  const backend = await startBackend(t, hello('1'))
+  const port = await freePort()
+  const argv = ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2']
+  forkAs(argv)
+  const run = runMain(t, argv)
+  await waitFor(() => output.match(new RegExp(`goload listening on port ${port}, pid \\d+`, 'g'))?.length === 2, 'both workers to listen', 20_000)
+  t.equal(new Set(output.match(/pid \d+/g)).size, 2, 'two processes')
+  t.match(run.stdout(), /^goload: 2 worker processes\n$/)
+  for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1', 'proxied')
+  run.signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0, 'every worker closed cleanly')
+  t.equal(output.match(/SIGTERM received, closing/g)?.length, 2, 'each worker heard SIGTERM')
+})
+
+t.test('--workers 2 when a worker cannot listen: the others are stopped, the primary returns 1', async (t) => {
+  output = ''
+  const busy = await startBackend(t, hello('busy'))
+  const busyPort = Number(new URL(busy.url).port)
+  // A port in use by another process is EADDRINUSE in each worker.
+  const argv = ['--backend', busy.url, '--port', String(busyPort), '--host', '127.0.0.1', '--workers', '2']
+  forkAs(argv)
+  const run = runMain(t, argv)
+  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 1)
+  t.match(output, new RegExp(`goload: listeners\\[0\\]: port ${busyPort} is in use`))
+  t.match(run.stdout(), /worker \d+ exited with code 1: stopping the others/)
+})
+
+t.test('--workers with a bad config file fails once, in the primary, before forking', async (t) => {
+  output = ''
+  let forked = 0
+  const count = () => { forked++ }
+  cluster.on('fork', count)
+  t.teardown(() => { cluster.off('fork', count) })
+  const run = runMain(t, ['--config', '/nonexistent/goload.yaml', '--workers', '2'])
+  t.equal(await deadline(run.code, 10_000, 'the primary to return'), 1)
+  t.match(run.stderr(), /^\/nonexistent\/goload\.yaml: cannot read the file/)
+  t.equal(forked, 0, 'no worker forked')
+})

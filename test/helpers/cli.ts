@@ -1,0 +1,77 @@
+import { EventEmitter } from 'node:events'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import type { Test } from 'tap'
+import { main } from '../../lib/cli/main.js'
+import { deadline } from './raw.js'
+import { deadUrl, waitFor } from './servers.js'
+
+export interface MainRun {
+  /** main's exit code, once it returns. */
+  code: Promise<number>
+  /** Where main hears SIGTERM, SIGINT and SIGHUP: emit on it to send one. */
+  signals: EventEmitter
+  stdout: () => string
+  stderr: () => string
+  /** The log lines, as pino writes them (JSON). */
+  logs: () => string
+  /** Resolves once the logs hold a line matching `pattern`. */
+  logged: (pattern: RegExp, what: string) => Promise<void>
+}
+
+const collect = () => {
+  const stream = new PassThrough()
+  let text = ''
+  stream.setEncoding('utf8').on('data', (chunk: string) => { text += chunk })
+  return { stream, text: () => text }
+}
+
+/** The goload command run in this process (so its coverage counts), with its own signals and streams. */
+export function runMain (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}): MainRun {
+  const signals = new EventEmitter()
+  const [stdout, stderr, logs] = [collect(), collect(), collect()]
+  const code = main(argv, { env, signals, stdout: stdout.stream, stderr: stderr.stream, logStream: logs.stream })
+  // A test that fails half-way still stops what it started.
+  t.teardown(async () => {
+    signals.emit('SIGTERM', 'SIGTERM')
+    await deadline(code, 10_000, 'goload to stop at teardown').catch(() => {})
+  })
+  return {
+    code,
+    signals,
+    stdout: stdout.text,
+    stderr: stderr.text,
+    logs: logs.text,
+    logged: (pattern, what) => waitFor(() => pattern.test(logs.text()), what, 10_000)
+  }
+}
+
+/** A port nothing listens on right now: listened on with port 0, then closed. */
+export async function freePort (): Promise<number> {
+  return Number(new URL(await deadUrl()).port)
+}
+
+/** A config file written into a fresh folder removed when the test ends. */
+export async function configFile (t: Test, text: string, name = 'goload.yaml'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'goload-cli-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const file = join(dir, name)
+  await writeFile(file, text)
+  return file
+}
+
+/** Resolves once something accepts connections on 127.0.0.1:port (for runs whose log level hides the listening line). */
+export async function accepting (port: number, ms = 10_000): Promise<void> {
+  const { connect } = await import('node:net')
+  const until = Date.now() + ms
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => { socket.destroy(); resolve(true) }).once('error', () => resolve(false))
+    })
+    if (open) return
+    if (Date.now() > until) throw new Error(`nothing accepted connections on port ${port} within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}

@@ -15,8 +15,6 @@ declare namespace goload {
   export type ResolveOptions = esm.ResolveOptions
   export type TlsOptions = esm.TlsOptions
   export type Pem = esm.Pem
-  export type RouteOptions = esm.RouteOptions
-  export type SharedPoolOptions = esm.SharedPoolOptions
   export type Strategy = esm.Strategy
   export type BackendStats = esm.BackendStats
   export type PoolStats = esm.PoolStats

@@ -48,9 +48,18 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
   const problems: Problem[] = []
   const names = Object.keys(config.pools)
   config.listeners.forEach((listener, index) => {
+    // The plugin refuses two routes no request could tell apart; say so here, with the file's line, for --check too.
+    const seen = new Map<string, number>()
     listener.routes.forEach((route, routeIndex) => {
       if (!Object.hasOwn(config.pools, route.pool)) {
         problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (pools: ${names.join(', ')})` })
+      }
+      const conditions = JSON.stringify([route.host?.toLowerCase(), route.path.replace(/\/+$/, ''), [...(route.methods ?? [])].sort(), Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]).sort()])
+      const first = seen.get(conditions)
+      if (first !== undefined) {
+        problems.push({ path: ['listeners', index, 'routes', routeIndex], message: `same host, path, methods and headers as routes[${first}]: no request could reach both` })
+      } else {
+        seen.set(conditions, routeIndex)
       }
     })
   })

@@ -1,0 +1,82 @@
+import type { FastifyBaseLogger } from 'fastify'
+import { Agent } from 'undici'
+import { HealthChecker } from './health/active.js'
+import { Discovery } from './health/discovery.js'
+import { PassiveHealth } from './health/passive.js'
+import type { BackendConfig, PoolConfig } from './options.js'
+import { Pool } from './pool/pool.js'
+import { agentConnect } from './proxy/connect.js'
+import { Forwarder } from './proxy/forward.js'
+
+/**
+ * The registration option through which the goload command hands the plugin a pool it keeps across reloads, in
+ * place of `pool: 'name'`: the route sends to it, and the instance neither owns nor closes it. Not public API yet.
+ */
+export const kPoolRuntime = Symbol.for('fastify-goload.poolRuntime')
+
+/**
+ * A pool and everything that serves it: its forwarder (undici agent), passive and active health, DNS discovery.
+ * It lives as long as its owner says: the Fastify instance that registered it (the plugin closes it with the
+ * instance), or the goload command, which keeps it across reloads while the apps routing to it come and go.
+ */
+export class PoolRuntime {
+  readonly config: PoolConfig
+  readonly pool: Pool
+  readonly forwarder: Forwarder
+  readonly #stops: Array<() => Promise<void> | void> = []
+  #cut: NodeJS.Timeout | undefined
+
+  private constructor (config: PoolConfig, log: FastifyBaseLogger) {
+    this.config = config
+    // Backends found through DNS join the pool as their addresses come in; the others are in it from the start.
+    this.pool = new Pool({
+      strategy: config.strategy,
+      slowStart: config.slowStart,
+      maxEjectedPercent: config.passiveHealth === false ? 0 : config.passiveHealth.maxEjectedPercent,
+      queue: config.queue,
+      ewmaDecay: config.ewmaDecay
+    }, config.backends.filter((backend) => backend.resolve === undefined))
+    const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(this.pool, config.passiveHealth, log)
+    this.forwarder = new Forwarder({ pool: this.pool, config, passiveHealth })
+    if (config.healthCheck !== undefined) {
+      // Probes have connections of their own, as HAProxy's checks do: a backend whose traffic connections are all
+      // busy is busy, not down, and a probe queued behind them would take it out of rotation for being in use.
+      const probes = new Agent({ connections: 1, ...agentConnect(config) })
+      const checker = new HealthChecker(this.pool, probes, config.healthCheck, log)
+      checker.start()
+      this.#stops.push(() => checker.stop(), async () => { await probes.destroy() })
+    }
+  }
+
+  /** Builds the pool from checked options and starts what serves it; resolves once DNS has answered, if asked. */
+  static async start (config: PoolConfig, log: FastifyBaseLogger): Promise<PoolRuntime> {
+    const runtime = new PoolRuntime(config, log)
+    const discovered = config.backends.filter((backend) => backend.resolve !== undefined)
+    if (discovered.length > 0) {
+      const discovery = new Discovery(runtime.pool, log)
+      runtime.#stops.push(() => discovery.stop())
+      await discovery.start(discovered as Array<BackendConfig & { resolve: NonNullable<BackendConfig['resolve']> }>)
+    }
+    return runtime
+  }
+
+  /** The close begins: requests in flight may finish for closeTimeout; past it they are cut and the queue answered. */
+  closing (): void {
+    const { pool, forwarder: { agent } } = this
+    this.#cut ??= setTimeout(() => {
+      pool.queue.close()
+      agent.destroy().catch(() => {})
+    }, this.config.closeTimeout)
+  }
+
+  /** Stops the timers and probes and closes the connections to the backends, once the requests in flight are done. */
+  async close (): Promise<void> {
+    clearTimeout(this.#cut)
+    for (const stop of this.#stops) await stop()
+    this.forwarder.close()
+    this.pool.close()
+    const { agent } = this.forwarder
+    // Past closeTimeout the agent was destroyed already; close() would reject.
+    if (!agent.destroyed) await agent.close()
+  }
+}

@@ -219,19 +219,6 @@ t.test('a signal during start-up is kept: goload starts, then closes and returns
   t.match(run.logs(), /SIGTERM received, closing/)
 })
 
-t.test('SIGHUP: not a reload yet; goload says so and keeps serving', async (t) => {
-  const backend = await startBackend(t, hello('1'))
-  const port = await freePort()
-  const run = runMain(t, ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1'])
-  await run.logged(/goload listening/, 'goload to listen')
-  run.signals.emit('SIGHUP', 'SIGHUP')
-  t.match(run.logs(), /SIGHUP received; reloading the config is not supported yet/)
-  t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1', 'still serving')
-  run.signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await exit(run), 0)
-  t.equal(run.signals.listenerCount('SIGHUP') + run.signals.listenerCount('SIGTERM') + run.signals.listenerCount('SIGINT'), 0, 'handlers removed once done')
-})
-
 t.test('parseCommand: --workers auto is one per core; --config with --port alone is refused too', async (t) => {
   const { parseCommand } = await import('../lib/cli/args.js')
   const { availableParallelism } = await import('node:os')

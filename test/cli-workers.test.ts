@@ -1,7 +1,8 @@
 import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
-import { freePort, runMain } from './helpers/cli.js'
+import { writeFile } from 'node:fs/promises'
+import { configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 import { hello, startBackend, waitFor } from './helpers/servers.js'
@@ -55,4 +56,22 @@ t.test('--workers with a bad config file fails once, in the primary, before fork
   t.equal(await deadline(run.code, 10_000, 'the primary to return'), 1)
   t.match(run.stderr(), /^\/nonexistent\/goload\.yaml: cannot read the file/)
   t.equal(forked, 0, 'no worker forked')
+})
+
+t.test('--workers 2: SIGHUP to the primary reaches every worker, and each reloads the file', async (t) => {
+  output = ''
+  const [one, two] = [await startBackend(t, hello('1')), await startBackend(t, hello('2'))]
+  const port = await freePort()
+  const file = await configFile(t, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${one.url}]\n`)
+  const argv = ['--config', file, '--workers', '2']
+  forkAs(argv)
+  const run = runMain(t, argv)
+  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', 20_000)
+  await writeFile(file, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${two.url}]\n`)
+  run.signals.emit('SIGHUP', 'SIGHUP')
+  await waitFor(() => output.match(/config reloaded/g)?.length === 2, 'both workers to reload', 20_000)
+  // New connections each time, so both workers take some of them.
+  for (let i = 0; i < 8; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 2', 'the new backend serves')
+  run.signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)
 })

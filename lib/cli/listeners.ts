@@ -1,42 +1,183 @@
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { GoloadFileConfig } from '../config/schema.js'
+import { normalizeOptions, type BackendConfig } from '../options.js'
+import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
-
-/** The listeners of a config, each a Fastify app on its port. */
-export interface Running {
-  apps: FastifyInstance[]
-  /** The port each listener has, in the config's order: the real one where the config says 0. */
-  ports: number[]
-  /** Stops accepting, lets requests in flight finish (within each pool's closeTimeout), closes the pools. */
-  close: () => Promise<void>
-}
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
   readonly code = 'FST_GOLOAD_LISTEN'
 }
 
-/** Builds every listener's app, then listens on each; if one cannot, closes those started and throws. */
-export async function startListeners (config: GoloadFileConfig, logger: FastifyServerOptions['logger']): Promise<Running> {
-  const apps: FastifyInstance[] = []
-  const close = async (): Promise<void> => { await Promise.all(apps.map((app) => app.close())) }
-  try {
-    for (const listener of config.listeners) apps.push(await buildApp(listener, config.pools, logger))
-    for (const [index, app] of apps.entries()) {
-      const { port, host } = config.listeners[index]
-      try {
-        await app.listen({ port, host })
-      } catch (error) {
-        const { code, message } = error as NodeJS.ErrnoException
-        throw new ListenError(code === 'EADDRINUSE'
-          ? `listeners[${index}]: port ${port} is in use`
-          : `listeners[${index}]: cannot listen on ${host}:${port}: ${message}`)
+interface Listener {
+  server: http.Server
+  /** The app requests on this port go to now; a reload swaps it. */
+  app: FastifyInstance
+}
+
+interface KeptPool {
+  runtime: PoolRuntime
+  /** Everything but the backends, as given: a pool whose settings change is started anew. */
+  settings: string
+}
+
+/**
+ * What `goload` runs: one long-lived http.Server per listener, handing each request to the current app of that
+ * listener, and pools that outlive the apps. A reload builds new apps over the kept pools and swaps them in, so
+ * connections on kept ports stay open and no count is forgotten: a pool whose settings are unchanged keeps its
+ * backends' counts and state, takes the backends added and drains the ones removed.
+ */
+export class Listeners {
+  readonly #logger: FastifyServerOptions['logger']
+  readonly #listeners = new Map<string, Listener>()
+  readonly #pools = new Map<string, KeptPool>()
+  /** Servers, apps and pools replaced by a reload, closing once their requests in flight have ended. */
+  readonly #retiring = new Set<Promise<void>>()
+  #closing = false
+  /** The pools' log (health, ejections): Fastify's logger as the apps have it, made once. */
+  readonly log: FastifyBaseLogger
+
+  constructor (logger: FastifyServerOptions['logger']) {
+    this.#logger = logger
+    this.log = Fastify({ logger }).log
+  }
+
+  /** The port of each listener, in the config's order (the real one where the config says 0). */
+  get ports (): number[] {
+    return [...this.#listeners.values()].map(({ server }) => (server.address() as AddressInfo).port)
+  }
+
+  /**
+   * Serves `config`: on the first call, starts everything or throws (closing what it started); on a reload, either
+   * the whole new config serves or, if a new port cannot be had, the old one goes on and this throws.
+   */
+  async apply (config: GoloadFileConfig): Promise<void> {
+    const { runtimes, started, retired } = await this.#bringPools(config)
+    const apps: FastifyInstance[] = []
+    const opened: http.Server[] = []
+    try {
+      for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.#logger, () => this.#closing))
+      for (const [index, listener] of config.listeners.entries()) {
+        if (!this.#listeners.has(keyOf(listener))) opened.push(await this.#listen(index, listener, apps[index]))
+      }
+    } catch (error) {
+      await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeServer), ...started.map((runtime) => runtime.close())])
+      throw error
+    }
+    // Everything needed is there: swap. New requests go to the new apps from here.
+    const previous = new Map(this.#listeners)
+    const current = new Map<string, Listener>()
+    for (const [index, listener] of config.listeners.entries()) {
+      const key = keyOf(listener)
+      const server = previous.get(key)?.server ?? opened.shift()!
+      current.set(key, { server, app: apps[index] })
+    }
+    this.#listeners.clear()
+    for (const [key, listener] of current) this.#listeners.set(key, listener)
+    for (const runtime of started) this.#pools.set(runtime.config.name, { runtime, settings: settingsOf(config.pools[runtime.config.name]) })
+    // What the new config no longer uses goes in the background; close() waits for it.
+    for (const [key, { server, app }] of previous) {
+      if (!current.has(key)) this.#settle(closeServer(server))
+      this.#settle(app.close())
+    }
+    for (const runtime of retired) {
+      runtime.closing()
+      this.#settle(runtime.close())
+    }
+  }
+
+  /** Stops accepting, answers `Connection: close`, lets requests in flight finish within closeTimeout, closes all. */
+  async close (): Promise<void> {
+    this.#closing = true
+    for (const { runtime } of this.#pools.values()) runtime.closing()
+    await Promise.all([...this.#listeners.values()].map(async ({ server, app }) => {
+      await closeServer(server)
+      await app.close()
+    }))
+    await Promise.all([...[...this.#pools.values()].map(({ runtime }) => runtime.close()), ...this.#retiring])
+  }
+
+  /** The runtime of each pool the config names: kept (its backends brought in line) or started anew. */
+  async #bringPools (config: GoloadFileConfig): Promise<{ runtimes: Map<string, PoolRuntime>, started: PoolRuntime[], retired: PoolRuntime[] }> {
+    const runtimes = new Map<string, PoolRuntime>()
+    const started: PoolRuntime[] = []
+    const retired: PoolRuntime[] = []
+    const { log } = this
+    for (const [name, options] of Object.entries(config.pools)) {
+      const wanted = normalizeOptions({ ...options, name })
+      const kept = this.#pools.get(name)
+      if (kept !== undefined && kept.settings === settingsOf(options)) {
+        syncBackends(kept.runtime, wanted.backends, wanted.backendTls)
+        runtimes.set(name, kept.runtime)
+      } else {
+        const runtime = await PoolRuntime.start(wanted, log)
+        started.push(runtime)
+        runtimes.set(name, runtime)
+        if (kept !== undefined) retired.push(kept.runtime)
       }
     }
-  } catch (error) {
-    await close()
-    throw error
+    for (const [name, { runtime }] of this.#pools) {
+      if (!runtimes.has(name) && !retired.includes(runtime)) retired.push(runtime)
+    }
+    for (const runtime of retired) this.#pools.delete(runtime.config.name)
+    return { runtimes, started, retired }
   }
-  return { apps, ports: apps.map((app) => (app.server.address() as AddressInfo).port), close }
+
+  async #listen (index: number, { port, host }: GoloadFileConfig['listeners'][number], app: FastifyInstance): Promise<http.Server> {
+    const key = keyOf({ port, host })
+    // Until the swap, the app being started; from then on, whichever app is current for this listener.
+    const server = http.createServer((request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) })
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) => {
+        reject(new ListenError(error.code === 'EADDRINUSE'
+          ? `listeners[${index}]: port ${port} is in use`
+          : `listeners[${index}]: cannot listen on ${host}:${port}: ${error.message}`))
+      })
+      server.listen(port, host, resolve)
+    })
+    return server
+  }
+
+  // A server, app or pool a reload replaced: its requests in flight finish, then it closes.
+  #settle (closing: Promise<unknown>): void {
+    const done = closing.then(() => {}, (error: Error) => { this.log.error(`goload: closing after a reload: ${error.message}`) })
+      .finally(() => { this.#retiring.delete(done) })
+    this.#retiring.add(done)
+  }
+}
+
+/** Adds the backends the config has and the pool lacks, and drains and removes the ones it no longer has. */
+function syncBackends (runtime: PoolRuntime, backends: BackendConfig[], backendTls: Map<string, unknown>): void {
+  const { pool, config } = runtime
+  const wanted = new Set(backends.map((backend) => backend.id))
+  for (const worker of [...pool.workers]) {
+    // Drained now, gone once its requests in flight end: nobody waits for that here.
+    if (!wanted.has(worker.id) && !worker.draining) pool.remove(worker).catch(() => {})
+  }
+  for (const backend of backends) {
+    if (pool.find(backend.id) !== undefined) continue
+    const tls = backendTls.get(backend.url)
+    if (tls !== undefined) config.backendTls.set(backend.url, tls as never)
+    pool.add(backend)
+  }
+}
+
+function settingsOf (options: GoloadFileConfig['pools'][string]): string {
+  const { backends, ...settings } = options
+  return JSON.stringify(settings)
+}
+
+function keyOf ({ port, host }: { port: number, host: string }): string {
+  return `${host}:${port}`
+}
+
+// Node 20's server.close() leaves idle keep-alive sockets open until keepAliveTimeout: drop them as they go idle.
+async function closeServer (server: http.Server): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => { resolve() }))
+  server.closeIdleConnections()
+  const idle = setInterval(() => { server.closeIdleConnections() }, 100)
+  await closed
+  clearInterval(idle)
 }

@@ -6,7 +6,7 @@ import { loadConfig } from '../config/load.js'
 import type { GoloadFileConfig } from '../config/schema.js'
 import { configOfBackends } from './apps.js'
 import { parseCommand, usage, type Command, type Source } from './args.js'
-import { startListeners } from './listeners.js'
+import { Listeners } from './listeners.js'
 import { runWorkers } from './workers.js'
 
 export interface MainOptions {
@@ -67,12 +67,18 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
   let received: (signal: NodeJS.Signals) => void = () => {}
   const stop = new Promise<NodeJS.Signals>((resolve) => { received = resolve })
   const onShutdown = (signal: NodeJS.Signals): void => { received(signal) }
-  let log: { info: (message: string) => void, warn: (message: string) => void } = {
+  let log: { info: (message: string) => void, error: (message: string) => void } = {
     info: (message) => { stdout.write(`${message}\n`) },
-    warn: (message) => { stderr.write(`${message}\n`) }
+    error: (message) => { stderr.write(`${message}\n`) }
   }
-  // Hot reload is not built yet: say so rather than die, which is what SIGHUP would do without a handler.
-  const onHangUp = (): void => { log.warn('goload: SIGHUP received; reloading the config is not supported yet, the running config stays') }
+  // Reloads run one after another. The handler is there from the start, since without one SIGHUP kills the process;
+  // one that comes during start-up changes nothing: the file was just read.
+  let reload = async (): Promise<void> => {}
+  let reloading = Promise.resolve()
+  const onHangUp = (): void => {
+    log.info('goload: SIGHUP received, reloading the config')
+    reloading = reloading.then(async () => { await reload() })
+  }
   for (const signal of shutdownSignals) signals.on(signal, onShutdown)
   signals.on('SIGHUP', onHangUp)
   try {
@@ -82,22 +88,37 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     } catch (error) {
       return fail(error)
     }
-    if (workers > 1 && cluster.isPrimary) return await runWorkers(workers, stop, log.info)
+    if (workers > 1 && cluster.isPrimary) {
+      // Each worker reads the file again itself.
+      reload = async () => { for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP') }
+      return await runWorkers(workers, stop, log.info)
+    }
 
     const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...(logStream === undefined ? {} : { stream: logStream }) }
-    let running
+    const listeners = new Listeners(logger)
     try {
-      running = await startListeners(config, logger)
+      await listeners.apply(config)
     } catch (error) {
       return fail(error)
     }
-    const [first] = running.apps
-    log = first.log
-    log.info(`goload listening on port${running.ports.length > 1 ? 's' : ''} ${running.ports.join(', ')}, pid ${process.pid}`)
-    onListening?.(running.ports)
+    log = listeners.log
+    const { ports } = listeners
+    log.info(`goload listening on port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}, pid ${process.pid}`)
+    onListening?.(ports)
+    // SIGHUP: the same source again. A config that fails (a bad file, a port in use) leaves the running one serving.
+    reload = async () => {
+      try {
+        await listeners.apply(await load())
+        log.info(`goload: config reloaded, listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)
+      } catch (error) {
+        const { message } = error as Error
+        log.error(`goload: reload failed, the running config stays:\n${message}`)
+      }
+    }
     const signal = await stop
     log.info(`goload: ${signal} received, closing: requests in flight may finish`)
-    await running.close()
+    await reloading
+    await listeners.close()
     return 0
   } finally {
     for (const signal of shutdownSignals) signals.off(signal, onShutdown)

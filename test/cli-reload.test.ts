@@ -1,0 +1,130 @@
+// SIGHUP reloads the config file with nothing dropped and no count forgotten: pools of the same name keep their
+// backends' counts, backends added take traffic, backends removed finish what they have and get nothing new, a bad
+// file leaves the running config serving. main() runs in this process; its signals are an emitter.
+import { writeFile } from 'node:fs/promises'
+import t from 'tap'
+import type { Test } from 'tap'
+import { request } from './helpers/client.js'
+import { configFile, freePort, runMain } from './helpers/cli.js'
+import { hello, startBackend, waitFor, type Backend } from './helpers/servers.js'
+
+function config (port: number, backends: Backend[], extra = ''): string {
+  return `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${backends.map((b) => b.url).join(', ')}]\n${extra}`
+}
+
+/** A backend that holds requests to /slow until the test lets them go. */
+async function holding (t: Test, name: string) {
+  const held: Array<() => void> = []
+  const backend = await startBackend(t, (req, res) => {
+    req.resume()
+    if (req.url === '/slow') held.push(() => res.end(`Hello from ${name}`))
+    else res.end(`Hello from ${name}`)
+  })
+  return { backend, held }
+}
+
+async function reload (run: ReturnType<typeof runMain>, count: number): Promise<void> {
+  run.signals.emit('SIGHUP', 'SIGHUP')
+  await waitFor(() => (run.logs().match(/config reloaded|reload failed/g) ?? []).length >= count, `reload ${count} to be done`)
+}
+
+t.test('a backend added takes traffic, and the counts of requests in flight survive the reload', async (t) => {
+  const a = await holding(t, 'a')
+  const b = await startBackend(t, hello('b'))
+  const port = await freePort()
+  const file = await configFile(t, config(port, [a.backend]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const url = `http://127.0.0.1:${port}`
+  const slow = request(url + '/slow')
+  await waitFor(() => a.held.length === 1, 'the slow request at a')
+
+  await writeFile(file, config(port, [a.backend, b]))
+  await reload(run, 1)
+  // a still has one request in flight: least-busy sends the next ones to b. Had the reload forgotten it, a (listed
+  // first) would take the next one.
+  t.equal((await request(url + '/')).body, 'Hello from b')
+  a.held[0]()
+  t.equal((await slow).body, 'Hello from a', 'the request in flight across the reload finished')
+  t.equal((await slow).status, 200)
+})
+
+t.test('a backend removed finishes the request it has and gets no new one', async (t) => {
+  const a = await holding(t, 'a')
+  const b = await startBackend(t, hello('b'))
+  const port = await freePort()
+  const file = await configFile(t, config(port, [a.backend, b]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const url = `http://127.0.0.1:${port}`
+  const slow = request(url + '/slow')
+  await waitFor(() => a.held.length === 1, 'the slow request at a')
+
+  await writeFile(file, config(port, [b]))
+  await reload(run, 1)
+  const received = a.backend.received
+  for (let i = 0; i < 4; i++) t.equal((await request(url + '/')).body, 'Hello from b')
+  t.equal(a.backend.received, received, 'the removed backend got nothing new')
+  a.held[0]()
+  const answer = await slow
+  t.equal(answer.status, 200)
+  t.equal(answer.body, 'Hello from a')
+})
+
+t.test('a bad file on SIGHUP leaves the running config serving, and says why', async (t) => {
+  const a = await startBackend(t, hello('a'))
+  const port = await freePort()
+  const file = await configFile(t, config(port, [a]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  await writeFile(file, config(port, [a], '    timout: 5\n'))
+  await reload(run, 1)
+  t.match(run.logs(), /reload failed, the running config stays:\\n.*pools\.web\.timout: unknown option/)
+  t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a')
+})
+
+t.test('three reloads in a row under load: no request fails, and each reload\'s backends are the ones that serve', async (t) => {
+  const backends = await Promise.all(['a', 'b', 'c'].map((name) => startBackend(t, hello(name))))
+  const port = await freePort()
+  const file = await configFile(t, config(port, [backends[0]]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const url = `http://127.0.0.1:${port}`
+
+  const state = { loading: true }
+  const failures: string[] = []
+  let sent = 0
+  const load = (async () => {
+    while (state.loading && sent < 5000) {
+      sent++
+      const answer = await request(url + '/').catch((error: Error) => ({ status: 0, body: error.message }))
+      if (answer.status !== 200) failures.push(`${answer.status} ${answer.body}`)
+    }
+  })()
+  const sets = [[backends[1]], [backends[1], backends[2]], [backends[0]]]
+  for (const [index, set] of sets.entries()) {
+    await writeFile(file, config(port, set))
+    await reload(run, index + 1)
+    const names = set.map((backend) => `Hello from ${'abc'[backends.indexOf(backend)]}`)
+    for (let i = 0; i < 6; i++) {
+      const body = (await request(url + '/')).body
+      t.ok(names.includes(body), `after reload ${index + 1}, ${body} is one of ${names.join(', ')}`)
+    }
+  }
+  state.loading = false
+  await load
+  t.ok(sent > 10, `requests kept coming during the reloads (${sent})`)
+  t.same(failures, [], 'none failed')
+})
+
+t.test('a listener added on reload serves on its port; one removed stops accepting', async (t) => {
+  const a = await startBackend(t, hello('a'))
+  const [first, second] = [await freePort(), await freePort()]
+  const file = await configFile(t, config(first, [a]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  await writeFile(file, config(second, [a]))
+  await reload(run, 1)
+  t.equal((await request(`http://127.0.0.1:${second}/`)).body, 'Hello from a', 'the new port serves')
+  await t.rejects(request(`http://127.0.0.1:${first}/`, { deadline: 2000 }), 'the old port is closed')
+})

@@ -2,6 +2,7 @@
 // backends' counts, backends added take traffic, backends removed finish what they have and get nothing new, a bad
 // file leaves the running config serving. main() runs in this process; its signals are an emitter.
 import { writeFile } from 'node:fs/promises'
+import http from 'node:http'
 import t from 'tap'
 import type { Test } from 'tap'
 import { request } from './helpers/client.js'
@@ -127,4 +128,27 @@ t.test('a listener added on reload serves on its port; one removed stops accepti
   await reload(run, 1)
   t.equal((await request(`http://127.0.0.1:${second}/`)).body, 'Hello from a', 'the new port serves')
   await t.rejects(request(`http://127.0.0.1:${first}/`, { deadline: 2000 }), 'the old port is closed')
+})
+
+t.test('a keep-alive connection opened before a reload goes on serving after it, with the new config', async (t) => {
+  const [a, b] = [await startBackend(t, hello('a')), await startBackend(t, hello('b'))]
+  const port = await freePort()
+  const file = await configFile(t, config(port, [a]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  const get = () => new Promise<{ body: string, socket: unknown }>((resolve, reject) => {
+    http.get(`http://127.0.0.1:${port}/`, { agent }, (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => { resolve({ body, socket: res.socket }) })
+    }).on('error', reject)
+  })
+  const before = await get()
+  t.equal(before.body, 'Hello from a')
+  await writeFile(file, config(port, [b]))
+  await reload(run, 1)
+  const after = await get()
+  t.equal(after.body, 'Hello from b', 'the new config serves it')
+  t.equal(after.socket, before.socket, 'on the same connection')
 })

@@ -152,3 +152,17 @@ t.test('a keep-alive connection opened before a reload goes on serving after it,
   t.equal(after.body, 'Hello from b', 'the new config serves it')
   t.equal(after.socket, before.socket, 'on the same connection')
 })
+
+t.test('a reload whose new port is in use changes nothing: the old listeners and backends go on serving', async (t) => {
+  const [a, b] = [await startBackend(t, hello('a')), await startBackend(t, hello('b'))]
+  const busy = Number(new URL(b.url).port)
+  const port = await freePort()
+  const file = await configFile(t, config(port, [a]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  // The same listener, plus one on a port another process holds; the pool's backends changed too.
+  await writeFile(file, config(port, [b]).replace('pools:', `  - port: ${busy}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:`))
+  await reload(run, 1)
+  t.match(run.logs(), new RegExp(`reload failed, the running config stays:\\\\nlisteners\\[1\\]: port ${busy} is in use`))
+  for (let i = 0; i < 3; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a', 'the old backend set serves')
+})

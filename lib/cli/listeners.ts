@@ -54,7 +54,7 @@ export class Listeners {
    * the whole new config serves or, if a new port cannot be had, the old one goes on and this throws.
    */
   async apply (config: GoloadFileConfig): Promise<void> {
-    const { runtimes, started, retired } = await this.#bringPools(config)
+    const { runtimes, started, retired, syncs } = await this.#bringPools(config)
     const apps: FastifyInstance[] = []
     const opened: http.Server[] = []
     try {
@@ -63,9 +63,12 @@ export class Listeners {
         if (!this.#listeners.has(keyOf(listener))) opened.push(await this.#listen(index, listener, apps[index]))
       }
     } catch (error) {
+      // Nothing of the running config was touched: close what was built for the new one.
       await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeServer), ...started.map((runtime) => runtime.close())])
       throw error
     }
+    for (const sync of syncs) sync()
+    for (const runtime of retired) this.#pools.delete(runtime.config.name)
     // Everything needed is there: swap. New requests go to the new apps from here.
     const previous = new Map(this.#listeners)
     const current = new Map<string, Listener>()
@@ -99,17 +102,21 @@ export class Listeners {
     await Promise.all([...[...this.#pools.values()].map(({ runtime }) => runtime.close()), ...this.#retiring])
   }
 
-  /** The runtime of each pool the config names: kept (its backends brought in line) or started anew. */
-  async #bringPools (config: GoloadFileConfig): Promise<{ runtimes: Map<string, PoolRuntime>, started: PoolRuntime[], retired: PoolRuntime[] }> {
+  /**
+   * The runtime of each pool the config names: kept, or started anew; and, for the swap, the kept pools' backend
+   * changes and the pools to retire. Nothing running changes here, in case the new config cannot be served.
+   */
+  async #bringPools (config: GoloadFileConfig): Promise<{ runtimes: Map<string, PoolRuntime>, started: PoolRuntime[], retired: PoolRuntime[], syncs: Array<() => void> }> {
     const runtimes = new Map<string, PoolRuntime>()
     const started: PoolRuntime[] = []
     const retired: PoolRuntime[] = []
+    const syncs: Array<() => void> = []
     const { log } = this
     for (const [name, options] of Object.entries(config.pools)) {
       const wanted = normalizeOptions({ ...options, name })
       const kept = this.#pools.get(name)
       if (kept !== undefined && kept.settings === settingsOf(options)) {
-        syncBackends(kept.runtime, wanted.backends, wanted.backendTls)
+        syncs.push(() => { syncBackends(kept.runtime, wanted.backends, wanted.backendTls) })
         runtimes.set(name, kept.runtime)
       } else {
         const runtime = await PoolRuntime.start(wanted, log)
@@ -121,8 +128,7 @@ export class Listeners {
     for (const [name, { runtime }] of this.#pools) {
       if (!runtimes.has(name) && !retired.includes(runtime)) retired.push(runtime)
     }
-    for (const runtime of retired) this.#pools.delete(runtime.config.name)
-    return { runtimes, started, retired }
+    return { runtimes, started, retired, syncs }
   }
 
   async #listen (index: number, { port, host }: GoloadFileConfig['listeners'][number], app: FastifyInstance): Promise<http.Server> {

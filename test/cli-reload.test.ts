@@ -166,3 +166,37 @@ t.test('a reload whose new port is in use changes nothing: the old listeners and
   t.match(run.logs(), new RegExp(`reload failed, the running config stays:\\\\nlisteners\\[1\\]: port ${busy} is in use`))
   for (let i = 0; i < 3; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a', 'the old backend set serves')
 })
+
+t.test('a SIGHUP during start-up neither kills goload nor changes anything', async (t) => {
+  const a = await startBackend(t, hello('a'))
+  const port = await freePort()
+  const file = await configFile(t, config(port, [a]))
+  const run = runMain(t, ['--config', file])
+  run.signals.emit('SIGHUP', 'SIGHUP')
+  await run.logged(/goload listening/, 'goload to listen')
+  t.match(run.stdout(), /SIGHUP received, reloading the config/, 'heard before the logger existed')
+  t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a')
+})
+
+t.test('a backend removed by one reload and given back by the next returns once its old requests have ended', async (t) => {
+  const a = await holding(t, 'a')
+  const b = await startBackend(t, hello('b'))
+  const port = await freePort()
+  const file = await configFile(t, config(port, [a.backend, b]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const url = `http://127.0.0.1:${port}`
+  const slow = request(url + '/slow')
+  await waitFor(() => a.held.length === 1, 'the slow request at a')
+  await writeFile(file, config(port, [b]))
+  await reload(run, 1)
+  await writeFile(file, config(port, [a.backend, b]))
+  await reload(run, 2)
+  t.equal((await request(url + '/')).body, 'Hello from b', 'a is still draining')
+  a.held[0]()
+  t.equal((await slow).status, 200)
+  // Back in the pool once its last request ended: least-busy gives it its turn.
+  const bodies = new Set<string>()
+  for (let i = 0; i < 20 && !bodies.has('Hello from a'); i++) bodies.add((await request(url + '/')).body)
+  t.ok(bodies.has('Hello from a'), `a serves again (saw ${[...bodies].join(', ')})`)
+})

@@ -36,6 +36,8 @@ export class Listeners {
   /** Servers, apps and pools replaced by a reload, closing once their requests in flight have ended. */
   readonly #retiring = new Set<Promise<void>>()
   #closing = false
+  /** Counts the configs applied: a backend's return scheduled by one reload must not outlive the next. */
+  #generation = 0
   /** The pools' log (health, ejections): Fastify's logger as the apps have it, made once. */
   readonly log: FastifyBaseLogger
 
@@ -111,12 +113,13 @@ export class Listeners {
     const started: PoolRuntime[] = []
     const retired: PoolRuntime[] = []
     const syncs: Array<() => void> = []
+    const generation = ++this.#generation
     const { log } = this
     for (const [name, options] of Object.entries(config.pools)) {
       const wanted = normalizeOptions({ ...options, name })
       const kept = this.#pools.get(name)
       if (kept !== undefined && kept.settings === settingsOf(options)) {
-        syncs.push(() => { syncBackends(kept.runtime, wanted.backends, wanted.backendTls) })
+        syncs.push(() => { syncBackends(kept.runtime, wanted.backends, wanted.backendTls, () => generation === this.#generation) })
         runtimes.set(name, kept.runtime)
       } else {
         const runtime = await PoolRuntime.start(wanted, log)
@@ -154,19 +157,30 @@ export class Listeners {
   }
 }
 
-/** Adds the backends the config has and the pool lacks, and drains and removes the ones it no longer has. */
-function syncBackends (runtime: PoolRuntime, backends: BackendConfig[], backendTls: Map<string, unknown>): void {
+/**
+ * Adds the backends the config has and the pool lacks, and drains and removes the ones it no longer has. A backend
+ * an earlier reload is still draining comes back once it has left (the pool takes no second backend of one id),
+ * unless yet another config has come by then (`current`).
+ */
+function syncBackends (runtime: PoolRuntime, backends: BackendConfig[], backendTls: Map<string, unknown>, current: () => boolean): void {
   const { pool, config } = runtime
   const wanted = new Set(backends.map((backend) => backend.id))
   for (const worker of [...pool.workers]) {
     // Drained now, gone once its requests in flight end: nobody waits for that here.
     if (!wanted.has(worker.id) && !worker.draining) pool.remove(worker).catch(() => {})
   }
-  for (const backend of backends) {
-    if (pool.find(backend.id) !== undefined) continue
+  const add = (backend: BackendConfig): void => {
     const tls = backendTls.get(backend.url)
     if (tls !== undefined) config.backendTls.set(backend.url, tls as never)
     pool.add(backend)
+  }
+  for (const backend of backends) {
+    const found = pool.find(backend.id)
+    if (found === undefined) {
+      add(backend)
+    } else if (found.draining) {
+      pool.remove(found).then(() => { if (current() && pool.find(backend.id) === undefined) add(backend) }, () => {})
+    }
   }
 }
 

@@ -66,3 +66,28 @@ t.test('a client that stalls its body after the backend has started answering is
   await settled(app)
   t.equal(app.goload.stats().backends[0].failed, 0, 'a slow client is not the backend\'s failure')
 })
+
+t.test('a streamed body that keeps coming for longer than clientTimeout is not cut: every byte counts, not only the first bufferBody', async (t) => {
+  const bodies: number[] = []
+  const backend = await startBackend(t, (req, res) => {
+    let bytes = 0
+    req.on('data', (chunk: Buffer) => { bytes += chunk.length })
+    req.on('end', () => {
+      bodies.push(bytes)
+      res.end('uploaded')
+    })
+  })
+  const { port } = await startBalancer(t, { backends: [backend.url], clientTimeout: 300, clientMinRate: 0 })
+  const socket = await connect(t, port)
+  const reader = new ResponseReader(socket)
+  socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n')
+  socket.write(Buffer.alloc(70_000, 'a'))
+  // The other 30000 bytes over about 1.5 s, five times clientTimeout, never idle for more than 50 ms.
+  for (let sent = 0; sent < 30_000; sent += 1000) {
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    socket.write(Buffer.alloc(1000, 'b'))
+  }
+  const answer = await reader.next(5000)
+  t.equal(answer.status, 200)
+  t.same(bodies, [100_000])
+})

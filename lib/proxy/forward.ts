@@ -65,7 +65,6 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   received = 0
   startedAt = 0
   lastAt = 0
-  watched = false
   #ended = false
   #onAbort: (() => void) | undefined
 
@@ -107,22 +106,22 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     this.forwarder.failed(this, error)
   }
 
-  /** Counts body bytes for the watch. */
-  bodyBytes = (bytes: number): void => {
+  /** Counts body bytes for the watch (BodyCounter). */
+  bodyBytes (bytes: number): void {
     this.received += bytes
     this.lastAt = performance.now()
   }
 
   clientTimedOut (): void {
-    this.watched = false
     this.request.log.info({ received: this.received }, 'goload: client too slow with its request body, cut')
     if (this.responded || this.reply.raw.headersSent) {
       this.reply.raw.destroy()
       return
     }
-    this.abort(new ClientTimeoutError())
+    const error = new ClientTimeoutError()
+    this.abort(error)
     // The rest of the body stays unread: the connection cannot carry another request.
-    this.reply.header('connection', 'close').send(new ClientTimeoutError())
+    this.reply.header('connection', 'close').send(error)
   }
 
   /** Stops the upstream attempt in flight, if any: undici fails it with `reason`. */
@@ -143,7 +142,7 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     this.#ended = true
     const { pool, watch } = this.forwarder
     clearTimeout(this.deadline)
-    if (this.watched) watch.stop(this)
+    watch.stop(this)
     if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
     if (this.worker === undefined) return
     if (!response.writableFinished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
@@ -246,13 +245,9 @@ export class Forwarder {
     }
     // Fastify only parses bodies it has a content type for; any other body is still streamed through.
     const source = request.body instanceof Readable ? request.body : request.raw
-    exchange.watched = true
     this.watch.start(exchange)
-    source.on('end', () => {
-      if (exchange.watched) this.watch.stop(exchange)
-      exchange.watched = false
-    })
-    readAhead(source, this.config.bufferBody, exchange.bodyBytes, (body) => {
+    source.on('end', () => { this.watch.stop(exchange) })
+    readAhead(source, this.config.bufferBody, exchange, (body) => {
       exchange.body = body
       this.dispatch(exchange)
     })

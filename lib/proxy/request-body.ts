@@ -79,31 +79,37 @@ class AttemptBody extends Readable {
   }
 }
 
+/** What sees every chunk's size as it is read: the slow-client watch's view of the exchange. */
+export interface BodyCounter {
+  bodyBytes (bytes: number): void
+}
+
 /**
  * Reads up to `limit` bytes of the client's body before a backend is chosen, as nginx's proxy_request_buffering
  * does, so a slow client holds no backend slot or upstream connection while it sends. `done` gets the body: whole
- * when it ended within the limit, else the part read and the stream with the rest (paused). `onBytes` sees every
- * chunk's size, for the slow-client watch. Nothing is called if the client goes away first.
+ * when it ended within the limit, else the part read and the stream with the rest (paused). `counter` sees every
+ * chunk's size. Nothing is called if the client goes away first.
  */
-export function readAhead (source: Readable, limit: number, onBytes: (bytes: number) => void, done: (body: RequestBody) => void): void {
+export function readAhead (source: Readable, limit: number, counter: BodyCounter, done: (body: RequestBody) => void): void {
   const chunks: Buffer[] = []
   let read = 0
   const finish = (rest: Readable | undefined): void => {
-    source.off('data', onData).off('end', onEnd).off('error', ignore)
+    source.off('data', onData).off('end', onEnd)
     done(new RequestBody(chunks, rest))
   }
   const onData = (chunk: Buffer): void => {
     chunks.push(chunk)
     read += chunk.length
-    onBytes(chunk.length)
     if (read > limit) {
       source.pause()
       finish(source)
     }
   }
   const onEnd = (): void => { finish(undefined) }
+  // Every byte counts for the watch, the streamed rest too; a listener on a paused stream does not resume it.
+  const count = (chunk: Buffer): void => { counter.bodyBytes(chunk.length) }
   // A client that goes away mid-body is seen by the response's 'close', which ends the exchange.
-  source.on('data', onData).on('end', onEnd).on('error', ignore)
+  source.on('data', count).on('data', onData).on('end', onEnd).on('error', ignore)
 }
 
 function ignore (): void {}

@@ -1,26 +1,15 @@
 import t from 'tap'
-import { describeRun, percentile, sequentialGets, sleep, slowUploads } from './helpers/raw.js'
-import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
+import { describeRun, percentile, sequentialGets, sleep } from './helpers/raw.js'
+import { trickledUploads } from './helpers/slow-uploads.js'
+import { settled } from './helpers/servers.js'
 
 // The reproduction: uploads that trickle in must not take every connection to the backends (undici's per-origin
 // cap), or everyone else's requests wait behind them.
 const slowClients = 260
 
 t.test('260 clients trickling 100 kB uploads at 1 byte/s: other GETs answered 200 with p99 < 100 ms, pending back to 0 once they go', async (t) => {
-  const answer = () => startBackend(t, (req, res) => {
-    req.on('error', () => {})
-    req.resume()
-    req.on('end', () => { res.end('ok') })
-  })
-  const backends = [await answer(), await answer()]
-  let uploadsSeen = 0
   // Defaults: no per-backend connection cap, bufferBody 65536, clientTimeout 30000, clientMinRate 500.
-  const { app, port, url } = await startBalancer(t, { backends: backends.map((b) => b.url) }, {}, (app) => {
-    app.addHook('onRequest', async (request) => { if (request.url === '/upload') uploadsSeen++ })
-  })
-
-  const uploads = await slowUploads(t, port, slowClients, 100000)
-  await waitFor(() => uploadsSeen === slowClients, `the balancer to have all ${slowClients} uploads`, 10_000)
+  const { app, url, uploads } = await trickledUploads(t, slowClients, 100000)
   // Let the uploads reach the backends (or the wait for a connection) before measuring.
   await sleep(300)
 

@@ -1,32 +1,19 @@
 import t from 'tap'
-import { describeRun, percentile, sequentialGets, sleep, slowUploads } from './helpers/raw.js'
-import { pendingCounts, settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
+import { describeRun, percentile, sequentialGets, sleep } from './helpers/raw.js'
+import { trickledUploads } from './helpers/slow-uploads.js'
+import { pendingCounts, settled, waitFor } from './helpers/servers.js'
 
 // A body under bufferBody is read whole before a backend is chosen: a client that sends it slowly holds no
 // backend slot and no upstream connection while it does.
 const slowClients = 260
 
 t.test('260 clients trickling 1 kB bodies at 1 byte/s hold no backend: pending stays 0, backends see none of them, other GETs keep p99 < 100 ms', async (t) => {
-  const uploadsAtBackends = { count: 0 }
-  const answer = () => startBackend(t, (req, res) => {
-    if (req.url === '/upload') uploadsAtBackends.count++
-    req.on('error', () => {})
-    req.resume()
-    req.on('end', () => { res.end('ok') })
-  })
-  const backends = [await answer(), await answer()]
-  let uploadsSeen = 0
   // Defaults: bufferBody 65536, clientTimeout 30000, clientMinRate 500.
-  const { app, port, url } = await startBalancer(t, { backends: backends.map((b) => b.url) }, {}, (app) => {
-    app.addHook('onRequest', async (request) => { if (request.url === '/upload') uploadsSeen++ })
-  })
-
-  const uploads = await slowUploads(t, port, slowClients, 1024)
-  await waitFor(() => uploadsSeen === slowClients, `the balancer to have all ${slowClients} uploads`, 10_000)
+  const { app, url, uploads, uploadsAtBackends } = await trickledUploads(t, slowClients, 1024)
   // Long enough for a balancer that forwards on arrival to have dispatched every one of them.
   await sleep(1000)
   t.same(pendingCounts(app), [0, 0], 'while the bodies trickle in, pending is 0 on every backend')
-  t.equal(uploadsAtBackends.count, 0, 'while the bodies trickle in, no backend has received any of them')
+  t.equal(uploadsAtBackends(), 0, 'while the bodies trickle in, no backend has received any of them')
 
   const run = await sequentialGets(url, '/get', { minCount: 100, minMs: 4000 })
   t.same(run.failures, [], `every GET answered 200 while the bodies trickle: ${describeRun(run)}`)
@@ -38,10 +25,10 @@ t.test('260 clients trickling 1 kB bodies at 1 byte/s hold no backend: pending s
   await t.resolves(waitFor(() => (pending = pendingCounts(app)).every((count) => count === 0), 'the GETs to be released', 2000),
     'after the GETs, pending is 0 on every backend while the bodies still trickle')
   t.same(pending, [0, 0], 'pending counts after the GETs')
-  t.equal(uploadsAtBackends.count, 0, 'after 5 s of trickling, still no backend has received any of them')
+  t.equal(uploadsAtBackends(), 0, 'after 5 s of trickling, still no backend has received any of them')
 
   uploads.end()
   await settled(app)
   t.same(pendingCounts(app), [0, 0], 'pending is 0 on every backend once they are gone')
-  t.equal(uploadsAtBackends.count, 0, 'an upload whose client left before its body was whole never reaches a backend')
+  t.equal(uploadsAtBackends(), 0, 'an upload whose client left before its body was whole never reaches a backend')
 })

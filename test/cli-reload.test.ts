@@ -24,21 +24,27 @@ async function holding (t: Test, name: string) {
   return { backend, held }
 }
 
+/** goload on a file naming `initial` of the backends a (holding /slow) and b, with one request held at a. */
+async function slowRequestAtA (t: Test, initial: (a: Backend, b: Backend) => Backend[]) {
+  const a = await holding(t, 'a')
+  const b = await startBackend(t, hello('b'))
+  const port = await freePort()
+  const file = await configFile(t, config(port, initial(a.backend, b)))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const url = `http://127.0.0.1:${port}`
+  const slow = request(url + '/slow')
+  await waitFor(() => a.held.length === 1, 'the slow request at a')
+  return { a, b, port, file, run, url, slow }
+}
+
 async function reload (run: ReturnType<typeof runMain>, count: number): Promise<void> {
   run.signals.emit('SIGHUP', 'SIGHUP')
   await waitFor(() => (run.logs().match(/config reloaded|reload failed/g) ?? []).length >= count, `reload ${count} to be done`)
 }
 
 t.test('a backend added takes traffic, and the counts of requests in flight survive the reload', async (t) => {
-  const a = await holding(t, 'a')
-  const b = await startBackend(t, hello('b'))
-  const port = await freePort()
-  const file = await configFile(t, config(port, [a.backend]))
-  const run = runMain(t, ['--config', file])
-  await run.logged(/goload listening/, 'goload to listen')
-  const url = `http://127.0.0.1:${port}`
-  const slow = request(url + '/slow')
-  await waitFor(() => a.held.length === 1, 'the slow request at a')
+  const { a, b, port, file, run, url, slow } = await slowRequestAtA(t, (a) => [a])
 
   await writeFile(file, config(port, [a.backend, b]))
   await reload(run, 1)
@@ -51,15 +57,7 @@ t.test('a backend added takes traffic, and the counts of requests in flight surv
 })
 
 t.test('a backend removed finishes the request it has and gets no new one', async (t) => {
-  const a = await holding(t, 'a')
-  const b = await startBackend(t, hello('b'))
-  const port = await freePort()
-  const file = await configFile(t, config(port, [a.backend, b]))
-  const run = runMain(t, ['--config', file])
-  await run.logged(/goload listening/, 'goload to listen')
-  const url = `http://127.0.0.1:${port}`
-  const slow = request(url + '/slow')
-  await waitFor(() => a.held.length === 1, 'the slow request at a')
+  const { a, b, port, file, run, url, slow } = await slowRequestAtA(t, (a, b) => [a, b])
 
   await writeFile(file, config(port, [b]))
   await reload(run, 1)
@@ -179,15 +177,7 @@ t.test('a SIGHUP during start-up neither kills goload nor changes anything', asy
 })
 
 t.test('a backend removed by one reload and given back by the next returns once its old requests have ended', async (t) => {
-  const a = await holding(t, 'a')
-  const b = await startBackend(t, hello('b'))
-  const port = await freePort()
-  const file = await configFile(t, config(port, [a.backend, b]))
-  const run = runMain(t, ['--config', file])
-  await run.logged(/goload listening/, 'goload to listen')
-  const url = `http://127.0.0.1:${port}`
-  const slow = request(url + '/slow')
-  await waitFor(() => a.held.length === 1, 'the slow request at a')
+  const { a, b, port, file, run, url, slow } = await slowRequestAtA(t, (a, b) => [a, b])
   await writeFile(file, config(port, [b]))
   await reload(run, 1)
   await writeFile(file, config(port, [a.backend, b]))

@@ -2,6 +2,7 @@ import type { FastifyInstance, RegisterOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Forwarder } from './proxy/forward.js'
 import { proxyRoutes } from './proxy/routes.js'
+import { takeUpgrades } from './proxy/upgrade.js'
 import { InvalidOptionError } from './errors.js'
 import { normalizeOptions, normalizeRoute, type GoloadOptions, type SharedPoolOptions } from './options.js'
 import { hostMatcher } from './routing/host.js'
@@ -21,7 +22,13 @@ declare module 'fastify' {
 async function goload (fastify: FastifyInstance, options: GoloadOptions | SharedPoolOptions): Promise<void> {
   const route = normalizeRoute(options)
   // Registering again (another route, another pool) adds to the same decorator, so every pool stays reachable.
-  if (!fastify.hasDecorator('goload')) fastify.decorate('goload', new Registry())
+  if (!fastify.hasDecorator('goload')) {
+    const created = new Registry()
+    fastify.decorate('goload', created)
+    // Upgrades go through the server's 'upgrade' event, which Fastify leaves alone: once the app is ready (every
+    // listener of it added), goload takes the event (see takeUpgrades).
+    fastify.addHook('onReady', async () => { takeUpgrades(fastify, created.routes) })
+  }
   const registry = fastify.goload as Registry
   const kept = (options as { [kPoolRuntime]?: PoolRuntime })[kPoolRuntime]
   // Reachable by name like the instance's own pools (stats, routes that share it), but not closed with it.
@@ -35,7 +42,7 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     prefix: route.prefix,
     methods: route.methods === undefined ? undefined : new Set(route.methods),
     headers: route.headers,
-    target: { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost }
+    target: { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket }
   })
   if (duplicate !== undefined) {
     throw new InvalidOptionError(`this route (host ${String(route.host ?? 'any')}, prefix "${route.prefix || '/'}") has the same host, prefix, methods and headers as one registered before: no request could ever reach one of them`)

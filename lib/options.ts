@@ -86,6 +86,11 @@ export interface RouteOptions {
   headers?: Record<string, string | RegExp>
   /** Send the client's Host to the backend rather than the backend's own host:port. Default false. */
   preserveHost?: boolean
+  /**
+   * Tunnel upgrades (WebSocket, any HTTP/1.1 Upgrade) to the backend, each one counted on it while it is open.
+   * `false`: the backend gets the request without its Upgrade and answers it as a plain request. Default true.
+   */
+  websocket?: boolean
 }
 
 /**
@@ -210,7 +215,7 @@ export const defaults = {
 } as const
 
 // A route's own options, and those Fastify itself reads from any register() call.
-const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'logLevel', 'logSerializers']
+const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'logLevel', 'logSerializers']
 
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
@@ -458,6 +463,7 @@ export interface RouteConfig {
   /** Lowercase names. */
   headers: Array<[string, string | RegExp]>
   preserveHost: boolean
+  websocket: boolean
   /** A pool registered by another route, for a route without backends of its own. */
   pool: string | undefined
 }
@@ -478,7 +484,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
       }
     }
   }
-  const { host, rewritePrefix, methods, headers, preserveHost } = options
+  const { host, rewritePrefix, methods, headers, preserveHost, websocket } = options
   if (host !== undefined && !(host instanceof RegExp) && (typeof host !== 'string' || !/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?\.?$/i.test(host))) {
     throw new InvalidOptionError(`host must be a host name, a *.wildcard one, or a RegExp, got ${JSON.stringify(host)}`)
   }
@@ -501,6 +507,9 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
   if (preserveHost !== undefined && typeof preserveHost !== 'boolean') {
     throw new InvalidOptionError(`preserveHost must be a boolean, got ${JSON.stringify(preserveHost)}`)
   }
+  if (websocket !== undefined && typeof websocket !== 'boolean') {
+    throw new InvalidOptionError(`websocket must be a boolean, got ${JSON.stringify(websocket)}`)
+  }
   return {
     host,
     prefix: normalizePrefix(options.prefix),
@@ -508,6 +517,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
     methods: methods?.map((method) => method.toUpperCase()),
     headers: headerList,
     preserveHost: preserveHost ?? false,
+    websocket: websocket ?? true,
     pool
   }
 }

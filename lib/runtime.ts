@@ -38,6 +38,10 @@ export class PoolRuntime {
     }, config.backends.filter((backend) => backend.resolve === undefined))
     const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(this.pool, config.passiveHealth, log)
     this.forwarder = new Forwarder({ pool: this.pool, config, passiveHealth })
+    // A backend removed (by remove() or a reload) keeps its open upgraded connections for closeTimeout at most.
+    this.pool.onRemove = (worker) => {
+      setTimeout(() => { this.forwarder.cut(worker) }, config.closeTimeout).unref()
+    }
     if (config.healthCheck !== undefined) {
       // Probes have connections of their own, as HAProxy's checks do: a backend whose traffic connections are all
       // busy is busy, not down, and a probe queued behind them would take it out of rotation for being in use.
@@ -64,6 +68,7 @@ export class PoolRuntime {
   closing (): void {
     const { pool, forwarder: { agent } } = this
     this.#cut ??= setTimeout(() => {
+      this.forwarder.cut()
       pool.queue.close()
       agent.destroy().catch(() => {})
     }, this.config.closeTimeout)

@@ -138,6 +138,9 @@ export class Listeners {
     const key = keyOf({ port, host })
     // Until the swap, the app being started; from then on, whichever app is current for this listener.
     const server = http.createServer((request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) })
+    // Upgrades too go to the current app: to goload's listener on the app's own server (never listening), told which
+    // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
+    server.on('upgrade', (request, socket, head) => { (this.#listeners.get(key)?.app ?? app).server.emit('upgrade', request, socket, head, server) })
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
         reject(new ListenError(error.code === 'EADDRINUSE'

@@ -41,6 +41,8 @@ export class Worker {
   failed = 0
   /** Requests that failed here and were sent on to another backend. */
   retried = 0
+  /** Upgraded connections (WebSocket) open to this backend; each also counts in `pending` while it is open. */
+  upgraded = 0
   /** Active health checks say it can take traffic. */
   healthy = true
   /** Passive health took it out until this time (ms since the epoch); 0 when it is in. */
@@ -161,6 +163,8 @@ export interface BackendStats {
   served: number
   failed: number
   retried: number
+  /** Upgraded connections (WebSocket) open to it, each also one of `pending`. */
+  upgraded: number
   healthy: boolean
   /** When passive health lets it back (ms since the epoch), or null when it is not ejected. */
   ejectedUntil: number | null
@@ -284,6 +288,7 @@ export class Pool {
         served: worker.served,
         failed: worker.failed,
         retried: worker.retried,
+        upgraded: worker.upgraded,
         healthy: worker.healthy,
         ejectedUntil: worker.ejectedUntil === 0 ? null : worker.ejectedUntil,
         draining: worker.draining
@@ -309,6 +314,7 @@ export class Pool {
       this.#leave(worker)
       return Promise.resolve()
     }
+    this.onRemove?.(worker)
     const removal = new Promise<void>((resolve) => {
       this.#drained.set(worker, () => {
         this.#drained.delete(worker)
@@ -366,6 +372,9 @@ export class Pool {
 
   /** Told when an ejected worker comes back into rotation (passive health logs it). */
   onUneject: ((worker: Worker) => void) | undefined
+
+  /** Told when a worker with requests in flight starts leaving (its upgraded connections get closeTimeout). */
+  onRemove: ((worker: Worker) => void) | undefined
 
   /** Stops every timer the pool started and answers the requests still queued. */
   close (): void {

@@ -13,6 +13,7 @@ import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { readAhead, type RequestBody } from './request-body.js'
 import { agentConnect, handshakeCodes } from './connect.js'
 import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
+import { kUpgrade, sendUpgrade, type Tunnel, type UpgradeRequest } from './upgrade.js'
 
 export const kExchange = Symbol('goload.exchange')
 export type Response = ServerResponse & { [kExchange]?: Exchange }
@@ -61,6 +62,8 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   aborted = false
   /** Why the upstream request was aborted, as undici reads it from its signal. */
   reason: Error | undefined
+  /** An upgrade (WebSocket): tunnelled once its backend answers 101, and counted on it until either side closes. */
+  upgrade: Tunnel | undefined
   // The slow-client watch's view of the body (WatchedBody).
   received = 0
   startedAt = 0
@@ -146,6 +149,7 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
     if (this.worker === undefined) return
     if (!response.writableFinished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
+    if (this.upgrade?.backend !== undefined) this.forwarder.closed(this)
     pool.release(this.worker)
   }
 
@@ -196,6 +200,8 @@ export class Forwarder {
   /** Seconds a client is told to wait when the balancer sheds its request. */
   readonly retryAfter: string
   readonly fromOptions: FastifyReplyFromHooks
+  /** Upgraded connections open through this pool's backends. */
+  readonly tunnels = new Set<Exchange>()
 
   constructor ({ pool, config, passiveHealth }: Forwarding) {
     this.pool = pool
@@ -239,6 +245,13 @@ export class Forwarder {
     // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.
     response.on('close', onResponseClose)
 
+    const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
+    if (upgrade !== undefined) {
+      // What the client sent after the request head goes to the backend once it has switched protocols.
+      exchange.upgrade = { client: upgrade, backend: undefined, request: undefined }
+      this.dispatch(exchange)
+      return
+    }
     if (!hasBody(request)) {
       this.dispatch(exchange)
       return
@@ -273,6 +286,10 @@ export class Forwarder {
     if (exchange.body !== undefined) exchange.request.body = exchange.body.attempt()
     exchange.attemptFailed = false
     exchange.deadline = setTimeout(onDeadline, this.config.timeout, exchange)
+    if (exchange.upgrade !== undefined) {
+      sendUpgrade(exchange, worker)
+      return
+    }
     this.agent.exchange = exchange
     switchboard.agent = this.agent
     try {
@@ -341,11 +358,22 @@ export class Forwarder {
       upstream.stream.destroy()
       return
     }
+    this.answered(exchange, upstream.statusCode)
+    this.respond(exchange, upstream)
+  }
+
+  /** The backend answered this exchange's attempt (its response headers came). */
+  answered (exchange: Exchange, status: number): void {
     exchange.responded = true
     const worker = exchange.worker!
     worker.served++
     if (exchange.sentAt !== 0) this.pool.observe(worker, performance.now() - exchange.sentAt)
-    this.passiveHealth?.answered(worker, upstream.statusCode)
+    this.passiveHealth?.answered(worker, status)
+  }
+
+  /** Sends the backend's response on to the client, its status and headers already set on the reply. */
+  respond (exchange: Exchange, upstream: { statusCode: number, stream: Readable & { [kExchange]?: Exchange } }): void {
+    const { reply } = exchange
     const status = upstream.statusCode
     if (status === 304 || status === 204 || status < 200) {
       // No body, whatever Content-Length says (RFC 9110 §8.6: for a 304 it is the length a 200 would have).
@@ -365,6 +393,25 @@ export class Forwarder {
     // A body that has started to flow to a backend cannot be sent again.
     if (exchange.body?.spent === true) return false
     return notSentCodes.has(code) || idempotentMethods.has(exchange.request.method) || this.config.retryNonIdempotent
+  }
+
+  /** An upgraded connection opened: it counts on its backend's `upgraded` until it closes. */
+  opened (exchange: Exchange): void {
+    exchange.worker!.upgraded++
+    this.tunnels.add(exchange)
+  }
+
+  closed (exchange: Exchange): void {
+    exchange.worker!.upgraded--
+    this.tunnels.delete(exchange)
+    exchange.upgrade!.backend!.destroy()
+  }
+
+  /** Ends the upgraded connections open through `worker` (or every backend): no frame can say goodbye without parsing. */
+  cut (worker?: Worker): void {
+    for (const { upgrade, worker: through } of this.tunnels) {
+      if (worker === undefined || through === worker) upgrade!.client.socket.destroy()
+    }
   }
 
   /** Drops what the client is still sending: the pool is closing. */

@@ -14,6 +14,8 @@ export interface ProxyRoute {
   forwarder: Forwarder
   rewritePrefix: string | undefined
   preserveHost: boolean
+  /** Upgrades are tunnelled (true), or sent on as plain requests. */
+  websocket: boolean
 }
 
 /**

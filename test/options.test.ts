@@ -73,7 +73,8 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['tls on an http backend', { backends: [{ url: 'http://a:1', tls: { rejectUnauthorized: false } }] }, /backends\[0\]\.tls is for https:\/\/ backends, and this one is http:\/\//],
   ['tls on a DNS-discovered backend', { backends: [{ url: 'https://a:1', resolve: {}, tls: { rejectUnauthorized: false } }] }, /backends\[0\]\.tls cannot be combined with resolve/],
   ['one URL with two tls settings', { backends: ['https://a:1', { url: 'https://a:1', id: 'again', tls: { rejectUnauthorized: false } }] }, /backends\[1\] has the URL of an earlier backend with other tls settings/],
-  ['an allowH2 that is not a boolean', { backends: ['https://a:1'], allowH2: 'yes' }, /allowH2 must be a boolean, got "yes"/]
+  ['an allowH2 that is not a boolean', { backends: ['https://a:1'], allowH2: 'yes' }, /allowH2 must be a boolean, got "yes"/],
+  ['a websocket that is not a boolean', { backends: ['http://a:1'], websocket: 'no' }, /websocket must be a boolean, got "no"/]
 ]
 
 for (const [what, options, message] of cases) {

@@ -43,6 +43,7 @@ test('decorates the instance with typed stats and pools', () => {
   expect(app.goload.pool('api').stats()).type.toBe<PoolStats>()
   expect(app.goload.names()).type.toBe<string[]>()
   expect<BackendStats['ejectedUntil']>().type.toBe<number | null>()
+  expect<BackendStats['upgraded']>().type.toBe<number>()
   expect<PoolStats['queued']>().type.toBe<number>()
 })
 
@@ -92,9 +93,11 @@ test('routes: host, methods, headers, rewritePrefix, preserveHost, and a route t
     rewritePrefix: '/',
     methods: ['GET', 'POST'],
     headers: { 'x-canary': '1', 'x-tenant': /^t-/ },
-    preserveHost: true
+    preserveHost: true,
+    websocket: false
   })
   await app.register(goload, { backends: ['http://10.0.0.9:3000'], host: /^api\d\.test$/ })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], websocket: 'no' })
   await app.register(goload, { pool: 'api', prefix: '/v1', rewritePrefix: '/' })
   expect(app.register).type.not.toBeCallableWith(goload, { pool: 'api', timeout: 5 })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], host: 42 })

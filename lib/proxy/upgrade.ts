@@ -196,7 +196,7 @@ export function sendUpgrade (exchange: Exchange, worker: Worker): void {
     client.setNoDelay(true)
     backend.setNoDelay(true)
     // The 101 as the backend sent it: its Connection and Upgrade are what the client switches on.
-    let text = `HTTP/1.1 101 ${response.statusMessage ?? ''}\r\n`
+    let text = `HTTP/1.1 101 ${response.statusMessage!}\r\n`
     for (let i = 0; i < response.rawHeaders.length; i += 2) text += `${response.rawHeaders[i]}: ${response.rawHeaders[i + 1]}\r\n`
     client.write(text + '\r\n', 'latin1')
     if (head.length > 0) client.write(head)

@@ -103,8 +103,8 @@ t.test('valid options register, with defaults filled in', async (t) => {
     strategy: 'least-busy',
     queued: 0,
     backends: [
-      { id: 'https://a.example', url: 'https://a.example', weight: 1, pending: 0, served: 0, failed: 0, retried: 0, healthy: true, ejectedUntil: null, draining: false },
-      { id: 'b', url: 'http://b:8080', weight: 2, pending: 0, served: 0, failed: 0, retried: 0, healthy: true, ejectedUntil: null, draining: false }
+      { id: 'https://a.example', url: 'https://a.example', weight: 1, pending: 0, served: 0, failed: 0, retried: 0, upgraded: 0, healthy: true, ejectedUntil: null, draining: false },
+      { id: 'b', url: 'http://b:8080', weight: 2, pending: 0, served: 0, failed: 0, retried: 0, upgraded: 0, healthy: true, ejectedUntil: null, draining: false }
     ]
   })
   await app.close()

@@ -13,6 +13,14 @@ import { nextMessage, openWs, startWsBackend } from './helpers/ws.js'
 const upgradeHead = (path: string, extra = '') =>
   `GET ${path} HTTP/1.1\r\nHost: balancer.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`
 
+/** A raw connection to the balancer that sent a WebSocket upgrade to `path`, and the answer to it. */
+async function upgradeAnswer (t: Test, port: number, path = '/') {
+  const socket = await connect(t, port)
+  const reader = new ResponseReader(socket)
+  socket.write(upgradeHead(path))
+  return { socket, reader, response: await reader.next(5000) }
+}
+
 /** A backend that takes upgrades and never answers them. */
 async function startSilent (t: Test): Promise<{ url: string, sockets: Socket[] }> {
   const sockets: Socket[] = []
@@ -33,10 +41,7 @@ t.test('a backend that refuses the upgrade: its answer, body included, reaches t
     response.end('no upgrade here')
   })
   const balancer = await startBalancer(t, { backends: [backend.url] })
-  const socket = await connect(t, balancer.port)
-  const reader = new ResponseReader(socket)
-  socket.write(upgradeHead('/x'))
-  const response = await reader.next(5000)
+  const { reader, response } = await upgradeAnswer(t, balancer.port, '/x')
   t.equal(response.status, 426)
   t.equal(response.body.toString(), 'no upgrade here')
   t.same(response.headers['x-why'], ['upgrade required elsewhere'])
@@ -63,10 +68,7 @@ t.test('a backend that is down: the upgrade goes to another one', async (t) => {
 
 t.test('every backend down: 502 FST_GOLOAD_BAD_GATEWAY', async (t) => {
   const balancer = await startBalancer(t, { backends: [await deadUrl(), await deadUrl()] })
-  const socket = await connect(t, balancer.port)
-  const reader = new ResponseReader(socket)
-  socket.write(upgradeHead('/'))
-  const response = await reader.next(5000)
+  const { reader, response } = await upgradeAnswer(t, balancer.port)
   t.equal(response.status, 502)
   t.match(JSON.parse(response.body.toString()), { code: 'FST_GOLOAD_BAD_GATEWAY' })
   await reader.closes(5000)
@@ -76,10 +78,7 @@ t.test('every backend down: 502 FST_GOLOAD_BAD_GATEWAY', async (t) => {
 t.test('timeout bounds the handshake: a backend that never answers it gets 504', async (t) => {
   const silent = await startSilent(t)
   const balancer = await startBalancer(t, { backends: [silent.url], timeout: 200 })
-  const socket = await connect(t, balancer.port)
-  const reader = new ResponseReader(socket)
-  socket.write(upgradeHead('/'))
-  const response = await reader.next(5000)
+  const { response } = await upgradeAnswer(t, balancer.port)
   t.equal(response.status, 504)
   t.match(JSON.parse(response.body.toString()), { code: 'FST_GOLOAD_GATEWAY_TIMEOUT' })
   t.equal(silent.sockets.length, 1)
@@ -88,10 +87,7 @@ t.test('timeout bounds the handshake: a backend that never answers it gets 504',
 
 t.test('a backend that cannot be reached within connectTimeout: 504', async (t) => {
   const balancer = await startBalancer(t, { backends: [await startBlackhole(t)], connectTimeout: 200, retries: 0 })
-  const socket = await connect(t, balancer.port)
-  const reader = new ResponseReader(socket)
-  socket.write(upgradeHead('/'))
-  t.equal((await reader.next(5000)).status, 504)
+  t.equal((await upgradeAnswer(t, balancer.port)).response.status, 504)
   await settled(balancer.app)
 })
 
@@ -115,10 +111,7 @@ t.test('websocket: false sends the request on without its Upgrade: the backend a
   let upgrades = 0
   backend.wss.on('headers', () => { upgrades++ })
   const balancer = await startBalancer(t, { backends: [backend.url], websocket: false })
-  const socket = await connect(t, balancer.port)
-  const reader = new ResponseReader(socket)
-  socket.write(upgradeHead('/x'))
-  const response = await reader.next(5000)
+  const { socket, reader, response } = await upgradeAnswer(t, balancer.port, '/x')
   t.equal(response.status, 200)
   t.equal(response.body.toString(), 'Hello from a')
   t.equal(upgrades, 0)
@@ -157,10 +150,7 @@ t.test('an upgrade no goload route takes is served as the plain request it is: t
   const balancer = await startBalancer(t, { backends: [backend.url], prefix: '/api' }, {}, (app) => {
     app.get('/own', async () => 'own route')
   })
-  const socket = await connect(t, balancer.port)
-  const reader = new ResponseReader(socket)
-  socket.write(upgradeHead('/own'))
-  const own = await reader.next(5000)
+  const { socket, reader, response: own } = await upgradeAnswer(t, balancer.port, '/own')
   t.equal(own.status, 200)
   t.equal(own.body.toString(), 'own route')
   socket.write(upgradeHead('/nowhere'))

@@ -1,7 +1,7 @@
 // WebSocket through the balancer: the backend's 101 opens a tunnel that carries bytes both ways unread, and the
 // open socket is one pending request on its backend, released exactly once whichever side ends it.
 import { randomBytes } from 'node:crypto'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type WebSocket from 'ws'
 import { request } from './helpers/client.js'
 import { pendingCounts, settled, startBalancer, waitFor } from './helpers/servers.js'
@@ -49,13 +49,18 @@ t.test('the backend gets the request target, Host and subprotocol as sent; the c
   t.equal(upgrade.upgrade, 'websocket')
 })
 
-t.test('pending goes back to 0 after a client kill and after a backend kill', async (t) => {
+/** One backend, a balancer, and a socket open through it: the client, and the backend side's close. */
+async function oneSocket (t: Test) {
   const backend = await startWsBackend(t, 'a')
   const balancer = await startBalancer(t, { backends: [backend.url] })
-
   const client = await openWs(t, balancer.url + '/')
   await waitFor(() => backend.sockets.length === 1, 'the backend to see the socket')
   const backendClosed = new Promise((resolve) => backend.sockets[0].once('close', resolve))
+  return { backend, balancer, client, backendClosed }
+}
+
+t.test('pending goes back to 0 after a client kill and after a backend kill', async (t) => {
+  const { backend, balancer, client, backendClosed } = await oneSocket(t)
   t.same(pendingCounts(balancer.app), [1])
   client.terminate()
   await settled(balancer.app)
@@ -72,11 +77,7 @@ t.test('pending goes back to 0 after a client kill and after a backend kill', as
 })
 
 t.test('a client that goes half-open (end) releases the count and ends the backend side', async (t) => {
-  const backend = await startWsBackend(t, 'a')
-  const balancer = await startBalancer(t, { backends: [backend.url] })
-  const client = await openWs(t, balancer.url + '/')
-  await waitFor(() => backend.sockets.length === 1, 'the backend to see the socket')
-  const backendClosed = new Promise((resolve) => backend.sockets[0].once('close', resolve))
+  const { balancer, client, backendClosed } = await oneSocket(t)
   const socket = (client as unknown as { _socket: import('node:net').Socket })._socket
   socket.end()
   await backendClosed

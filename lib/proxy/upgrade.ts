@@ -95,7 +95,7 @@ function tunnel (fastify: FastifyInstance, request: UpgradeRequest, socket: Sock
 }
 
 /**
- * An `h2c` offer (RFC 7540 §3.2) may be ignored: the balancer speaks HTTP/1.1 to its clients, and the request (a
+ * An `h2c` offer may be ignored (RFC 9110 §7.8): the balancer speaks HTTP/1.1 to its clients, and the request (a
  * POST, often) carries a body the backend must get as a body.
  */
 function offersOnly (request: IncomingMessage, protocol: string): boolean {

@@ -3,6 +3,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
+import type { FastifyServerOptions } from 'fastify'
 import t, { type Test } from 'tap'
 import { WebSocketServer } from 'ws'
 import { connect, ResponseReader } from './helpers/raw.js'
@@ -176,7 +177,7 @@ t.test('upgrades to an https backend, through an https balancer; h2c declined on
     for (const client of wss.clients) client.terminate()
     await closeServer(server as unknown as http.Server)
   })
-  const balancer = await startBalancer(t, { backends: [`https://127.0.0.1:${(server.address() as AddressInfo).port}`], tls: { ca: ca.cert } }, { https: { ...local } })
+  const balancer = await startBalancer(t, { backends: [`https://127.0.0.1:${(server.address() as AddressInfo).port}`], tls: { ca: ca.cert } }, { https: { ...local } } as FastifyServerOptions)
   const url = balancer.url.replace('http:', 'https:')
   const { default: WebSocket } = await import('ws')
   const ws = new WebSocket(url.replace('https', 'wss'), { ca: ca.cert })

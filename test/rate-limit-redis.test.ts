@@ -76,6 +76,23 @@ t.test('redis killed mid-test: requests pass promptly with one warning; restarte
   await settled(balancer.app)
 })
 
+t.test('redis hanging (SIGSTOP): each request still passes within a second, one warning; resumed, the limit holds again', { skip: withoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const backend = await startBackend(t, hello('a'))
+  const logs = capturedLogs('info')
+  const balancer = await startBalancer(t, { backends: [backend.url], rateLimit: { max: 1, timeWindow: 60_000, redis: redis.url } }, { logger: logs.logger })
+  t.same(await statuses(t, balancer.url, 2), [200, 429])
+  redis.pause()
+  t.same(await statuses(t, balancer.url, 4), [200, 200, 200, 200])
+  await waitFor(() => logs.warnings().length > 0, 'the outage warning')
+  t.same(await statuses(t, balancer.url, 2), [200, 200])
+  t.equal(logs.warnings().length, 1)
+  t.match(logs.warnings()[0].msg, /is unreachable; rate-limited requests pass unlimited until it is back/)
+  redis.resume()
+  await waitFor(() => logs.lines.some((line) => /is back; rate limits hold again/.test(line.msg)), 'the line saying redis is back', 5000)
+  t.same(await statuses(t, balancer.url, 1), [429], 'the count kept in redis holds again')
+})
+
 t.test('redis not there at start: registration waits, bounded, warns once, and the limit holds once it comes', { skip: withoutRedis }, async (t) => {
   const backend = await startBackend(t, hello('a'))
   const logs = capturedLogs('info')

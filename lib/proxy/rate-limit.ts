@@ -53,6 +53,8 @@ async function connectRedis (url: string, log: FastifyBaseLogger): Promise<Redis
     maxRetriesPerRequest: 0,
     connectTimeout: redisConnectTimeout,
     commandTimeout: redisCommandTimeout,
+    // A Redis that hangs (stopped, or a dead link that sends no reset) is dropped like one that went away.
+    socketTimeout: redisCommandTimeout,
     retryStrategy: (times) => Math.min(times * 100, redisRetryCap)
   })
   let starting = true

@@ -21,6 +21,10 @@ export interface RedisServer {
   kill: () => Promise<void>
   /** Starts it again on the same port, empty. */
   restart: () => Promise<void>
+  /** SIGSTOP, as a hang: connections stay open and nothing answers. */
+  pause: () => void
+  /** SIGCONT. */
+  resume: () => void
 }
 
 /** A real redis-server on a free loopback port, without persistence, stopped when the test ends. */
@@ -50,5 +54,5 @@ export async function startRedis (t: Test): Promise<RedisServer> {
   }
   t.teardown(kill)
   await start()
-  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: start }
+  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: start, pause: () => child!.kill('SIGSTOP'), resume: () => child!.kill('SIGCONT') }
 }

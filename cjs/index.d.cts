@@ -12,6 +12,7 @@ declare namespace goload {
   export type HealthCheckOptions = esm.HealthCheckOptions
   export type PassiveHealthOptions = esm.PassiveHealthOptions
   export type QueueOptions = esm.QueueOptions
+  export type RateLimitOptions = esm.RateLimitOptions
   export type ResolveOptions = esm.ResolveOptions
   export type TlsOptions = esm.TlsOptions
   export type Pem = esm.Pem

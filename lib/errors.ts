@@ -12,3 +12,4 @@ export const QueueFullError = createError('FST_GOLOAD_QUEUE_FULL', 'Service unav
 export const QueueTimeoutError = createError('FST_GOLOAD_QUEUE_TIMEOUT', 'Service unavailable: no backend became free in time', 503)
 export const BadRequestTargetError = createError('FST_GOLOAD_BAD_REQUEST_TARGET', 'Bad request: the path has a dot segment (. or ..)', 400)
 export const ClientTimeoutError = createError('FST_GOLOAD_CLIENT_TIMEOUT', 'Request timeout: the request body came too slowly', 408)
+export const RateLimitedError = createError('FST_GOLOAD_RATE_LIMITED', 'Too many requests: rate limit exceeded, retry in %s', 429)

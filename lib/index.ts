@@ -1,15 +1,17 @@
 import type { FastifyInstance, RegisterOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Forwarder } from './proxy/forward.js'
-import { proxyRoutes } from './proxy/routes.js'
+import { startLimiter } from './proxy/rate-limit.js'
+import { proxyRoutes, type ProxyRoute } from './proxy/routes.js'
 import { takeUpgrades } from './proxy/upgrade.js'
 import { InvalidOptionError } from './errors.js'
 import { normalizeOptions, normalizeRoute, type GoloadOptions, type SharedPoolOptions } from './options.js'
 import { hostMatcher } from './routing/host.js'
+import { conditionsOf } from './routing/table.js'
 import { kPoolRuntime, PoolRuntime } from './runtime.js'
 import { Registry, type Goload } from './registry.js'
 
-export type { BackendOptions, GoloadOptions, RouteOptions, SharedPoolOptions, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, ResolveOptions, Strategy, TlsOptions } from './options.js'
+export type { BackendOptions, GoloadOptions, RouteOptions, SharedPoolOptions, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions } from './options.js'
 export type { BackendStats, PoolStats } from './pool/pool.js'
 export type { Goload, GoloadPool } from './registry.js'
 
@@ -37,16 +39,19 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     ? kept.forwarder
     : route.pool === undefined ? await startPool(fastify, registry, options as GoloadOptions) : registry.forwarder(route.pool)
 
-  const duplicate = registry.routes.add({
+  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, limiter: undefined }
+  const conditions = {
     host: route.host === undefined ? undefined : hostMatcher(route.host),
     prefix: route.prefix,
     methods: route.methods === undefined ? undefined : new Set(route.methods),
-    headers: route.headers,
-    target: { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket }
-  })
+    headers: route.headers
+  }
+  const duplicate = registry.routes.add({ ...conditions, target })
   if (duplicate !== undefined) {
     throw new InvalidOptionError(`this route (host ${String(route.host ?? 'any')}, prefix "${route.prefix || '/'}") has the same host, prefix, methods and headers as one registered before: no request could ever reach one of them`)
   }
+  // Counted per route: balancers sharing a Redis share the counts of the routes they have alike.
+  if (route.rateLimit !== undefined) target.limiter = await startLimiter(fastify, route.rateLimit, `goload-rate-limit:${conditionsOf(conditions)}:`)
   // Fastify matches the path; one pair of routes per prefix hands every request under it to the table.
   if (registry.claimPrefix(route.prefix)) {
     // logLevel and logSerializers apply to the proxied requests, as to the routes of any plugin registered with them.

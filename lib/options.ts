@@ -1,4 +1,8 @@
 import { lookup } from 'node:dns/promises'
+import { isIP } from 'node:net'
+import { normalizeIP } from '@fastify/rate-limit'
+import { parse as parseDuration } from '@lukeed/ms'
+import type { FastifyRequest } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
 
@@ -69,6 +73,23 @@ export interface QueueOptions {
   timeout?: number
 }
 
+/** A route's rate limit, kept by @fastify/rate-limit: at most `max` requests per key in each `timeWindow`. */
+export interface RateLimitOptions {
+  /** Requests each key may make in a window. */
+  max: number
+  /** The window: ms, or a duration like '1 minute'. */
+  timeWindow: number | string
+  /**
+   * What a count is kept for. Default: the client address (`request.ip`, so `trustProxy` decides whether
+   * X-Forwarded-For counts), an IPv6 client's /64 network as one.
+   */
+  keyGenerator?: (request: FastifyRequest) => string | number | Promise<string | number>
+  /** Keys never limited: client addresses (with the default key), or a function of the request and its key. */
+  allowList?: string[] | ((request: FastifyRequest, key: string) => boolean | Promise<boolean>)
+  /** `redis://host:port`: counts kept in Redis, shared by every balancer that uses it. Default: in memory. */
+  redis?: string
+}
+
 /** Which requests a registration takes, and how their target and Host are sent on. */
 export interface RouteOptions {
   /**
@@ -91,6 +112,8 @@ export interface RouteOptions {
    * `false`: the backend gets the request without its Upgrade and answers it as a plain request. Default true.
    */
   websocket?: boolean
+  /** Requests over this limit are answered 429 and never reach a backend. Default: no limit. */
+  rateLimit?: RateLimitOptions
 }
 
 /**
@@ -215,7 +238,7 @@ export const defaults = {
 } as const
 
 // A route's own options, and those Fastify itself reads from any register() call.
-const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'logLevel', 'logSerializers']
+const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'logLevel', 'logSerializers']
 
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
@@ -466,6 +489,12 @@ export interface RouteConfig {
   websocket: boolean
   /** A pool registered by another route, for a route without backends of its own. */
   pool: string | undefined
+  rateLimit: RateLimitConfig | undefined
+}
+
+export interface RateLimitConfig extends Omit<RateLimitOptions, 'timeWindow'> {
+  /** ms. */
+  timeWindow: number
 }
 
 const sharedPoolKeys = new Set(['pool', ...routeKeys])
@@ -518,6 +547,49 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
     headers: headerList,
     preserveHost: preserveHost ?? false,
     websocket: websocket ?? true,
-    pool
+    pool,
+    rateLimit: normalizeRateLimit(options.rateLimit)
+  }
+}
+
+export function normalizeRateLimit (options: RateLimitOptions | undefined): RateLimitConfig | undefined {
+  if (options === undefined) return undefined
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('rateLimit must be an object like { max: 100, timeWindow: \'1 minute\' }')
+  checkKeys('rateLimit', options, new Set(['max', 'timeWindow', 'keyGenerator', 'allowList', 'redis']))
+  if (options.max === undefined) throw new InvalidOptionError('rateLimit.max is required: the requests each client may make in a timeWindow')
+  const max = positiveInteger('rateLimit.max', options.max, 0)
+  const timeWindow = typeof options.timeWindow === 'string' ? parseDuration(options.timeWindow) : options.timeWindow
+  if (timeWindow === undefined || !Number.isSafeInteger(timeWindow) || timeWindow <= 0) {
+    throw new InvalidOptionError(`rateLimit.timeWindow must be a positive number of ms or a duration like '1 minute', got ${JSON.stringify(options.timeWindow)}`)
+  }
+  const { keyGenerator, redis } = options
+  if (keyGenerator !== undefined && typeof keyGenerator !== 'function') {
+    throw new InvalidOptionError('rateLimit.keyGenerator must be a function of the request returning its key')
+  }
+  let { allowList } = options
+  if (Array.isArray(allowList)) {
+    allowList = allowList.map((entry, index) => {
+      if (keyGenerator !== undefined && typeof entry === 'string') return entry
+      if (typeof entry !== 'string' || isIP(entry) === 0) {
+        throw new InvalidOptionError(`rateLimit.allowList[${index}] must be an IP address, got ${JSON.stringify(entry)}`)
+      }
+      // As the default key reads the client address: an IPv6 entry stands for its /64.
+      return normalizeIP(entry)
+    })
+  } else if (allowList !== undefined && typeof allowList !== 'function') {
+    throw new InvalidOptionError('rateLimit.allowList must be an array of IP addresses or a function of the request and its key')
+  }
+  if (redis !== undefined && !isRedisUrl(redis)) {
+    throw new InvalidOptionError(`rateLimit.redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`)
+  }
+  return { max, timeWindow, keyGenerator, allowList, redis }
+}
+
+function isRedisUrl (url: unknown): boolean {
+  try {
+    const { protocol } = new URL(url as string)
+    return protocol === 'redis:' || protocol === 'rediss:'
+  } catch {
+    return false
   }
 }

@@ -1,6 +1,6 @@
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import { expect, test } from 'tstyche'
-import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type PoolStats, type TlsOptions } from 'fastify-goload'
+import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type PoolStats, type RateLimitOptions, type TlsOptions } from 'fastify-goload'
 
 test('registers with backends as URLs or objects', async () => {
   const app = Fastify()
@@ -102,4 +102,17 @@ test('routes: host, methods, headers, rewritePrefix, preserveHost, and a route t
   expect(app.register).type.not.toBeCallableWith(goload, { pool: 'api', timeout: 5 })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], host: 42 })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], headers: { 'x-a': 1 } })
+})
+
+test('rateLimit per route: max and timeWindow required, keyGenerator and allowList typed on the request', async () => {
+  const app = Fastify()
+  await app.register(goload, { backends: ['http://a:1'], rateLimit: { max: 100, timeWindow: '1 minute', redis: 'redis://127.0.0.1:6379' } })
+  await app.register(goload, {
+    pool: 'api',
+    prefix: '/search',
+    rateLimit: { max: 10, timeWindow: 1000, keyGenerator: (request) => request.headers['x-api-key'] as string, allowList: async (request, key) => key === 'admin' }
+  })
+  expect<RateLimitOptions['allowList']>().type.toBe<string[] | ((request: FastifyRequest, key: string) => boolean | Promise<boolean>) | undefined>()
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], rateLimit: { max: 1 } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], rateLimit: { max: '1', timeWindow: 1000 } })
 })

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
-import { normalizeOptions } from '../options.js'
+import { normalizeOptions, normalizeRateLimit } from '../options.js'
 import { substituteEnv } from './env.js'
 import { ConfigError, keyPath, type Problem } from './errors.js'
 import { formats, parseConfigText, type Locate } from './parse.js'
@@ -61,20 +61,31 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
       } else {
         seen.set(conditions, routeIndex)
       }
+      // What the schema cannot say, as the plugin will (a timeWindow like '1 minute', allowList addresses).
+      try {
+        normalizeRateLimit(route.rateLimit)
+      } catch (error) {
+        const { option, message } = optionError(error)
+        problems.push({ path: ['listeners', index, 'routes', routeIndex, ...option], message: message.replace(/^\S+ /, '') })
+      }
     })
   })
   for (const name of names) {
     try {
       normalizeOptions({ ...config.pools[name], name })
     } catch (error) {
-      // "fastify-goload: backends[0] is not a valid http(s) URL: ..." names the option first, where it names one.
-      const message = (error as Error).message.replace(/^fastify-goload: /, '')
-      const option = /^[A-Za-z]+(\[\d+\])?(\.[A-Za-z]+(\[\d+\])?)*(?= )/.exec(message)?.[0]
-      const path = ['pools', name, ...(option === undefined ? [] : option.split(/\.|\[(\d+)\]/).filter(Boolean).map((key) => /^\d+$/.test(key) ? Number(key) : key))]
-      problems.push({ path, message: `${keyPath(['pools', name])}.${message}` })
+      const { option, message } = optionError(error)
+      problems.push({ path: ['pools', name, ...option], message: `${keyPath(['pools', name])}.${message}` })
     }
   }
   return problems
+}
+
+/** "fastify-goload: backends[0] is not a valid http(s) URL: ..." names the option first, where it names one. */
+function optionError (error: unknown): { option: Array<string | number>, message: string } {
+  const message = (error as Error).message.replace(/^fastify-goload: /, '')
+  const option = /^[A-Za-z]+(\[\d+\])?(\.[A-Za-z]+(\[\d+\])?)*(?= )/.exec(message)?.[0]
+  return { option: option === undefined ? [] : option.split(/\.|\[(\d+)\]/).filter(Boolean).map((key) => /^\d+$/.test(key) ? Number(key) : key), message }
 }
 
 function line (file: string, locate: Locate, problem: Problem): string {

@@ -104,6 +104,12 @@ const route = Type.Object({
   headers: Type.Optional(Type.Record(Type.String(), headerValue, { description: 'header values the request must have' })),
   preserveHost: Type.Optional(Type.Boolean()),
   websocket: Type.Optional(Type.Boolean({ description: 'tunnel upgrades (WebSocket) to the backend; default true' })),
+  rateLimit: Type.Optional(Type.Object({
+    max: positiveInteger('requests each client may make in a timeWindow'),
+    timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
+    allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
+    redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis:// URL: counts shared by every balancer using it' }))
+  }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)
 

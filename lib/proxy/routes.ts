@@ -6,6 +6,7 @@ import { BadGatewayError, BadRequestTargetError, GatewayTimeoutError } from '../
 import { requestHost } from '../routing/host.js'
 import type { RouteTable } from '../routing/table.js'
 import { kExchange, type Forwarder, type Response } from './forward.js'
+import type { Limiter } from './rate-limit.js'
 import { upstreamTarget } from './target.js'
 import { switchboard } from './upstream-agent.js'
 
@@ -16,6 +17,8 @@ export interface ProxyRoute {
   preserveHost: boolean
   /** Upgrades are tunnelled (true), or sent on as plain requests. */
   websocket: boolean
+  /** The route's rate limit, if it has one. */
+  limiter: Limiter | undefined
 }
 
 /**
@@ -56,9 +59,15 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     reply.callNotFound()
     return
   }
-  const { forwarder, rewritePrefix, preserveHost } = match.route.target
+  const { forwarder, rewritePrefix, preserveHost, limiter } = match.route.target
   if (rewritePrefix !== undefined) target = rewrite(rewritePrefix, target.slice(match.prefixEnd))
-  forwarder.forward(request, reply, target, preserveHost ? request.headers.host : undefined)
+  const host = preserveHost ? request.headers.host : undefined
+  if (limiter === undefined) {
+    forwarder.forward(request, reply, target, host)
+    return
+  }
+  // Counted once matched (a 404 never counts), and answered 429 before any backend is chosen.
+  limiter(request, reply).then(() => { forwarder.forward(request, reply, target, host) }, (error: FastifyError) => { reply.send(error) })
 }
 
 /** `rewritePrefix` in place of the matched prefix: `/` and `/users?x=1` give `/users?x=1`, `/v2` and `?x=1` `/v2?x=1`. */

@@ -65,8 +65,10 @@ function headerMatches (received: string | string[] | undefined, wanted: string 
 }
 
 function sameConditions (a: Route<unknown>, b: Route<unknown>): boolean {
-  return a.host?.source === b.host?.source &&
-    a.prefix === b.prefix &&
-    [...(a.methods ?? [])].sort().join() === [...(b.methods ?? [])].sort().join() &&
-    a.headers.map(([name, value]) => `${name}=${String(value)}`).sort().join() === b.headers.map(([name, value]) => `${name}=${String(value)}`).sort().join()
+  return conditionsOf(a) === conditionsOf(b)
+}
+
+/** What a request must match to take this route, as one string: equal for routes no request could tell apart. */
+export function conditionsOf (route: Omit<Route<unknown>, 'target'>): string {
+  return JSON.stringify([route.host?.source ?? '', route.prefix, [...(route.methods ?? [])].sort(), route.headers.map(([name, value]) => `${name}=${String(value)}`).sort()])
 }

@@ -55,6 +55,9 @@ t.test('hashOn a cookie: the named cookie among others is the key', async (t) =>
   const others: string[] = []
   for (let i = 0; i < 10; i++) others.push((await request(url, { headers: { cookie: `theme=dark; lang=${i}` } })).body)
   t.ok(new Set(others).size >= 3, 'a Cookie header without sid is no key: the requests spread')
+  const none: string[] = []
+  for (let i = 0; i < 10; i++) none.push((await request(url)).body)
+  t.ok(new Set(none).size >= 3, 'nor is a request without a Cookie header')
 })
 
 t.test("hashOn 'ip' is request.ip: with trustProxy the X-Forwarded-For address, without it the peer's", async (t) => {

@@ -87,20 +87,35 @@ export class HashRing implements Selector {
 }
 
 /**
- * FNV-1a over the string's UTF-16 code units, then murmur3's finaliser, which FNV-1a lacks: without it, keys that
- * differ in their last characters ("b1#7", "b1#8") land close together on the ring. About 100 ns for a 30-character
- * key, against some 800 ns for the murmurhash package (it encodes to UTF-8 first) and 1 µs for node:crypto's md5.
+ * MurmurHash3 (x86, 32-bit, seed 0) of the string's UTF-16LE bytes, read as UTF-16 code units, two to a block, so
+ * no encoding is made. About 150 ns for a 36-character key, against some 800 ns for the murmurhash package (which
+ * encodes to UTF-8 first) and 1 µs for node:crypto's md5. FNV-1a, shorter still, collided far more often than chance
+ * on backend ids that differ in a few digits ("http://10.0.154.1:3000#155", "http://10.1.148.1:3000#50"), so their
+ * points bunched together on the ring.
  */
 export function hash32 (text: string): number {
-  let hash = 0x811c9dc5
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i)
-    hash = Math.imul(hash, 0x01000193)
-  }
+  const length = text.length
+  let hash = 0
+  let i = 0
+  for (; i + 1 < length; i += 2) hash = mixBlock(hash, text.charCodeAt(i) | (text.charCodeAt(i + 1) << 16))
+  if (i < length) hash ^= scramble(text.charCodeAt(i))
+  hash ^= length * 2
   hash ^= hash >>> 16
   hash = Math.imul(hash, 0x85ebca6b)
   hash ^= hash >>> 13
   hash = Math.imul(hash, 0xc2b2ae35)
   hash ^= hash >>> 16
   return hash >>> 0
+}
+
+function scramble (block: number): number {
+  block = Math.imul(block, 0xcc9e2d51)
+  block = (block << 15) | (block >>> 17)
+  return Math.imul(block, 0x1b873593)
+}
+
+function mixBlock (hash: number, block: number): number {
+  hash ^= scramble(block)
+  hash = (hash << 13) | (hash >>> 19)
+  return (Math.imul(hash, 5) + 0xe6546b64) | 0
 }

@@ -19,4 +19,5 @@ test('the types come with the CommonJS entry', () => {
   expect(app.goload.pool('api')).type.toBe<goload.GoloadPool>()
   expect<goload.GoloadOptions['tls']>().type.toBe<goload.TlsOptions | undefined>()
   expect<goload.TlsOptions['ca']>().type.toBe<goload.Pem | goload.Pem[] | undefined>()
+  expect<goload.GoloadOptions['hashOn']>().type.toBe<goload.HashOn | undefined>()
 })

@@ -1,9 +1,12 @@
 // `npm run bench:dispatch`: acquire + release pairs per second on lib/pool/pool.ts's Pool (least-busy heap) at 3, 100,
-// 1,000 and 10,000 backends, beside the linear scan a user would write by hand. A window of requests stays in
+// 1,000 and 10,000 backends, beside the linear scan a user would write by hand, and strategy: 'hash' (each step
+// hashes a session key of 64 thousand, as the proxy does, and walks the ring). A window of requests stays in
 // flight, and each step ends a random one of them and starts a new one, as responses finish out of order, so the
 // heap really moves. No sockets: this is the dispatcher alone.
 // Env: SECONDS per cell (default 1), WINDOW requests in flight (default 64), SIZES (default 3,100,1000,10000).
+import type { Strategy } from '../lib/options.js'
 import { Pool, type Worker } from '../lib/pool/pool.js'
+import { hash32 } from '../lib/pool/strategies/hash.js'
 import { codeVersion } from './harness.js'
 
 function positive (name: string, fallback: number): number {
@@ -37,9 +40,13 @@ interface Contender {
   checksum (): number
 }
 
-function heapContender (backends: number): Contender {
+// Session keys for the hash contender: 36-character strings, as a session cookie might be.
+const sessionKeys = Array.from({ length: 1 << 16 }, (_, i) => `session-${i.toString(16).padStart(8, '0')}-0123456789abcdef00`)
+
+function heapContender (backends: number, strategy: Strategy = 'least-busy'): Contender {
+  const keyed = strategy === 'hash'
   const pool = new Pool(
-    { strategy: 'least-busy', slowStart: 0, maxEjectedPercent: 0, queue: { max: 1000, timeout: 5000 }, ewmaDecay: 10_000 },
+    { strategy, slowStart: 0, maxEjectedPercent: 0, queue: { max: 1000, timeout: 5000 }, ewmaDecay: 10_000 },
     Array.from({ length: backends }, (_, i) => ({ id: `b${i}`, url: `http://127.0.0.1:${10000 + i}`, weight: 1, maxPending: Infinity }))
   )
   const inFlight: Worker[] = []
@@ -50,7 +57,7 @@ function heapContender (backends: number): Contender {
       for (let i = 0; i < count; i++) {
         const slot = randomSlots[r++ & 0xffff]
         pool.release(inFlight[slot])
-        inFlight[slot] = pool.acquire()!
+        inFlight[slot] = pool.acquire(undefined, keyed ? hash32(sessionKeys[(r * 7919) & 0xffff]) : undefined)!
       }
     },
     checksum: () => inFlight.reduce((sum, worker) => sum + worker.ordinal, 0)
@@ -107,8 +114,8 @@ function measure (contender: Contender): number {
 const fmt = (rate: number): string => rate >= 1e6 ? `${(rate / 1e6).toFixed(2)} M` : `${(rate / 1e3).toFixed(1)} k`
 
 console.log(`dispatch: acquire+release pairs/s, least-busy, ${window} requests in flight, ${seconds} s per cell (median of ${slices} slices), node ${process.version}, ${codeVersion().text}\n`)
-console.log('| backends | heap pairs/s | linear pairs/s | heap ÷ linear | heap slowdown vs 3 |')
-console.log('|---:|---:|---:|---:|---:|')
+console.log('| backends | heap pairs/s | linear pairs/s | heap ÷ linear | heap slowdown vs 3 | hash pairs/s |')
+console.log('|---:|---:|---:|---:|---:|---:|')
 let baseline: number | undefined
 let sink = 0
 const results: Array<{ backends: number, heap: number, linear: number }> = []
@@ -117,10 +124,12 @@ for (const backends of sizes) {
   const heapRate = measure(heap)
   const linear = linearContender(backends)
   const linearRate = measure(linear)
-  sink += heap.checksum() + linear.checksum()
+  const hash = heapContender(backends, 'hash')
+  const hashRate = measure(hash)
+  sink += heap.checksum() + linear.checksum() + hash.checksum()
   baseline ??= heapRate
   results.push({ backends, heap: heapRate, linear: linearRate })
-  console.log(`| ${backends.toLocaleString('en')} | ${fmt(heapRate)} | ${fmt(linearRate)} | ${(heapRate / linearRate).toFixed(2)}× | ${(baseline / heapRate).toFixed(2)}× |`)
+  console.log(`| ${backends.toLocaleString('en')} | ${fmt(heapRate)} | ${fmt(linearRate)} | ${(heapRate / linearRate).toFixed(2)}× | ${(baseline / heapRate).toFixed(2)}× | ${fmt(hashRate)} |`)
 }
 
 const at = (n: number) => results.find((row) => row.backends === n)

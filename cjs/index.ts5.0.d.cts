@@ -8,6 +8,7 @@ declare namespace goload {
   export type GoloadOptions = esm.GoloadOptions
   export type RouteOptions = esm.RouteOptions
   export type SharedPoolOptions = esm.SharedPoolOptions
+  export type HashOn = esm.HashOn
   export type HealthCheckOptions = esm.HealthCheckOptions
   export type PassiveHealthOptions = esm.PassiveHealthOptions
   export type QueueOptions = esm.QueueOptions

@@ -10,8 +10,14 @@ export type { Pem, TlsOptions } from './tls-options.js'
 
 // The strategies there are. Options know their names only; lib/pool/strategies/index.ts keys its selectors by this list,
 // so a name without a selector does not compile.
-export const strategies = ['least-busy', 'round-robin', 'p2c', 'peak-ewma'] as const
+export const strategies = ['least-busy', 'round-robin', 'p2c', 'peak-ewma', 'hash'] as const
 export type Strategy = typeof strategies[number]
+
+/**
+ * What `strategy: 'hash'` keeps requests together by: the client address (`request.ip`, so Fastify's `trustProxy`
+ * decides whether X-Forwarded-For counts), a request header, or a cookie.
+ */
+export type HashOn = 'ip' | { header: string } | { cookie: string }
 
 export interface BackendOptions {
   /** `http(s)://host:port`, an origin without a path. */
@@ -161,6 +167,13 @@ export interface GoloadOptions extends RouteOptions {
   closeTimeout?: number
   /** peak-ewma: ms over which latency samples fade. Default 10000. */
   ewmaDecay?: number
+  /** hash: what a request's key is. Default 'ip'. */
+  hashOn?: HashOn
+  /**
+   * hash: a key stays on its backend while that backend holds fewer than balanceFactor × the average of requests in
+   * flight (for its weight); past it, the key walks on round the ring. At least 1. Default 1.25.
+   */
+  balanceFactor?: number
   /**
    * Request bodies of up to this many bytes are received whole before a backend is chosen, so a slow client holds
    * no backend; larger ones stream. Default 65536.
@@ -204,6 +217,9 @@ export interface PoolConfig {
   queue: Required<QueueOptions>
   closeTimeout: number
   ewmaDecay: number
+  /** hash only; header and cookie names as given, header names lowercased. */
+  hashOn: HashOn | undefined
+  balanceFactor: number
   bufferBody: number
   clientTimeout: number
   clientMinRate: number
@@ -230,6 +246,8 @@ export const defaults = {
   closeTimeout: 10_000,
   resolveInterval: 30_000,
   ewmaDecay: 10_000,
+  // Envoy's hash_balance_factor default (125), and the paper's own example: each backend up to 25% over the average.
+  balanceFactor: 1.25,
   // nginx buffers request bodies whole (to a file past 16 KiB); we keep the small ones in memory.
   bufferBody: 65_536,
   // Between nginx's client_body_timeout (60 s) and Apache's mod_reqtimeout (20 s, then at least 500 bytes/s).
@@ -243,7 +261,7 @@ const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'pre
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
   'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'ewmaDecay',
-  'connectTimeout', 'bufferBody', 'clientTimeout', 'clientMinRate', 'tls', 'allowH2',
+  'connectTimeout', 'bufferBody', 'clientTimeout', 'clientMinRate', 'tls', 'allowH2', 'hashOn', 'balanceFactor',
   ...routeKeys
 ])
 
@@ -306,6 +324,7 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     queue: normalizeQueue(options.queue),
     closeTimeout: count('closeTimeout', options.closeTimeout, defaults.closeTimeout),
     ewmaDecay: positiveInteger('ewmaDecay', options.ewmaDecay, defaults.ewmaDecay),
+    ...normalizeHash(strategy, options),
     bufferBody: count('bufferBody', options.bufferBody, defaults.bufferBody),
     clientTimeout: positiveInteger('clientTimeout', options.clientTimeout, defaults.clientTimeout),
     clientMinRate: count('clientMinRate', options.clientMinRate, defaults.clientMinRate),
@@ -421,6 +440,35 @@ function statusMatcher (expect: string | number | Array<string | number>): (stat
   })
   if (tests.length === 0) throw new InvalidOptionError('healthCheck.expectStatus must not be empty')
   return (status) => tests.some((test) => test(status))
+}
+
+const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+function normalizeHash (strategy: Strategy, options: GoloadOptions): Pick<PoolConfig, 'hashOn' | 'balanceFactor'> {
+  const { hashOn, balanceFactor } = options
+  if (strategy !== 'hash') {
+    for (const key of ['hashOn', 'balanceFactor'] as const) {
+      if (options[key] !== undefined) throw new InvalidOptionError(`${key} applies to strategy: 'hash' only (strategy is '${strategy}')`)
+    }
+    return { hashOn: undefined, balanceFactor: defaults.balanceFactor }
+  }
+  if (balanceFactor !== undefined && (typeof balanceFactor !== 'number' || !(balanceFactor >= 1))) {
+    throw new InvalidOptionError(`balanceFactor must be a number of 1 or more, got ${JSON.stringify(balanceFactor)}`)
+  }
+  return { hashOn: normalizeHashOn(hashOn), balanceFactor: balanceFactor ?? defaults.balanceFactor }
+}
+
+function normalizeHashOn (hashOn: HashOn | undefined): HashOn {
+  if (hashOn === undefined || hashOn === 'ip') return 'ip'
+  if (hashOn === null || typeof hashOn !== 'object' || Object.keys(hashOn).length !== 1) {
+    throw new InvalidOptionError(`hashOn must be 'ip', { header: name } or { cookie: name }, got ${JSON.stringify(hashOn)}`)
+  }
+  checkKeys('hashOn', hashOn, new Set(['header', 'cookie']))
+  const [[field, name]] = Object.entries(hashOn) as Array<['header' | 'cookie', unknown]>
+  if (typeof name !== 'string' || !token.test(name)) {
+    throw new InvalidOptionError(`hashOn.${field} must be a ${field} name, got ${JSON.stringify(name)}`)
+  }
+  return field === 'header' ? { header: name.toLowerCase() } : { cookie: name }
 }
 
 function normalizeQueue (options: QueueOptions | undefined): PoolConfig['queue'] {

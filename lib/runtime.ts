@@ -34,7 +34,8 @@ export class PoolRuntime {
       slowStart: config.slowStart,
       maxEjectedPercent: config.passiveHealth === false ? 0 : config.passiveHealth.maxEjectedPercent,
       queue: config.queue,
-      ewmaDecay: config.ewmaDecay
+      ewmaDecay: config.ewmaDecay,
+      balanceFactor: config.balanceFactor
     }, config.backends.filter((backend) => backend.resolve === undefined))
     const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(this.pool, config.passiveHealth, log)
     this.forwarder = new Forwarder({ pool: this.pool, config, passiveHealth })

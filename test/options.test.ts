@@ -30,7 +30,7 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['a weight that is not a number', { backends: [{ url: 'http://a:1', weight: '2' }] }, /backends\[0\]\.weight must be a positive number, got "2"/],
   ['an empty id', { backends: [{ url: 'http://a:1', id: '' }] }, /backends\[0\]\.id must be a non-empty string/],
   ['the same backend twice', { backends: ['http://a:1', 'http://a:1/'] }, /backends\[1\] has the same id as backends\[0\]: "http:\/\/a:1"/],
-  ['an unknown strategy', { backends: ['http://a:1'], strategy: 'random' }, /strategy must be one of 'least-busy', 'round-robin', 'p2c', 'peak-ewma', got "random"/],
+  ['an unknown strategy', { backends: ['http://a:1'], strategy: 'random' }, /strategy must be one of 'least-busy', 'round-robin', 'p2c', 'peak-ewma', 'hash', got "random"/],
   ['a negative timeout', { backends: ['http://a:1'], timeout: -1 }, /timeout must be a positive integer, got -1/],
   ['a fractional timeout', { backends: ['http://a:1'], timeout: 1.5 }, /timeout must be a positive integer, got 1.5/],
   ['zero connections', { backends: ['http://a:1'], connections: 0 }, /connections must be a positive integer, got 0/],

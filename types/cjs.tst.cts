@@ -20,4 +20,5 @@ test('the types come with the CommonJS entry', () => {
   expect<goload.GoloadOptions['tls']>().type.toBe<goload.TlsOptions | undefined>()
   expect<goload.TlsOptions['ca']>().type.toBe<goload.Pem | goload.Pem[] | undefined>()
   expect<goload.RouteOptions['rateLimit']>().type.toBe<goload.RateLimitOptions | undefined>()
+  expect<goload.GoloadOptions['hashOn']>().type.toBe<goload.HashOn | undefined>()
 })

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyRequest } from 'fastify'
 import { expect, test } from 'tstyche'
-import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type PoolStats, type RateLimitOptions, type TlsOptions } from 'fastify-goload'
+import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type HashOn, type PoolStats, type RateLimitOptions, type TlsOptions } from 'fastify-goload'
 
 test('registers with backends as URLs or objects', async () => {
   const app = Fastify()
@@ -21,6 +21,9 @@ test('registers with backends as URLs or objects', async () => {
   await app.register(goload, { backends: ['http://10.0.0.5:3000'], prefix: '/x', passiveHealth: false })
   await app.register(goload, { backends: ['http://10.0.0.6:3000'], prefix: '/y', strategy: 'peak-ewma', ewmaDecay: 5000 })
   await app.register(goload, { backends: ['http://10.0.0.7:3000'], prefix: '/z', strategy: 'p2c' })
+  await app.register(goload, { backends: ['http://10.0.0.8:3000'], prefix: '/h', strategy: 'hash', hashOn: { cookie: 'sid' }, balanceFactor: 1.5 })
+  await app.register(goload, { backends: ['http://10.0.0.9:3000'], prefix: '/i', strategy: 'hash', hashOn: 'ip' })
+  expect<HashOn>().type.toBe<'ip' | { header: string } | { cookie: string }>()
 })
 
 test('rejects options that are not the plugin\'s', () => {
@@ -28,6 +31,8 @@ test('rejects options that are not the plugin\'s', () => {
   expect(app.register).type.not.toBeCallableWith(goload, {})
   expect(app.register).type.not.toBeCallableWith(goload, { backends: [42] })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], strategy: 'random' })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], strategy: 'hash', hashOn: { query: 'user' } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], strategy: 'hash', hashOn: 'header' })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], timeout: '5s' })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], passiveHealth: true })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], healthCheck: { interval: 1000 } })
@@ -36,7 +41,7 @@ test('rejects options that are not the plugin\'s', () => {
 test('decorates the instance with typed stats and pools', () => {
   const app = Fastify()
   expect(app.goload.stats()).type.toBe<PoolStats>()
-  expect(app.goload.stats().strategy).type.toBe<'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma'>()
+  expect(app.goload.stats().strategy).type.toBe<'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma' | 'hash'>()
   expect(app.goload.stats().backends).type.toBe<BackendStats[]>()
   expect<BackendStats['pending']>().type.toBe<number>()
   expect(app.goload.pool('api')).type.toBe<GoloadPool>()

@@ -87,6 +87,12 @@ export const poolSchema = Type.Object({
   }, closed)),
   closeTimeout: Type.Optional(count('ms in-flight requests get on close')),
   ewmaDecay: Type.Optional(positiveInteger('peak-ewma: ms over which samples fade')),
+  hashOn: Type.Optional(Type.Union([
+    Type.Literal('ip'),
+    Type.Object({ header: Type.String({ minLength: 1 }) }, closed),
+    Type.Object({ cookie: Type.String({ minLength: 1 }) }, closed)
+  ], { title: "'ip', { header: name } or { cookie: name }", description: 'hash: what a request\'s key is' })),
+  balanceFactor: Type.Optional(Type.Number({ minimum: 1, description: 'hash: how far above the average load a backend keeps its keys' })),
   bufferBody: Type.Optional(count('bytes of request body read before choosing a backend')),
   clientTimeout: Type.Optional(positiveInteger('ms a client may send nothing')),
   clientMinRate: Type.Optional(count('slowest request body, bytes/s')),

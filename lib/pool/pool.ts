@@ -51,6 +51,8 @@ export class Worker {
   draining = false
   /** Where this worker sits in the heap, -1 when out of it, so any change sifts it without a search. */
   heapIndex = -1
+  /** Its effective weight while in rotation, else 0, as last added into the pool's weight in rotation. */
+  weightInRotation = 0
 
   constructor (config: BackendConfig, ordinal: number) {
     this.id = config.id
@@ -187,6 +189,8 @@ export interface PoolSettings {
   queue: { max: number, timeout: number }
   /** peak-ewma: ms over which latency samples fade. */
   ewmaDecay: number
+  /** hash: how far above the average of requests in flight a backend may go before its keys walk on. Default 1.25. */
+  balanceFactor?: number
 }
 
 // A slow start reaches full weight in this many steps; the first step already takes some traffic.
@@ -212,6 +216,10 @@ export class Pool {
   #ordinal = 0
   /** Virtual time: the turn of the latest choice. */
   #clock = 0
+  /** Requests in flight on all workers. */
+  #pending = 0
+  /** The effective weights of the workers in rotation, added up (see #weigh). */
+  #weight = 0
 
   constructor (settings: PoolSettings, backends: BackendConfig[]) {
     this.strategy = settings.strategy
@@ -220,6 +228,8 @@ export class Pool {
     // Made before the heap, which orders by the selector's compare.
     this.#selector = selectors[settings.strategy]({
       workers: this.workers,
+      pending: () => this.#pending,
+      weight: () => this.#weight,
       reorder: (worker) => { this.#reorder(worker) },
       reorderAll: () => {
         for (const worker of this.workers) worker.load = this.#selector.load(worker)
@@ -235,14 +245,16 @@ export class Pool {
 
   /**
    * Takes the least loaded worker that can take a request, and counts one more request on it.
-   * `exclude`: workers already tried for this request. When health has taken every worker out of rotation, fails
-   * open to those still with room rather than refuse all traffic. Undefined: wait in the queue, or no backend at all.
+   * `exclude`: workers already tried for this request. `key`: the hash of the request's key, for a strategy that
+   * picks by it (hash). When health has taken every worker out of rotation, fails open to those still with room
+   * rather than refuse all traffic. Undefined: wait in the queue, or no backend at all.
    */
-  acquire (exclude?: readonly Worker[]): Worker | undefined {
+  acquire (exclude?: readonly Worker[], key?: number): Worker | undefined {
     if (exclude !== undefined) for (const worker of exclude) if (worker.heapIndex >= 0) this.#heap.remove(worker)
-    const worker = this.#choose() ?? this.#failOpen(exclude)
+    const worker = this.#choose(key) ?? this.#failOpen(exclude)
     if (exclude !== undefined) for (const tried of exclude) this.#place(tried)
     if (worker === undefined) return undefined
+    this.#pending++
     worker.pending++
     worker.load = this.#selector.load(worker)
     // A worker that was passed over for a while restarts from the current virtual time,
@@ -257,6 +269,7 @@ export class Pool {
 
   /** Ends one request on this worker. Called exactly once per acquire. */
   release (worker: Worker): void {
+    this.#pending--
     worker.pending--
     worker.load = this.#selector.load(worker)
     // Its key only went down: sift it up, unless it was out of the heap (full, say) and comes back.
@@ -391,7 +404,10 @@ export class Pool {
     this.#selector.joined?.(worker, added)
     worker.load = this.#selector.load(worker)
     this.workers.push(worker)
-    if (added) this.#rampUp(worker)
+    if (added) {
+      this.#selector.workersChanged?.()
+      this.#rampUp(worker)
+    }
     this.#place(worker)
     this.#serveQueue()
     return worker
@@ -401,6 +417,7 @@ export class Pool {
   #leave (worker: Worker): void {
     const index = this.workers.indexOf(worker)
     if (index >= 0) this.workers.splice(index, 1)
+    this.#selector.workersChanged?.()
   }
 
   /** Its key changed outside acquire and release (weight, latency): takes it again and moves the worker. */
@@ -411,15 +428,30 @@ export class Pool {
 
   /** Puts the worker where it belongs: in the heap, sifted, while it can take requests; out of it otherwise. */
   #place (worker: Worker): void {
+    const weight = worker.inRotation ? worker.effectiveWeight : 0
+    if (weight !== worker.weightInRotation) this.#weigh(worker, weight)
     const belongs = worker.inRotation && worker.hasRoom
     if (belongs && worker.heapIndex < 0) this.#heap.push(worker)
     else if (!belongs && worker.heapIndex >= 0) this.#heap.remove(worker)
     else if (belongs) this.#heap.update(worker)
   }
 
-  #choose (): Worker | undefined {
+  /**
+   * The worker's weight in rotation changed (it joined, left rotation or came back, or its slow start took a step):
+   * the pool's total is added up again, rather than kept by differences, so fractional weights leave no rounding
+   * behind. O(n), on those rare events only.
+   */
+  #weigh (worker: Worker, weight: number): void {
+    worker.weightInRotation = weight
+    this.#weight = 0
+    for (const each of this.workers) this.#weight += each.weightInRotation
+  }
+
+  #choose (key: number | undefined): Worker | undefined {
     const { length } = this.#heap
     if (length === 0) return undefined
+    const picked = key === undefined ? undefined : this.#selector.pick?.(key)
+    if (picked !== undefined) return picked
     return this.#selector.choose === undefined ? this.#heap.peek() : this.#selector.choose(this.#heap.data, length)
   }
 
@@ -435,6 +467,8 @@ export class Pool {
   }
 
   #serveQueue (): void {
+    // Requests wait only while no worker can take one, and each event that makes room makes it on one worker: the
+    // longest waiting request takes that one whatever its key (hash), so the queue keeps no keys.
     while (this.queue.length > 0) {
       const worker = this.acquire()
       if (worker === undefined) return

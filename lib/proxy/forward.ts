@@ -12,6 +12,7 @@ import { ClientWatch, type WatchedBody } from './client-watch.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { readAhead, type RequestBody } from './request-body.js'
 import { agentConnect, handshakeCodes } from './connect.js'
+import { requestKey, type RequestKey } from './request-key.js'
 import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
 import { kUpgrade, sendUpgrade, type Tunnel, type UpgradeRequest } from './upgrade.js'
 
@@ -45,6 +46,8 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   readonly reply: FastifyReply
   readonly target: string
   readonly host: string | undefined
+  /** strategy: 'hash': the hash of the request's key, the same for each attempt; undefined without one. */
+  readonly key: number | undefined
   /** The client's request body, when it has one: each attempt reads it through a stream of its own. */
   body: RequestBody | undefined
   worker: Worker | undefined
@@ -77,6 +80,7 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     this.reply = reply
     this.target = target
     this.host = host
+    this.key = forwarder.keyOf?.(request)
   }
 
   get ended (): boolean {
@@ -202,6 +206,8 @@ export class Forwarder {
   readonly fromOptions: FastifyReplyFromHooks
   /** Upgraded connections open through this pool's backends. */
   readonly tunnels = new Set<Exchange>()
+  /** strategy: 'hash' only: the key of each request. */
+  readonly keyOf: RequestKey | undefined
 
   constructor ({ pool, config, passiveHealth }: Forwarding) {
     this.pool = pool
@@ -219,6 +225,7 @@ export class Forwarder {
     this.agent.timed = config.strategy === 'peak-ewma'
     this.watch = new ClientWatch(config.clientTimeout, config.clientMinRate)
     this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
+    this.keyOf = config.hashOn === undefined ? undefined : requestKey(config.hashOn)
     // reply-from types its hooks for HTTP/2 servers too; ours run on the HTTP/1 server this pool listens on.
     this.fromOptions = {
       rewriteRequestHeaders: upstreamRequestHeaders,
@@ -270,7 +277,7 @@ export class Forwarder {
   dispatch (exchange: Exchange): void {
     if (exchange.ended || exchange.reply.sent) return
     // Requests already waiting go first: a newcomer never overtakes the queue.
-    const worker = this.pool.queue.length === 0 ? this.pool.acquire() : undefined
+    const worker = this.pool.queue.length === 0 ? this.pool.acquire(undefined, exchange.key) : undefined
     if (worker !== undefined) {
       exchange.start(worker)
     } else if (this.pool.empty) {
@@ -315,7 +322,8 @@ export class Forwarder {
     if (this.#mayRetry(exchange, code)) {
       exchange.tried ??= []
       exchange.tried.push(worker)
-      const next = this.pool.acquire(exchange.tried)
+      // A keyed request walks on round the ring, past the backends it tried.
+      const next = this.pool.acquire(exchange.tried, exchange.key)
       if (next !== undefined) {
         worker.retried++
         this.pool.release(worker)

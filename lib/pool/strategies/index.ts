@@ -1,4 +1,5 @@
-import type { Strategy } from '../../options.js'
+import { defaults, type Strategy } from '../../options.js'
+import { HashRing } from './hash.js'
 import { leastBusy } from './least-busy.js'
 import { p2c } from './p2c.js'
 import { PeakEwma } from './peak-ewma.js'
@@ -13,5 +14,7 @@ export const selectors: Record<Strategy, SelectorFactory> = {
   'round-robin': () => roundRobin,
   p2c: () => p2c,
   // Peak-EWMA keeps a median and a sample count per pool: each pool has its own.
-  'peak-ewma': (pool, settings) => new PeakEwma(pool, settings.ewmaDecay)
+  'peak-ewma': (pool, settings) => new PeakEwma(pool, settings.ewmaDecay),
+  // The ring is the pool's own.
+  hash: (pool, settings) => new HashRing(pool, settings.balanceFactor ?? defaults.balanceFactor)
 }

@@ -13,10 +13,14 @@ export interface Selector {
   load (worker: Worker): number
   /** Picks among the workers that can take a request (the heap's array, `length` of them); default: the top. */
   choose? (workers: readonly Worker[], length: number): Worker
+  /** The worker for a request's key (the 32-bit hash of it), or undefined to choose as for a request without one. */
+  pick? (key: number): Worker | undefined
   /** The pool holds the backends it was built with. */
   start? (): void
   /** A worker joins, before its first key is taken; `added`: to a running pool (Pool.add), not at build. */
   joined? (worker: Worker, added: boolean): void
+  /** A worker joined the running pool or left it: `workers` changed. */
+  workersChanged? (): void
   /** The worker started answering `ms` after its request was sent. */
   observe? (worker: Worker, ms: number): void
 }
@@ -24,6 +28,10 @@ export interface Selector {
 /** What a strategy that keeps state of its own may see and do in the pool it serves. */
 export interface SelectorContext {
   readonly workers: readonly Worker[]
+  /** Requests in flight, on every worker. */
+  pending (): number
+  /** The effective weights of the workers in rotation, added up. */
+  weight (): number
   /** Takes the worker's key again and puts it where it now belongs: O(log n). */
   reorder (worker: Worker): void
   /** Takes every worker's key again and rebuilds the heap once: O(n), for when all keys changed together. */

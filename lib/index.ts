@@ -35,7 +35,7 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     prefix: route.prefix,
     methods: route.methods === undefined ? undefined : new Set(route.methods),
     headers: route.headers,
-    target: { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost }
+    target: { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, accessLog: route.accessLog }
   })
   if (duplicate !== undefined) {
     throw new InvalidOptionError(`this route (host ${String(route.host ?? 'any')}, prefix "${route.prefix || '/'}") has the same host, prefix, methods and headers as one registered before: no request could ever reach one of them`)

@@ -86,6 +86,8 @@ export interface RouteOptions {
   headers?: Record<string, string | RegExp>
   /** Send the client's Host to the backend rather than the backend's own host:port. Default false. */
   preserveHost?: boolean
+  /** One info line per proxied request through request.log, when it ends (README, Access logs). Default true. */
+  accessLog?: boolean
 }
 
 /**
@@ -210,7 +212,7 @@ export const defaults = {
 } as const
 
 // A route's own options, and those Fastify itself reads from any register() call.
-const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'logLevel', 'logSerializers']
+const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'accessLog', 'logLevel', 'logSerializers']
 
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
@@ -458,6 +460,7 @@ export interface RouteConfig {
   /** Lowercase names. */
   headers: Array<[string, string | RegExp]>
   preserveHost: boolean
+  accessLog: boolean
   /** A pool registered by another route, for a route without backends of its own. */
   pool: string | undefined
 }
@@ -478,7 +481,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
       }
     }
   }
-  const { host, rewritePrefix, methods, headers, preserveHost } = options
+  const { host, rewritePrefix, methods, headers, preserveHost, accessLog } = options
   if (host !== undefined && !(host instanceof RegExp) && (typeof host !== 'string' || !/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?\.?$/i.test(host))) {
     throw new InvalidOptionError(`host must be a host name, a *.wildcard one, or a RegExp, got ${JSON.stringify(host)}`)
   }
@@ -501,6 +504,9 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
   if (preserveHost !== undefined && typeof preserveHost !== 'boolean') {
     throw new InvalidOptionError(`preserveHost must be a boolean, got ${JSON.stringify(preserveHost)}`)
   }
+  if (accessLog !== undefined && typeof accessLog !== 'boolean') {
+    throw new InvalidOptionError(`accessLog must be a boolean, got ${JSON.stringify(accessLog)}`)
+  }
   return {
     host,
     prefix: normalizePrefix(options.prefix),
@@ -508,6 +514,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
     methods: methods?.map((method) => method.toUpperCase()),
     headers: headerList,
     preserveHost: preserveHost ?? false,
+    accessLog: accessLog ?? true,
     pool
   }
 }

@@ -103,6 +103,7 @@ const route = Type.Object({
   methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1, description: 'default: every method' })),
   headers: Type.Optional(Type.Record(Type.String(), headerValue, { description: 'header values the request must have' })),
   preserveHost: Type.Optional(Type.Boolean()),
+  accessLog: Type.Optional(Type.Boolean({ description: 'one info line per request; default true' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)
 

@@ -14,6 +14,8 @@ export interface ProxyRoute {
   forwarder: Forwarder
   rewritePrefix: string | undefined
   preserveHost: boolean
+  /** One access line per request. */
+  accessLog: boolean
 }
 
 /**
@@ -45,18 +47,20 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     return
   }
   let target = upstreamTarget(url)
+  // A target refused is matched as received, so that the route it was meant for logs the refusal.
+  const match = table.match(target ?? url, requestHost(request.headers.host), request.method, request.headers)
   if (target === undefined) {
-    reply.send(new BadRequestTargetError())
+    if (match === undefined) reply.send(new BadRequestTargetError())
+    else match.route.target.forwarder.refuse(request, reply, match.route.target.accessLog, new BadRequestTargetError())
     return
   }
-  const match = table.match(target, requestHost(request.headers.host), request.method, request.headers)
   if (match === undefined) {
     reply.callNotFound()
     return
   }
-  const { forwarder, rewritePrefix, preserveHost } = match.route.target
+  const { forwarder, rewritePrefix, preserveHost, accessLog } = match.route.target
   if (rewritePrefix !== undefined) target = rewrite(rewritePrefix, target.slice(match.prefixEnd))
-  forwarder.forward(request, reply, target, preserveHost ? request.headers.host : undefined)
+  forwarder.forward(request, reply, target, preserveHost ? request.headers.host : undefined, accessLog)
 }
 
 /** `rewritePrefix` in place of the matched prefix: `/` and `/users?x=1` give `/users?x=1`, `/v2` and `?x=1` `/v2?x=1`. */
@@ -83,6 +87,7 @@ function answerError (this: FastifyInstance, error: FastifyError, request: Fasti
     return
   }
   const statusCode = error.statusCode!
+  if (exchange !== undefined) exchange.code = error.code
   reply.code(statusCode).send({ statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message })
 }
 

@@ -100,3 +100,10 @@ test('routes: host, methods, headers, rewritePrefix, preserveHost, and a route t
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], host: 42 })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], headers: { 'x-a': 1 } })
 })
+
+test('accessLog: a boolean, on a registration with its pool or on a route that shares one', async () => {
+  const app = Fastify()
+  await app.register(goload, { backends: ['http://10.0.0.8:3000'], name: 'quiet', accessLog: false })
+  await app.register(goload, { pool: 'quiet', prefix: '/loud', accessLog: true })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], accessLog: 'off' })
+})

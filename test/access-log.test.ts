@@ -155,13 +155,15 @@ t.test('accessLog: false turns the lines off for its registration only', async (
   await app.register(goload, { prefix: '/shared-loud', pool: 'quiet' })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
-  const url = `http://127.0.0.1:${(app.server.address() as net.AddressInfo).port}`
-  for (const path of ['/quiet/x', '/quiet/../x', '/shared-quiet/x', '/shared-loud/x']) await request(url + path)
+  const { port } = app.server.address() as net.AddressInfo
+  const url = `http://127.0.0.1:${port}`
+  for (const path of ['/quiet/x', '/shared-quiet/x', '/shared-loud/x']) t.equal((await request(url + path)).status, 200)
+  t.match(await rawRequest(port, 'GET /quiet/../x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), /^HTTP\/1\.1 400 /)
   await settled(app)
   await waitFor(() => logs.lines.filter((line) => line.msg === 'request completed').length === 4, 'every request to end')
   t.same(accessLines(logs.lines).map((line) => line.req.url), ['/shared-loud/x'])
 
-  await t.rejects(Fastify().register(goload, { backends: [backend.url], accessLog: 'yes' as unknown as boolean }).ready(), { code: 'FST_GOLOAD_INVALID_OPTION', message: /accessLog must be a boolean/ })
+  await t.rejects(async () => { await Fastify().register(goload, { backends: [backend.url], accessLog: 'yes' as unknown as boolean }).ready() }, { code: 'FST_GOLOAD_INVALID_OPTION', message: /accessLog must be a boolean/ })
 })
 
 t.test('a target refused on no route\'s way logs no access line, as a 404 does not', async (t) => {

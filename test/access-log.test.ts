@@ -1,12 +1,19 @@
 // One access line per proxied request, at info through request.log, when the exchange ends: the backend, the pool,
 // the status, the times, the body bytes, the retries and our own code; never a header, a cookie or a body.
+import { EventEmitter } from 'node:events'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
 import Fastify from 'fastify'
 import t from 'tap'
+import { serve } from '../lib/cli/main.js'
 import goload from '../lib/index.js'
 import { request, rawRequest } from './helpers/client.js'
 import { configFile, freePort, runMain } from './helpers/cli.js'
 import { capturedLogs, type LogLine } from './helpers/logs.js'
+import { deadline } from './helpers/raw.js'
 import { deadUrl, hello, settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 function accessLines (lines: LogLine[]): LogLine[] {
@@ -200,4 +207,27 @@ t.test('the goload command: one access line per proxied request and no Fastify p
   t.same(lines.filter((line) => line.msg === 'incoming request').map((line) => line.req.url), ['/elsewhere'], 'Fastify\'s own lines only where no route took the request')
   t.equal(lines.filter((line) => line.msg === 'request completed').length, 1)
   t.equal(backend.received, 3)
+})
+
+t.test('serve() with a log transport: the access lines go through it (one logger for every app, made once)', async (t) => {
+  const backend = await startBackend(t, hello('1'))
+  const dir = await mkdtemp(join(tmpdir(), 'goload-transport-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const destination = join(dir, 'access.log')
+  const signals = new EventEmitter()
+  let listening: number[] = []
+  const code = serve(async () => ({ listeners: [{ port: 0, host: '127.0.0.1', routes: [{ path: '/', pool: 'p' }] }], pools: { p: { backends: [backend.url] } } }), 1, {
+    signals, stdout: new PassThrough(), logTransport: { target: 'pino/file', options: { destination } }, onListening: (ports) => { listening = ports }
+  })
+  t.teardown(() => { signals.emit('SIGTERM', 'SIGTERM') })
+  await waitFor(() => listening.length > 0, 'onListening')
+  t.equal((await request(`http://127.0.0.1:${listening[0]}/via-transport`)).body, 'Hello from 1')
+  signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await code, 0)
+  // The transport's worker writes the file on its own time.
+  const line = /"url":"\/via-transport"[^\n]*"msg":"goload: access"/
+  await deadline((async () => {
+    while (!line.test(await readFile(destination, 'utf8').catch(() => ''))) await new Promise((resolve) => setTimeout(resolve, 10))
+  })(), 10_000, 'the access line in the transport\'s file')
+  t.pass('written by the transport')
 })

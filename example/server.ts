@@ -25,6 +25,17 @@ if (process.env.PORT !== undefined) config.listeners[0].port = Number(process.en
 
 // What `goload --config example/goload.yaml` runs, until SIGTERM or Ctrl-C; then the backends stop too.
 const code = await serve(async () => config, 1, {
+  // Development only: pino-pretty (a devDependency) prints each log line readably, an access line as
+  // `INFO: goload: access GET / → 200 in 2.1 ms {"goload":{"pool":"hello","backend":…}}`; goload itself logs JSON.
+  logTransport: {
+    target: 'pino-pretty',
+    options: {
+      singleLine: true,
+      translateTime: 'HH:MM:ss.l',
+      ignore: 'pid,hostname,reqId,req,res,responseTime',
+      messageFormat: '{msg}{if req.method} {req.method} {req.url}{end}{if res.statusCode} → {res.statusCode}{end}{if responseTime} in {responseTime} ms{end}'
+    }
+  },
   // The real port, which differs from the file's when PORT=0; the tests read it from this line.
   onListening: ([port]) => { console.log(`goload balancing ${backends.length} backends on http://localhost:${port} — try: curl localhost:${port}`) }
 })

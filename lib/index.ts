@@ -39,7 +39,7 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     ? kept.forwarder
     : route.pool === undefined ? await startPool(fastify, registry, options as GoloadOptions) : registry.forwarder(route.pool)
 
-  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, limiter: undefined }
+  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined }
   const conditions = {
     host: route.host === undefined ? undefined : hostMatcher(route.host),
     prefix: route.prefix,

@@ -120,6 +120,8 @@ export interface RouteOptions {
   websocket?: boolean
   /** Requests over this limit are answered 429 and never reach a backend. Default: no limit. */
   rateLimit?: RateLimitOptions
+  /** One info line per proxied request through request.log, when it ends (README, Access logs). Default true. */
+  accessLog?: boolean
 }
 
 /**
@@ -256,7 +258,7 @@ export const defaults = {
 } as const
 
 // A route's own options, and those Fastify itself reads from any register() call.
-const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'logLevel', 'logSerializers']
+const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'accessLog', 'logLevel', 'logSerializers']
 
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
@@ -535,6 +537,7 @@ export interface RouteConfig {
   headers: Array<[string, string | RegExp]>
   preserveHost: boolean
   websocket: boolean
+  accessLog: boolean
   /** A pool registered by another route, for a route without backends of its own. */
   pool: string | undefined
   rateLimit: RateLimitConfig | undefined
@@ -561,7 +564,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
       }
     }
   }
-  const { host, rewritePrefix, methods, headers, preserveHost, websocket } = options
+  const { host, rewritePrefix, methods, headers, preserveHost, websocket, accessLog } = options
   if (host !== undefined && !(host instanceof RegExp) && (typeof host !== 'string' || !/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?\.?$/i.test(host))) {
     throw new InvalidOptionError(`host must be a host name, a *.wildcard one, or a RegExp, got ${JSON.stringify(host)}`)
   }
@@ -587,6 +590,9 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
   if (websocket !== undefined && typeof websocket !== 'boolean') {
     throw new InvalidOptionError(`websocket must be a boolean, got ${JSON.stringify(websocket)}`)
   }
+  if (accessLog !== undefined && typeof accessLog !== 'boolean') {
+    throw new InvalidOptionError(`accessLog must be a boolean, got ${JSON.stringify(accessLog)}`)
+  }
   return {
     host,
     prefix: normalizePrefix(options.prefix),
@@ -595,6 +601,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
     headers: headerList,
     preserveHost: preserveHost ?? false,
     websocket: websocket ?? true,
+    accessLog: accessLog ?? true,
     pool,
     rateLimit: normalizeRateLimit(options.rateLimit)
   }

@@ -37,6 +37,12 @@ t.test('npm run example: goload serving example/goload.yaml spreads requests ove
     seen.add(answer.body.trim())
   }
   t.same([...seen].sort(), ['Hello from 1', 'Hello from 2', 'Hello from 3'], 'every backend answered')
+  // The logs go through pino-pretty: one readable line per request.
+  await deadline(new Promise<void>((resolve) => {
+    const check = (): void => { if (/INFO: goload: access GET \/ → 200 in [\d.]+ ms \{"goload":\{"pool":"hello","backend":"http:\/\/127\.0\.0\.1:\d+"/.test(output)) resolve() }
+    check()
+    child.stdout.on('data', check)
+  }), 15_000, 'a readable access line')
 
   child.kill('SIGTERM')
   const [code, signal] = await deadline(exited, 15_000, 'the example to exit after SIGTERM')

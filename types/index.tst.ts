@@ -121,3 +121,10 @@ test('rateLimit per route: max and timeWindow required, keyGenerator and allowLi
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], rateLimit: { max: 1 } })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], rateLimit: { max: '1', timeWindow: 1000 } })
 })
+
+test('accessLog: a boolean, on a registration with its pool or on a route that shares one', async () => {
+  const app = Fastify()
+  await app.register(goload, { backends: ['http://10.0.0.8:3000'], name: 'quiet', accessLog: false })
+  await app.register(goload, { pool: 'quiet', prefix: '/loud', accessLog: true })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], accessLog: 'off' })
+})

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type LogController as FastifyLogController } from 'fastify'
 import goload from '../index.js'
 import type { SharedPoolOptions, Strategy } from '../options.js'
 import { kPoolRuntime, type PoolRuntime } from '../runtime.js'
@@ -17,8 +17,10 @@ export function configOfBackends ({ backends, port, host, strategy }: { backends
  * it sends to: the app neither owns nor closes the pools, so a reload can replace the app and keep them. It never
  * listens: the listener's long-lived server hands it requests (see Listeners).
  */
-export async function buildApp (listener: ListenerConfig, pools: Map<string, PoolRuntime>, logger: FastifyServerOptions['logger'], closing: () => boolean): Promise<FastifyInstance> {
-  const app = Fastify({ logger })
+export async function buildApp (listener: ListenerConfig, pools: Map<string, PoolRuntime>, log: FastifyBaseLogger, closing: () => boolean): Promise<FastifyInstance> {
+  // One logger for every app, made once (a transport is a worker thread). A proxied request has its one access
+  // line: Fastify's own pair ("incoming request", "request completed") is kept for the requests no route took.
+  const app = Fastify({ loggerInstance: log, ...requestLogging })
   for (const { pool, path, ...route } of listener.routes) {
     await app.register(goload, { ...route, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
   }
@@ -29,3 +31,14 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   await app.ready()
   return app
 }
+
+function proxied (request: FastifyRequest): boolean {
+  return !request.is404
+}
+
+// Recent Fastify 5 releases take disableRequestLogging through a LogController and warn about the top-level option,
+// which older ones know only.
+const { LogController } = Fastify as { LogController?: typeof FastifyLogController }
+const requestLogging: FastifyServerOptions = LogController === undefined
+  ? { disableRequestLogging: proxied }
+  : { logController: new LogController({ disableRequestLogging: proxied }) }

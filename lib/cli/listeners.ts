@@ -30,7 +30,6 @@ interface KeptPool {
  * backends' counts and state, takes the backends added and drains the ones removed.
  */
 export class Listeners {
-  readonly #logger: FastifyServerOptions['logger']
   readonly #listeners = new Map<string, Listener>()
   readonly #pools = new Map<string, KeptPool>()
   /** Servers, apps and pools replaced by a reload, closing once their requests in flight have ended. */
@@ -38,11 +37,10 @@ export class Listeners {
   #closing = false
   /** Counts the configs applied: a backend's return scheduled by one reload must not outlive the next. */
   #generation = 0
-  /** The pools' log (health, ejections): Fastify's logger as the apps have it, made once. */
+  /** The log of the pools (health, ejections) and of the apps: Fastify's logger, made once. */
   readonly log: FastifyBaseLogger
 
   constructor (logger: FastifyServerOptions['logger']) {
-    this.#logger = logger
     this.log = Fastify({ logger }).log
   }
 
@@ -60,7 +58,7 @@ export class Listeners {
     const apps: FastifyInstance[] = []
     const opened: http.Server[] = []
     try {
-      for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.#logger, () => this.#closing))
+      for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
       for (const [index, listener] of config.listeners.entries()) {
         if (!this.#listeners.has(keyOf(listener))) opened.push(await this.#listen(index, listener, apps[index]))
       }

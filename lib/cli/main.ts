@@ -18,12 +18,14 @@ export interface MainOptions {
   signals?: NodeJS.EventEmitter
   /** Where the logs go. Default pino's own (stdout). */
   logStream?: Writable
+  /** A pino transport for the logs, in place of logStream: the example prints them through pino-pretty. */
+  logTransport?: { target: string, options?: Record<string, unknown> }
 }
 
 const shutdownSignals = ['SIGTERM', 'SIGINT'] as const
 
 /** The goload command: runs what argv asks for and resolves with the exit code. */
-export async function main (argv: string[], { env = process.env, stdout = process.stdout, stderr = process.stderr, signals = process, logStream }: MainOptions = {}): Promise<number> {
+export async function main (argv: string[], { env = process.env, stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport }: MainOptions = {}): Promise<number> {
   const fail = failure(stderr)
   let command: Command
   try {
@@ -49,7 +51,7 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     return 0
   }
 
-  return await serve(() => configOf(command.source, env), command.workers, { stdout, stderr, signals, logStream })
+  return await serve(() => configOf(command.source, env), command.workers, { stdout, stderr, signals, logStream, logTransport })
 }
 
 export interface ServeOptions extends Omit<MainOptions, 'env'> {
@@ -61,7 +63,7 @@ export interface ServeOptions extends Omit<MainOptions, 'env'> {
  * Runs a config's listeners until SIGTERM or SIGINT, then closes them gracefully; resolves with the exit code.
  * `load` gives the config (a file read, or flags turned into one); with workers > 1 this process is the primary.
  */
-export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, onListening }: ServeOptions = {}): Promise<number> {
+export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, onListening }: ServeOptions = {}): Promise<number> {
   const fail = failure(stderr)
   // The handlers go in before anything asynchronous: a signal during start-up must not kill the process half-built.
   let received: (signal: NodeJS.Signals) => void = () => {}
@@ -94,7 +96,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
       return await runWorkers(workers, stop, log.info)
     }
 
-    const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...(logStream === undefined ? {} : { stream: logStream }) }
+    const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...(logStream === undefined ? {} : { stream: logStream }), ...(logTransport === undefined ? {} : { transport: logTransport }) }
     const listeners = new Listeners(logger)
     try {
       await listeners.apply(config)

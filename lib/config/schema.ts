@@ -116,6 +116,7 @@ const route = Type.Object({
     allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
     redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis:// URL: counts shared by every balancer using it' }))
   }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })),
+  accessLog: Type.Optional(Type.Boolean({ description: 'one info line per request; default true' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)
 

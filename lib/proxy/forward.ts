@@ -15,6 +15,7 @@ import { agentConnect, handshakeCodes } from './connect.js'
 import { requestKey, type RequestKey } from './request-key.js'
 import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
 import { kUpgrade, sendUpgrade, type Tunnel, type UpgradeRequest } from './upgrade.js'
+import { logAccess } from './access-log.js'
 
 export const kExchange = Symbol('goload.exchange')
 export type Response = ServerResponse & { [kExchange]?: Exchange }
@@ -48,6 +49,8 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   readonly host: string | undefined
   /** strategy: 'hash': the hash of the request's key, the same for each attempt; undefined without one. */
   readonly key: number | undefined
+  /** Its registration logs one access line when it ends. */
+  readonly accessLog: boolean
   /** The client's request body, when it has one: each attempt reads it through a stream of its own. */
   body: RequestBody | undefined
   worker: Worker | undefined
@@ -55,6 +58,14 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   tried: Worker[] | undefined
   queueEntry: ReturnType<Pool['queue']['enqueue']>
   sentAt = 0
+  /** Attempts made, one per backend tried. */
+  attempts = 0
+  /** The last attempt's ms from request sent to response headers, when the sending was timed. */
+  upstreamTime: number | undefined
+  /** Response body bytes streamed to the client, counted when access logs are on (see countBody). */
+  bytes: number | undefined
+  /** The FST_GOLOAD_* code of the balancer's own answer. */
+  code: string | undefined
   /** The response timer of the attempt in flight. */
   deadline: NodeJS.Timeout | undefined
   /** The attempt in flight has failed already: undici's own report of it, coming later, is not a second failure. */
@@ -74,13 +85,14 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   #ended = false
   #onAbort: (() => void) | undefined
 
-  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined) {
+  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean) {
     this.forwarder = forwarder
     this.request = request
     this.reply = reply
     this.target = target
     this.host = host
     this.key = forwarder.keyOf?.(request)
+    this.accessLog = accessLog
   }
 
   get ended (): boolean {
@@ -95,6 +107,7 @@ export class Exchange implements UpstreamExchange, WatchedBody {
   /** Sends the request to this worker, already acquired for it. */
   start (worker: Worker): void {
     this.worker = worker
+    this.attempts++
     this.forwarder.send(this, worker)
   }
 
@@ -151,10 +164,23 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     clearTimeout(this.deadline)
     watch.stop(this)
     if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
-    if (this.worker === undefined) return
-    if (!response.writableFinished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
-    if (this.upgrade?.backend !== undefined) this.forwarder.closed(this)
-    pool.release(this.worker)
+    const worker = this.worker
+    if (worker !== undefined) {
+      if (!response.writableFinished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
+      if (this.upgrade?.backend !== undefined) this.forwarder.closed(this)
+      pool.release(worker)
+    }
+    if (!this.accessLog) return
+    // A tunnel's line comes when it closes: its bytes are all those the client was sent, the 101 included.
+    const tunnel = this.upgrade?.backend === undefined ? undefined : this.upgrade.client.socket
+    logAccess(this.reply, {
+      pool: this.forwarder.config.name,
+      backend: worker?.id,
+      upstreamTime: this.upstreamTime,
+      retries: this.attempts === 0 ? 0 : this.attempts - 1,
+      bytes: tunnel?.bytesWritten ?? this.bytes ?? sentLength(this.reply),
+      code: this.code
+    }, tunnel !== undefined)
   }
 
   on (_event: 'abort', listener: () => void): this {
@@ -187,6 +213,16 @@ function onDeadline (exchange: Exchange): void {
 }
 
 function noop (): void {}
+
+/** The body length of an answer sent whole (the balancer's own), once its headers went out. */
+function sentLength (reply: FastifyReply): number {
+  return reply.raw.headersSent ? Number(reply.getHeader('content-length') ?? 0) : 0
+}
+
+/** The access log's count of the response body, as it flows to the client. */
+function countBody (this: Readable & { [kExchange]?: Exchange }, chunk: Buffer): void {
+  this[kExchange]!.bytes! += chunk.length
+}
 
 /** An upstream response body that fails after its headers: the backend's failure, seen once. */
 function onResponseBodyError (this: Readable & { [kExchange]?: Exchange }, error: Failure): void {
@@ -243,14 +279,9 @@ export class Forwarder {
    * Match is done: `target` is the request target to send (its prefix already rewritten), `host` the Host to send
    * (undefined: the backend's own). Read a small body, then acquire (or wait), forward, and release on close.
    */
-  forward (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined): void {
-    const response: Response = reply.raw
-    // The client left before we got here: nobody to answer, nothing to count.
-    if (response.destroyed) return
-    const exchange = new Exchange(this, request, reply, target, host)
-    response[kExchange] = exchange
-    // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.
-    response.on('close', onResponseClose)
+  forward (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean): void {
+    const exchange = this.#exchange(request, reply, target, host, accessLog)
+    if (exchange === undefined) return
 
     const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
     if (upgrade !== undefined) {
@@ -271,6 +302,23 @@ export class Forwarder {
       exchange.body = body
       this.dispatch(exchange)
     })
+  }
+
+  /** The balancer's own answer to a request this pool's route took (a target it refuses), logged like the others. */
+  refuse (request: FastifyRequest, reply: FastifyReply, accessLog: boolean, error: Error): void {
+    this.#exchange(request, reply, request.url, undefined, accessLog)
+    reply.send(error)
+  }
+
+  #exchange (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean): Exchange | undefined {
+    const response: Response = reply.raw
+    // The client left before we got here: nobody to answer, nothing to count.
+    if (response.destroyed) return undefined
+    const exchange = new Exchange(this, request, reply, target, host, accessLog)
+    response[kExchange] = exchange
+    // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.
+    response.on('close', onResponseClose)
+    return exchange
   }
 
   /** Acquire a worker, or wait for one in the queue. */
@@ -375,7 +423,10 @@ export class Forwarder {
     exchange.responded = true
     const worker = exchange.worker!
     worker.served++
-    if (exchange.sentAt !== 0) this.pool.observe(worker, performance.now() - exchange.sentAt)
+    if (exchange.sentAt !== 0) {
+      exchange.upstreamTime = performance.now() - exchange.sentAt
+      this.pool.observe(worker, exchange.upstreamTime)
+    }
     this.passiveHealth?.answered(worker, status)
   }
 
@@ -387,11 +438,18 @@ export class Forwarder {
       // No body, whatever Content-Length says (RFC 9110 §8.6: for a 304 it is the length a 200 would have).
       // undici 7 reads one anyway and fails with UND_ERR_RES_CONTENT_LENGTH_MISMATCH; that failure is not ours.
       upstream.stream.on('error', noop).resume()
+      exchange.bytes = 0
       reply.send()
       return
     }
     upstream.stream[kExchange] = exchange
     upstream.stream.on('error', onResponseBodyError)
+    if (exchange.accessLog) {
+      // Counted as Fastify pipes it to the client. A 'data' listener makes a stream flow at once: paused again, it
+      // waits for the pipe, which resumes it (Fastify pipes only after the onSend hooks).
+      exchange.bytes = 0
+      upstream.stream.on('data', countBody).pause()
+    }
     reply.send(upstream.stream)
   }
 

@@ -19,6 +19,8 @@ export interface ProxyRoute {
   websocket: boolean
   /** The route's rate limit, if it has one. */
   limiter: Limiter | undefined
+  /** One access line per request. */
+  accessLog: boolean
 }
 
 /**
@@ -50,24 +52,26 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     return
   }
   let target = upstreamTarget(url)
+  // A target refused is matched as received, so that the route it was meant for logs the refusal.
+  const match = table.match(target ?? url, requestHost(request.headers.host), request.method, request.headers)
   if (target === undefined) {
-    reply.send(new BadRequestTargetError())
+    if (match === undefined) reply.send(new BadRequestTargetError())
+    else match.route.target.forwarder.refuse(request, reply, match.route.target.accessLog, new BadRequestTargetError())
     return
   }
-  const match = table.match(target, requestHost(request.headers.host), request.method, request.headers)
   if (match === undefined) {
     reply.callNotFound()
     return
   }
-  const { forwarder, rewritePrefix, preserveHost, limiter } = match.route.target
+  const { forwarder, rewritePrefix, preserveHost, accessLog, limiter } = match.route.target
   if (rewritePrefix !== undefined) target = rewrite(rewritePrefix, target.slice(match.prefixEnd))
   const host = preserveHost ? request.headers.host : undefined
   if (limiter === undefined) {
-    forwarder.forward(request, reply, target, host)
+    forwarder.forward(request, reply, target, host, accessLog)
     return
   }
   // Counted once matched (a 404 never counts), and answered 429 before any backend is chosen.
-  limiter(request, reply).then(() => { forwarder.forward(request, reply, target, host) }, (error: FastifyError) => { reply.send(error) })
+  limiter(request, reply).then(() => { forwarder.forward(request, reply, target, host, accessLog) }, (error: FastifyError) => { forwarder.refuse(request, reply, accessLog, error) })
 }
 
 /** `rewritePrefix` in place of the matched prefix: `/` and `/users?x=1` give `/users?x=1`, `/v2` and `?x=1` `/v2?x=1`. */
@@ -94,6 +98,7 @@ function answerError (this: FastifyInstance, error: FastifyError, request: Fasti
     return
   }
   const statusCode = error.statusCode!
+  if (exchange !== undefined) exchange.code = error.code
   reply.code(statusCode).send({ statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message })
 }
 

@@ -6,13 +6,30 @@ export interface UpstreamExchange {
   readonly target: string
   /** The Host header to send; undefined: the backend's own host:port. */
   readonly host: string | undefined
-  /** When the request was written to its backend (performance.now()), for peak-ewma. */
+  /** When the request was written to its backend (performance.now()), for peak-ewma and the access log. */
   sentAt: number
+  /** Its access line wants the upstream time: time the sending even when the strategy does not. */
+  readonly accessLog: boolean
   /** The attempt failed before any response headers: the exchange decides what happens next. */
   upstreamFailed (error: Error): void
 }
 
 type Callback = (error: Error | null, data?: unknown) => void
+
+const kTimedExchange = Symbol('goload.timedExchange')
+const kOnConnect = Symbol('goload.onConnect')
+// undici passes a context after abort to some handlers: handed on as it comes.
+type OnConnect = (abort: Parameters<NonNullable<Dispatcher.DispatchHandler['onConnect']>>[0], context?: unknown) => void
+type TimedHandler = Dispatcher.DispatchHandler & { [kTimedExchange]: UpstreamExchange, [kOnConnect]: OnConnect }
+
+/**
+ * undici calls onConnect as it writes the request on a connection: from there to the response headers is the
+ * backend's own latency, without the time spent waiting for a connection or in our event loop.
+ */
+function timedOnConnect (this: TimedHandler, abort: Parameters<OnConnect>[0], context?: unknown): void {
+  this[kTimedExchange].sentAt = performance.now()
+  this[kOnConnect](abort, context)
+}
 
 /**
  * undici's Agent, with one keep-alive pool per backend, that takes three things from the exchange an upstream
@@ -25,7 +42,7 @@ type Callback = (error: Error | null, data?: unknown) => void
  */
 export class UpstreamAgent extends Agent {
   exchange: UpstreamExchange | undefined
-  /** peak-ewma wants to know when each request actually left for its backend. */
+  /** peak-ewma wants to know when each request actually left for its backend (access logs too, per exchange). */
   timed = false
 
   request (options: Dispatcher.RequestOptions, callback?: unknown): never {
@@ -43,14 +60,12 @@ export class UpstreamAgent extends Agent {
 
   dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const exchange = this.exchange
-    if (this.timed && exchange !== undefined) {
-      // undici calls onConnect as it writes the request on a connection: from there to the response headers is
-      // the backend's own latency, without the time spent waiting for a connection or in our event loop.
-      const onConnect = handler.onConnect!
-      handler.onConnect = (...args: Parameters<typeof onConnect>) => {
-        exchange.sentAt = performance.now()
-        onConnect.apply(handler, args)
-      }
+    if (exchange !== undefined && (this.timed || exchange.accessLog)) {
+      // Symbols on the handler and one shared function: no closure made for every request.
+      const timed = handler as TimedHandler
+      timed[kTimedExchange] = exchange
+      timed[kOnConnect] = handler.onConnect!
+      timed.onConnect = timedOnConnect
     }
     return super.dispatch(options, handler)
   }

@@ -1,0 +1,36 @@
+import type { FastifyReply } from 'fastify'
+
+/** What goload adds to an access line, under `goload`: undefined fields are left out of the line. */
+export interface Access {
+  /** The pool's name. */
+  pool: string
+  /** The backend that answered, or was tried last; none when no backend was chosen. */
+  backend: string | undefined
+  /** ms from the request written to the backend to its response headers. */
+  upstreamTime: number | undefined
+  /** Attempts after the first, at other backends. */
+  retries: number
+  /** Response body bytes written to the client. */
+  bytes: number
+  /** The FST_GOLOAD_* code of an answer the balancer made itself. */
+  code: string | undefined
+  /** The response did not reach its end: the client left, or the backend's body failed. */
+  aborted?: true
+}
+
+/**
+ * Writes one exchange's access line, once it has ended, through the request's logger, with the field names of
+ * Fastify's own "request completed" line: `req` (Fastify's serializer: method, url as received, host,
+ * remoteAddress, remotePort, never a header), `res.statusCode`, `responseTime` (ms, Fastify's own clock).
+ * A client that left before any response headers is logged 499, as nginx does; an upgrade, 101 once its tunnel closes.
+ */
+export function logAccess (reply: FastifyReply, access: Access, upgraded: boolean): void {
+  const response = reply.raw
+  // An upgrade the backend switched: its 101 went out on the socket, past Fastify's reply.
+  let statusCode = upgraded ? 101 : response.statusCode
+  if (!upgraded && !response.writableFinished) {
+    access.aborted = true
+    if (!response.headersSent) statusCode = 499
+  }
+  reply.request.log.info({ req: reply.request, res: { statusCode }, responseTime: reply.elapsedTime, goload: access }, 'goload: access')
+}

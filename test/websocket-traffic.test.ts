@@ -31,9 +31,10 @@ t.test('an upgraded socket logs one access line, 101, with its backend and the b
   t.type(line.goload.upstreamTime, 'number', 'the handshake was timed')
 })
 
-t.test('a rate-limited route refuses the upgrade over its limit with 429, before any backend', async (t) => {
+t.test('a rate-limited route refuses the upgrade over its limit with 429, before any backend, and logs it', async (t) => {
   const backend = await startWsBackend(t, 'a')
-  const { app, url } = await startBalancer(t, { backends: [backend.url], rateLimit: { max: 1, timeWindow: 60_000 } })
+  const logs = capturedLogs('info')
+  const { app, url } = await startBalancer(t, { backends: [backend.url], rateLimit: { max: 1, timeWindow: 60_000 } }, { logger: logs.logger })
   await openWs(t, url + '/')
   const refused = new WebSocket(url.replace(/^http/, 'ws') + '/')
   refused.on('error', () => {})
@@ -46,4 +47,9 @@ t.test('a rate-limited route refuses the upgrade over its limit with 429, before
   t.ok(response.headers['retry-after'] !== undefined, 'retry-after')
   t.equal(backend.sockets.length, 1, 'the backend saw only the first')
   t.same(pendingCounts(app), [1], 'only the open socket counts')
+  await waitFor(() => accessLines(logs.lines).length === 1, 'the refusal\'s access line')
+  const [line] = accessLines(logs.lines)
+  t.equal(line.res.statusCode, 429)
+  t.match(line.goload, { code: 'FST_GOLOAD_RATE_LIMITED', retries: 0 })
+  t.notOk('backend' in line.goload, 'no backend was chosen')
 })

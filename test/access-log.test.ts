@@ -47,6 +47,8 @@ t.test('a proxied request: one access line with the request as received, the bac
   t.notOk('aborted' in line.goload)
   t.ok(line.goload.upstreamTime > 0, 'upstream time, timed for least-busy too')
   t.ok(line.responseTime >= line.goload.upstreamTime, 'the total time holds the upstream time')
+  t.equal(line.responseTime, Math.round(line.responseTime * 100) / 100, 'times in ms to 0.01')
+  t.equal(line.goload.upstreamTime, Math.round(line.goload.upstreamTime * 100) / 100)
   const completed = logs.lines.filter((entry) => entry.msg === 'request completed' && entry.req === undefined)
   t.equal(completed.length, 2, 'the app\'s own request logging is left alone in the plugin')
 })

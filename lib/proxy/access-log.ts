@@ -21,7 +21,7 @@ export interface Access {
 /**
  * Writes one exchange's access line, once it has ended, through the request's logger, with the field names of
  * Fastify's own "request completed" line: `req` (Fastify's serializer: method, url as received, host,
- * remoteAddress, remotePort, never a header), `res.statusCode`, `responseTime` (ms, Fastify's own clock).
+ * remoteAddress, remotePort, never a header), `res.statusCode`, `responseTime` (ms to 0.01, Fastify's own clock).
  * A client that left before any response headers is logged 499, as nginx does; an upgrade, 101 once its tunnel closes.
  */
 export function logAccess (reply: FastifyReply, access: Access, upgraded: boolean): void {
@@ -32,5 +32,11 @@ export function logAccess (reply: FastifyReply, access: Access, upgraded: boolea
     access.aborted = true
     if (!response.headersSent) statusCode = 499
   }
-  reply.request.log.info({ req: reply.request, res: { statusCode }, responseTime: reply.elapsedTime, goload: access }, 'goload: access')
+  if (access.upstreamTime !== undefined) access.upstreamTime = hundredths(access.upstreamTime)
+  reply.request.log.info({ req: reply.request, res: { statusCode }, responseTime: hundredths(reply.elapsedTime), goload: access }, 'goload: access')
+}
+
+/** ms to 0.01 ms: a timer's last digits are noise, and a line is read by people too. */
+function hundredths (ms: number): number {
+  return Math.round(ms * 100) / 100
 }

@@ -21,6 +21,13 @@ export interface GoloadPool {
   undrain(urlOrId: string): void
 }
 
+/** A pool as the registry holds it. */
+export interface PoolEntry {
+  readonly name: string
+  readonly pool: Pool
+  readonly config: PoolConfig
+}
+
 /** `fastify.goload`: every pool registered on this instance; the GoloadPool methods act on the first one. */
 export interface Goload extends Omit<GoloadPool, 'name'> {
   /** A pool by its name option (else its prefix, else 'default'); throws FST_GOLOAD_UNKNOWN_POOL for any other. */
@@ -83,6 +90,7 @@ export class Registry implements Goload {
   /** Every route of the instance, most specific first. */
   readonly routes = new RouteTable<ProxyRoute>()
   readonly #forwarders = new Map<string, Forwarder>()
+  readonly #entries: PoolEntry[] = []
   readonly #prefixes = new Set<string>()
 
   /** Called by the plugin for each registration that makes a pool. */
@@ -92,6 +100,12 @@ export class Registry implements Goload {
     }
     this.#pools.set(name, new PoolHandle(name, pool, config))
     this.#forwarders.set(name, forwarder)
+    this.#entries.push({ name, pool, config })
+  }
+
+  /** The pools themselves, for what reads them live (metrics, the admin API): not public API. */
+  entries (): readonly PoolEntry[] {
+    return this.#entries
   }
 
   /** `name`, or the first of `name#2`, `name#3`… that no pool has yet. */

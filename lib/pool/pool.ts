@@ -1,7 +1,17 @@
 import TinyQueue from 'tinyqueue'
 import type { BackendConfig, Strategy } from '../options.js'
 import { selectors, type Comparator, type Selector } from './strategies/index.js'
+import { LatencyHistogram } from './latency.js'
 import { WaitQueue } from './queue.js'
+
+/** Why a request failed at a backend: no connection, the connection broke, no timely answer, an unusable answer. */
+export type FailureReason = 'refused' | 'reset' | 'timeout' | 'bad_response'
+
+/** Why the balancer answered a request itself rather than send it to a backend (503, 429). */
+export type ShedReason = 'queue_full' | 'queue_timeout' | 'no_backend' | 'rate_limited'
+
+/** Something about a worker an observer may show changed: its rotation, health, drain, weight, or membership. */
+export type PoolChange = (worker: Worker) => void
 
 export class Worker {
   readonly id: string
@@ -41,6 +51,12 @@ export class Worker {
   failed = 0
   /** Requests that failed here and were sent on to another backend. */
   retried = 0
+  /** Responses by status class: [1xx, 2xx, 3xx, 4xx, 5xx]. */
+  readonly responses = [0, 0, 0, 0, 0]
+  /** `failed`, by what went wrong (see Forwarder's failureReason). */
+  readonly failures: Record<FailureReason, number> = { refused: 0, reset: 0, timeout: 0, bad_response: 0 }
+  /** Request written → response headers, for every strategy. */
+  readonly latencies = new LatencyHistogram()
   /** Upgraded connections (WebSocket) open to this backend; each also counts in `pending` while it is open. */
   upgraded = 0
   /** Active health checks say it can take traffic. */
@@ -220,6 +236,9 @@ export class Pool {
   #pending = 0
   /** The effective weights of the workers in rotation, added up (see #weigh). */
   #weight = 0
+  readonly #observers = new Set<PoolChange>()
+  /** Requests the balancer answered itself, by why: read by metrics. */
+  readonly shed: Record<ShedReason, number> = { queue_full: 0, queue_timeout: 0, no_backend: 0, rate_limited: 0 }
 
   constructor (settings: PoolSettings, backends: BackendConfig[]) {
     this.strategy = settings.strategy
@@ -279,8 +298,9 @@ export class Pool {
     if (this.queue.length > 0) this.#serveQueue()
   }
 
-  /** A latency sample of this worker, in ms: how long it took to start answering. Used by peak-ewma. */
+  /** A latency sample of this worker, in ms: how long it took to start answering. Kept for metrics; peak-ewma orders by it. */
   observe (worker: Worker, ms: number): void {
+    worker.latencies.observe(ms)
     this.#selector.observe?.(worker, ms)
   }
 
@@ -343,7 +363,10 @@ export class Pool {
   setDraining (worker: Worker, draining: boolean): void {
     // A worker being removed stays drained: back in the heap, it would take requests after it left the pool.
     if (!draining && this.#removals.has(worker)) return
-    worker.draining = draining
+    if (worker.draining !== draining) {
+      worker.draining = draining
+      this.#changed(worker)
+    }
     this.#place(worker)
     if (!draining) this.#serveQueue()
   }
@@ -352,6 +375,7 @@ export class Pool {
   setHealthy (worker: Worker, healthy: boolean): void {
     if (worker.healthy === healthy) return
     worker.healthy = healthy
+    this.#changed(worker)
     if (healthy) this.#rampUp(worker)
     this.#place(worker)
     if (healthy) this.#serveQueue()
@@ -368,6 +392,7 @@ export class Pool {
     if (ejected >= allowed) return false
     const until = Date.now() + ms
     worker.ejectedUntil = until
+    this.#changed(worker)
     this.#place(worker)
     this.#later(ms, () => { if (worker.ejectedUntil === until) this.uneject(worker) })
     return true
@@ -377,10 +402,32 @@ export class Pool {
   uneject (worker: Worker): void {
     if (worker.ejectedUntil === 0) return
     worker.ejectedUntil = 0
+    this.#changed(worker)
     this.onUneject?.(worker)
     this.#rampUp(worker)
     this.#place(worker)
     this.#serveQueue()
+  }
+
+  /**
+   * The worker the heap would hand out next (its top), undefined when none can take a request: what the status page
+   * marks. p2c and hash may pick another one; least-busy, round-robin and peak-ewma take exactly this one.
+   */
+  get next (): Worker | undefined {
+    return this.#heap.length === 0 ? undefined : this.#heap.peek()
+  }
+
+  /**
+   * Calls `observer` whenever a worker's state changes (drained, healthy, ejected, back, a slow-start step, joined,
+   * left); returns what stops it. Not per request: pending counts are read when wanted.
+   */
+  watch (observer: PoolChange): () => void {
+    this.#observers.add(observer)
+    return () => { this.#observers.delete(observer) }
+  }
+
+  #changed (worker: Worker): void {
+    for (const observer of this.#observers) observer(worker)
   }
 
   /** Told when an ejected worker comes back into rotation (passive health logs it). */
@@ -409,6 +456,7 @@ export class Pool {
       this.#rampUp(worker)
     }
     this.#place(worker)
+    this.#changed(worker)
     this.#serveQueue()
     return worker
   }
@@ -418,6 +466,7 @@ export class Pool {
     const index = this.workers.indexOf(worker)
     if (index >= 0) this.workers.splice(index, 1)
     this.#selector.workersChanged?.()
+    this.#changed(worker)
   }
 
   /** Its key changed outside acquire and release (weight, latency): takes it again and moves the worker. */
@@ -488,6 +537,7 @@ export class Pool {
       if (this.#ramps.get(worker) !== ramp) return
       worker.effectiveWeight = worker.weight * step / rampSteps
       this.#reorder(worker)
+      this.#changed(worker)
       if (step++ < rampSteps) this.#later(slowStart / rampSteps, setWeight)
       else this.#ramps.delete(worker)
     }

@@ -7,7 +7,7 @@ import {
 } from '../errors.js'
 import type { PoolConfig } from '../options.js'
 import type { PassiveHealth } from '../health/passive.js'
-import type { Pool, Worker } from '../pool/pool.js'
+import type { FailureReason, Pool, Worker } from '../pool/pool.js'
 import { ClientWatch, type WatchedBody } from './client-watch.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { readAhead, type RequestBody } from './request-body.js'
@@ -119,6 +119,7 @@ export class Exchange implements UpstreamExchange, WatchedBody {
 
   expired (): void {
     this.queueEntry = undefined
+    this.forwarder.pool.shed.queue_timeout++
     this.reply.header('retry-after', this.forwarder.retryAfter).send(new QueueTimeoutError())
   }
 
@@ -258,7 +259,6 @@ export class Forwarder {
       bodyTimeout: config.timeout,
       ...agentConnect(config)
     })
-    this.agent.timed = config.strategy === 'peak-ewma'
     this.watch = new ClientWatch(config.clientTimeout, config.clientMinRate)
     this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
     this.keyOf = config.hashOn === undefined ? undefined : requestKey(config.hashOn)
@@ -329,10 +329,14 @@ export class Forwarder {
     if (worker !== undefined) {
       exchange.start(worker)
     } else if (this.pool.empty) {
+      this.pool.shed.no_backend++
       exchange.reply.send(new NoBackendError())
     } else {
       exchange.queueEntry = this.pool.queue.enqueue(exchange)
-      if (exchange.queueEntry === undefined) exchange.reply.header('retry-after', this.retryAfter).send(new QueueFullError())
+      if (exchange.queueEntry === undefined) {
+        this.pool.shed.queue_full++
+        exchange.reply.header('retry-after', this.retryAfter).send(new QueueFullError())
+      }
     }
   }
 
@@ -401,6 +405,7 @@ export class Forwarder {
     const code = error.code ?? ''
     const timedOut = timeoutCodes.has(code)
     worker.failed++
+    worker.failures[failureReason(code)]++
     if (timedOut || connectionCodes.has(code)) this.passiveHealth?.failure(worker)
     exchange.request.log.warn({ backend: worker.id, code, cause: error.message, responded: exchange.responded }, timedOut ? 'goload: backend timed out' : 'goload: backend failed')
     return code
@@ -423,6 +428,9 @@ export class Forwarder {
     exchange.responded = true
     const worker = exchange.worker!
     worker.served++
+    // 1xx to 5xx; Node's parser lets a status up to 999 through, counted as served only.
+    const statusClass = ((status / 100) | 0) - 1
+    if (statusClass < 5) worker.responses[statusClass]++
     if (exchange.sentAt !== 0) {
       exchange.upstreamTime = performance.now() - exchange.sentAt
       this.pool.observe(worker, exchange.upstreamTime)
@@ -484,6 +492,14 @@ export class Forwarder {
   close (): void {
     this.watch.close()
   }
+}
+
+/** The metrics' reason for a failure code: could not connect, the connection broke, too slow, or an unusable answer. */
+export function failureReason (code: string): FailureReason {
+  if (timeoutCodes.has(code)) return 'timeout'
+  if (notSentCodes.has(code)) return 'refused'
+  if (connectionCodes.has(code)) return 'reset'
+  return 'bad_response'
 }
 
 function hasBody (request: FastifyRequest): boolean {

@@ -71,7 +71,10 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     return
   }
   // Counted once matched (a 404 never counts), and answered 429 before any backend is chosen.
-  limiter(request, reply).then(() => { forwarder.forward(request, reply, target, host, accessLog) }, (error: FastifyError) => { forwarder.refuse(request, reply, accessLog, error) })
+  limiter(request, reply).then(() => { forwarder.forward(request, reply, target, host, accessLog) }, (error: FastifyError) => {
+    if (error.statusCode === 429) forwarder.pool.shed.rate_limited++
+    forwarder.refuse(request, reply, accessLog, error)
+  })
 }
 
 /** `rewritePrefix` in place of the matched prefix: `/` and `/users?x=1` give `/users?x=1`, `/v2` and `?x=1` `/v2?x=1`. */

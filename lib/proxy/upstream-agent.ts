@@ -6,10 +6,8 @@ export interface UpstreamExchange {
   readonly target: string
   /** The Host header to send; undefined: the backend's own host:port. */
   readonly host: string | undefined
-  /** When the request was written to its backend (performance.now()), for peak-ewma and the access log. */
+  /** When the request was written to its backend (performance.now()): latency for every strategy (metrics, peak-ewma, access log). */
   sentAt: number
-  /** Its access line wants the upstream time: time the sending even when the strategy does not. */
-  readonly accessLog: boolean
   /** The attempt failed before any response headers: the exchange decides what happens next. */
   upstreamFailed (error: Error): void
 }
@@ -42,8 +40,6 @@ function timedOnConnect (this: TimedHandler, abort: Parameters<OnConnect>[0], co
  */
 export class UpstreamAgent extends Agent {
   exchange: UpstreamExchange | undefined
-  /** peak-ewma wants to know when each request actually left for its backend (access logs too, per exchange). */
-  timed = false
 
   request (options: Dispatcher.RequestOptions, callback?: unknown): never {
     const exchange = this.exchange
@@ -60,7 +56,8 @@ export class UpstreamAgent extends Agent {
 
   dispatch (options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const exchange = this.exchange
-    if (exchange !== undefined && (this.timed || exchange.accessLog)) {
+    // Every request is timed from when it actually left for its backend.
+    if (exchange !== undefined) {
       // Symbols on the handler and one shared function: no closure made for every request.
       const timed = handler as TimedHandler
       timed[kTimedExchange] = exchange

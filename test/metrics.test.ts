@@ -174,9 +174,9 @@ t.test('metrics: false or none leaves goload.metrics undefined; a bad value or a
   await t.rejects(registerOn({ backends: [backend.url], metrics: 'yes' as never }), { code: 'FST_GOLOAD_INVALID_OPTION', message: /^fastify-goload: metrics must be a boolean or a prom-client Registry, got "yes"/ })
   await t.rejects(registerOn({ backends: [backend.url], metrics: {} as never }), { message: /metrics must be a boolean or a prom-client Registry, got \{\}/ })
   const taken = new Registry()
-  new promClient.Counter({ name: 'goload_backend_requests_total', help: 'not ours', registers: [taken] })
-  await t.rejects(registerOn({ backends: [backend.url], metrics: taken }), { code: 'FST_GOLOAD_INVALID_OPTION', message: /metrics: the registry already has a metric named goload_backend_requests_total/ })
-  taken.resetMetrics()
+  new promClient.Gauge({ name: 'goload_backend_pending', help: 'not ours', registers: [taken] })
+  await t.rejects(registerOn({ backends: [backend.url], metrics: taken }), { code: 'FST_GOLOAD_INVALID_OPTION', message: /metrics: the registry already has a metric named goload_backend_pending that is not fastify-goload's/ })
+  t.same(taken.getMetricsAsArray().map(({ name }) => name), ['goload_backend_pending'], 'none of ours half-registered')
 })
 
 t.test('a scrape of 1,000 backends takes well under a second', async (t) => {

@@ -73,9 +73,11 @@ export function addPoolMetrics (registry: Registry, source: PoolSource, worker?:
   const found = registry.getSingleMetric('goload_backend_requests_total') as unknown as Partial<ReadMetric> | undefined
   let sources = found?.[kSources]
   if (sources === undefined) {
-    if (found !== undefined) throw new InvalidOptionError('metrics: the registry already has a metric named goload_backend_requests_total that is not fastify-goload\'s')
     sources = new Set()
-    for (const metric of poolMetrics(sources, worker === undefined ? {} : { worker })) registry.registerMetric(metric as never)
+    const metrics = poolMetrics(sources, worker === undefined ? {} : { worker })
+    const taken = metrics.find(({ name }) => registry.getSingleMetric(name) !== undefined)
+    if (taken !== undefined) throw new InvalidOptionError(`metrics: the registry already has a metric named ${taken.name} that is not fastify-goload's`)
+    for (const metric of metrics) registry.registerMetric(metric as never)
   }
   const added = sources
   added.add(source)

@@ -10,8 +10,9 @@ import { parseExposition, sample, type Exposition } from './helpers/prometheus.j
 import { deadline } from './helpers/raw.js'
 import { hello, startBackend, waitFor } from './helpers/servers.js'
 
-// The primary runs here (its code counts for coverage); the workers run test/fixtures/metrics-worker.mjs over dist/.
-const fixture = fileURLToPath(new URL('fixtures/metrics-worker.mjs', import.meta.url))
+// The primary runs here; the workers run test/fixtures/metrics-worker.ts with this process's loaders (tap's), so the
+// code of both counts for coverage.
+const fixture = fileURLToPath(new URL('fixtures/metrics-worker.ts', import.meta.url))
 let output = ''
 cluster.on('fork', (worker: Worker) => {
   for (const stream of [worker.process.stdout, worker.process.stderr]) stream?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
@@ -22,7 +23,7 @@ t.test('--workers 2: requests_total is the sum over both workers; up and pool_ba
   const [port, metricsPort] = [await freePort(), await freePort()]
   const yaml = (timeout: number) => `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${backend.url}]\n    timeout: ${timeout}\n`
   const file = await configFile(t, yaml(5000))
-  cluster.setupPrimary({ exec: fixture, args: [file, String(metricsPort)], execArgv: [], silent: true })
+  cluster.setupPrimary({ exec: fixture, args: [file, String(metricsPort)], execArgv: process.execArgv, silent: true })
   const run = runMain(t, ['--config', file, '--workers', '2'])
   await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', 20_000)
   const scrape = async (): Promise<Exposition> => {
@@ -63,6 +64,12 @@ t.test('--workers 2: requests_total is the sum over both workers; up and pool_ba
   t.equal(sample(metrics, 'goload_config_last_reload_success'), 1)
   t.equal(sample(metrics, 'goload_backend_requests_total', { ...labels, code: '2xx' }), 0, 'the reloaded pool (new settings) starts from zero')
   t.equal(sample(metrics, 'goload_pool_queued', { pool: 'web' }), 0)
+
+  // A worker whose registry cannot be read: the scrape fails with its reason rather than hanging or leaving it out.
+  t.equal((await request(`http://127.0.0.1:${metricsPort}/break`, { agent: false })).body, 'broken')
+  const failed = await request(`http://127.0.0.1:${metricsPort}/metrics`, { agent: false })
+  t.equal(failed.status, 500)
+  t.equal(failed.body, 'metrics of the workers: this metric cannot be read')
 
   run.signals.emit('SIGTERM', 'SIGTERM')
   t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)

@@ -56,6 +56,8 @@ t.test('N requests: requests_total by code class, a cumulative histogram whose +
   }
   t.match(text, /^# HELP goload_backend_pending .+\n# TYPE goload_backend_pending gauge\ngoload_backend_pending\{pool="web",backend="one"\} 0$/m)
   t.equal(promClient.register.getMetricsAsArray().length, 0, 'nothing on prom-client\'s global registry')
+  app.goload.metrics!.resetMetrics()
+  t.equal(sample(await scrape(app), 'goload_backend_requests_total', { ...labels, code: '2xx' }), 7, 'resetMetrics() leaves the pools\' counts alone')
 })
 
 t.test('a refused backend counts failures_total{reason="refused"}; the request retried elsewhere counts retries_total', async (t) => {
@@ -174,7 +176,7 @@ t.test('metrics: false or none leaves goload.metrics undefined; a bad value or a
   await t.rejects(registerOn({ backends: [backend.url], metrics: 'yes' as never }), { code: 'FST_GOLOAD_INVALID_OPTION', message: /^fastify-goload: metrics must be a boolean or a prom-client Registry, got "yes"/ })
   await t.rejects(registerOn({ backends: [backend.url], metrics: {} as never }), { message: /metrics must be a boolean or a prom-client Registry, got \{\}/ })
   const taken = new Registry()
-  new promClient.Gauge({ name: 'goload_backend_pending', help: 'not ours', registers: [taken] })
+  taken.registerMetric(new promClient.Gauge({ name: 'goload_backend_pending', help: 'not ours', registers: [] }))
   await t.rejects(registerOn({ backends: [backend.url], metrics: taken }), { code: 'FST_GOLOAD_INVALID_OPTION', message: /metrics: the registry already has a metric named goload_backend_pending that is not fastify-goload's/ })
   t.same(taken.getMetricsAsArray().map(({ name }) => name), ['goload_backend_pending'], 'none of ours half-registered')
 })

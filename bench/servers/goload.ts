@@ -15,7 +15,7 @@ const app = Fastify({ logger: false })
 onStop(() => app.close())
 await app.register(goload, { backends, strategy: strategy as Strategy, metrics })
 if (metrics) {
-  setInterval(() => { void app.goload.metrics!.metrics() }, 1000).unref()
+  setInterval(() => { app.goload.metrics!.metrics().catch(() => {}) }, 1000).unref()
 }
 // A static route: Fastify prefers it to the proxy's wildcard, so it is answered here, never forwarded.
 app.get('/__stats', async () => app.goload.stats())

@@ -41,8 +41,9 @@ export function createCliMetrics (source: PoolSource): CliMetrics {
     (samples) => { samples.push({ value: reloads.at, labels: {} }) }) as never)
   const own = async (): Promise<Scrape> => ({ contentType: registry.contentType, text: await registry.metrics() })
   if (worker !== undefined) {
-    // prom-client's listener that answers the primary's AggregatorRegistry with this registry.
-    void new AggregatorRegistry()
+    // Constructing one adds prom-client's listener that answers the primary's AggregatorRegistry with this registry.
+    // eslint-disable-next-line no-new -- the listener is the point
+    new AggregatorRegistry()
     AggregatorRegistry.setRegistries([registry])
   }
   return {

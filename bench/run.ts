@@ -71,8 +71,8 @@ function goloadRow (server: NodeServer, name = 'goload least-busy'): Row {
   }
 }
 
-function startGoload (group: Group, strategy: 'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma', backends: string[]): Promise<NodeServer> {
-  return group.node('goload.ts', ['0', strategy, ...backends], { label: `goload-${strategy}` })
+function startGoload (group: Group, strategy: 'least-busy' | 'round-robin' | 'p2c' | 'peak-ewma', backends: string[], metrics = false): Promise<NodeServer> {
+  return group.node('goload.ts', ['0', strategy, ...(metrics ? ['--metrics'] : []), ...backends], { label: `goload-${strategy}${metrics ? '-metrics' : ''}` })
 }
 
 function nodeBackends (group: Group, label: string, specs: Array<{ delay?: [number, number], bytes?: number }>): Promise<NodeServer> {
@@ -134,11 +134,12 @@ const scenarios: Scenario[] = [
     reference: 'goload least-busy',
     async setup (group) {
       const { urls, counts, kind } = await fastBackends(group)
-      const [single, balanced, naive, goload] = await Promise.all([
+      const [single, balanced, naive, goload, metered] = await Promise.all([
         group.node('http-proxy-single.ts', ['0', urls[0]]),
         group.node('balanced-pool.ts', ['0', ...urls]),
         group.node('naive-least.ts', ['0', ...urls]),
-        startGoload(group, 'least-busy', urls)
+        startGoload(group, 'least-busy', urls),
+        startGoload(group, 'least-busy', urls, true)
       ])
       return [
         { name: 'direct backend (no proxy)', url: urls[0] + '/', node: kind === 'node' },
@@ -146,6 +147,7 @@ const scenarios: Scenario[] = [
         { name: 'http-proxy single (1 backend)', url: single.url + '/', node: true },
         { name: 'reply-from BalancedPool', url: balanced.url + '/', counts, node: true },
         { name: 'naive least-busy on reply-from', url: naive.url + '/', counts, node: true },
+        goloadRow(metered, 'goload least-busy, metrics scraped every 1 s'),
         goloadRow(goload)
       ]
     }

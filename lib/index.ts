@@ -5,6 +5,7 @@ import { startLimiter } from './proxy/rate-limit.js'
 import { proxyRoutes, type ProxyRoute } from './proxy/routes.js'
 import { takeUpgrades } from './proxy/upgrade.js'
 import { InvalidOptionError } from './errors.js'
+import { registerMetrics } from './metrics/plugin.js'
 import { normalizeOptions, normalizeRoute, type GoloadOptions, type SharedPoolOptions } from './options.js'
 import { hostMatcher } from './routing/host.js'
 import { conditionsOf } from './routing/table.js'
@@ -32,6 +33,7 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     fastify.addHook('onReady', async () => { takeUpgrades(fastify, created.routes) })
   }
   const registry = fastify.goload as Registry
+  if (route.metrics !== undefined) registerMetrics(fastify, registry, route.metrics)
   const kept = (options as { [kPoolRuntime]?: PoolRuntime })[kPoolRuntime]
   // Reachable by name like the instance's own pools (stats, routes that share it), but not closed with it.
   if (kept !== undefined && !registry.names().includes(kept.config.name)) registry.addPool(kept.config.name, kept.pool, kept.config, kept.forwarder)

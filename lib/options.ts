@@ -3,6 +3,7 @@ import { isIP } from 'node:net'
 import { normalizeIP } from '@fastify/rate-limit'
 import { parse as parseDuration } from '@lukeed/ms'
 import type { FastifyRequest } from 'fastify'
+import type { Registry as PromRegistry } from 'prom-client'
 import { InvalidOptionError } from './errors.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
 
@@ -122,6 +123,12 @@ export interface RouteOptions {
   rateLimit?: RateLimitOptions
   /** One info line per proxied request through request.log, when it ends (README, Access logs). Default true. */
   accessLog?: boolean
+  /**
+   * Prometheus metrics of every pool of this Fastify instance (README, Metrics), read from the pools at scrape time:
+   * `true` on a prom-client Registry of goload's own, `fastify.goload.metrics`; or on the Registry given. Never on
+   * prom-client's global registry, and no route is added: the app exposes them where it likes. Default false.
+   */
+  metrics?: boolean | PromRegistry
 }
 
 /**
@@ -258,7 +265,7 @@ export const defaults = {
 } as const
 
 // A route's own options, and those Fastify itself reads from any register() call.
-const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'accessLog', 'logLevel', 'logSerializers']
+const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'accessLog', 'metrics', 'logLevel', 'logSerializers']
 
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
@@ -538,6 +545,8 @@ export interface RouteConfig {
   preserveHost: boolean
   websocket: boolean
   accessLog: boolean
+  /** Where the instance's metrics go: true for a registry of goload's own. */
+  metrics: true | PromRegistry | undefined
   /** A pool registered by another route, for a route without backends of its own. */
   pool: string | undefined
   rateLimit: RateLimitConfig | undefined
@@ -593,6 +602,11 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
   if (accessLog !== undefined && typeof accessLog !== 'boolean') {
     throw new InvalidOptionError(`accessLog must be a boolean, got ${JSON.stringify(accessLog)}`)
   }
+  const { metrics } = options
+  // Duck-typed: the app's prom-client may be another copy than ours.
+  if (metrics !== undefined && typeof metrics !== 'boolean' && typeof (metrics as Partial<PromRegistry> | null)?.registerMetric !== 'function') {
+    throw new InvalidOptionError(`metrics must be a boolean or a prom-client Registry, got ${JSON.stringify(metrics)}`)
+  }
   return {
     host,
     prefix: normalizePrefix(options.prefix),
@@ -602,6 +616,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
     preserveHost: preserveHost ?? false,
     websocket: websocket ?? true,
     accessLog: accessLog ?? true,
+    metrics: metrics === false ? undefined : metrics,
     pool,
     rateLimit: normalizeRateLimit(options.rateLimit)
   }

@@ -1,3 +1,4 @@
+import type { Registry as PromRegistry } from 'prom-client'
 import { InvalidOptionError, UnknownBackendError, UnknownPoolError } from './errors.js'
 import { normalizeBackend, type BackendOptions, type PoolConfig } from './options.js'
 import { claimOrigin } from './tls-options.js'
@@ -34,6 +35,11 @@ export interface Goload extends Omit<GoloadPool, 'name'> {
   pool(name: string): GoloadPool
   /** The names of all pools, in registration order. */
   names(): string[]
+  /**
+   * The prom-client Registry the instance's metrics are on (the first one given with the `metrics` option, or goload's
+   * own for `metrics: true`); undefined without the option. Expose it where you like: `await metrics.metrics()`.
+   */
+  readonly metrics: PromRegistry | undefined
 }
 
 class PoolHandle implements GoloadPool {
@@ -86,6 +92,7 @@ class PoolHandle implements GoloadPool {
 
 export class Registry implements Goload {
   readonly #pools = new Map<string, GoloadPool>()
+  metrics: PromRegistry | undefined = undefined
 
   /** Every route of the instance, most specific first. */
   readonly routes = new RouteTable<ProxyRoute>()

@@ -1,4 +1,5 @@
 import Fastify, { type FastifyRequest } from 'fastify'
+import { Registry } from 'prom-client'
 import { expect, test } from 'tstyche'
 import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type HashOn, type PoolStats, type RateLimitOptions, type TlsOptions } from 'fastify-goload'
 
@@ -127,4 +128,14 @@ test('accessLog: a boolean, on a registration with its pool or on a route that s
   await app.register(goload, { backends: ['http://10.0.0.8:3000'], name: 'quiet', accessLog: false })
   await app.register(goload, { pool: 'quiet', prefix: '/loud', accessLog: true })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], accessLog: 'off' })
+})
+
+test('metrics: true or a prom-client Registry; fastify.goload.metrics is the Registry they are on', async () => {
+  const app = Fastify()
+  await app.register(goload, { backends: ['http://10.0.0.9:3000'], metrics: true })
+  await app.register(goload, { backends: ['http://10.0.0.10:3000'], prefix: '/b', metrics: new Registry() })
+  await app.register(goload, { pool: 'default', prefix: '/c', metrics: false })
+  expect(app.goload.metrics).type.toBe<Registry | undefined>()
+  expect(await app.goload.metrics!.metrics()).type.toBe<string>()
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], metrics: 'yes' })
 })

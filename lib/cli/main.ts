@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load.js'
 import type { GoloadFileConfig } from '../config/schema.js'
 import { configOfBackends } from './apps.js'
 import { parseCommand, usage, type Command, type Source } from './args.js'
+import { createCliMetrics, type CliMetrics } from '../metrics/cli.js'
 import { Listeners } from './listeners.js'
 import { runWorkers } from './workers.js'
 
@@ -55,8 +56,11 @@ export async function main (argv: string[], { env = process.env, stdout = proces
 }
 
 export interface ServeOptions extends Omit<MainOptions, 'env'> {
-  /** Called with each listener's port (the real one where the config says 0) once all of them listen. */
-  onListening?: (ports: number[]) => void
+  /**
+   * Called with each listener's port (the real one where the config says 0) once all of them listen, and the
+   * process's metrics (what the admin listener's /metrics answers with).
+   */
+  onListening?: (ports: number[], metrics: CliMetrics) => void
 }
 
 /**
@@ -104,15 +108,19 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
       return fail(error)
     }
     log = listeners.log
+    // Read from the live pools at each scrape; SIGHUP reloads counted below.
+    const metrics = createCliMetrics(() => listeners.entries())
     const { ports } = listeners
     log.info(`goload listening on port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}, pid ${process.pid}`)
-    onListening?.(ports)
+    onListening?.(ports, metrics)
     // SIGHUP: the same source again. A config that fails (a bad file, a port in use) leaves the running one serving.
     reload = async () => {
       try {
         await listeners.apply(await load())
+        metrics.reloaded(true)
         log.info(`goload: config reloaded, listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)
       } catch (error) {
+        metrics.reloaded(false)
         const { message } = error as Error
         log.error(`goload: reload failed, the running config stays:\n${message}`)
       }

@@ -23,7 +23,7 @@ t.test('a scrape after a reload shows the pools serving now; reloads_total count
   let metrics: CliMetrics | undefined
   const startedAt = Date.now() / 1000
   const code = serve(async () => { if (config instanceof Error) throw config; return config }, 1, {
-    signals, logStream, onListening: (listening, given) => { ports = listening; metrics = given }
+    signals, logStream, onListening: (listening, _admin, given) => { ports = listening; metrics = given }
   })
   t.teardown(() => { signals.emit('SIGTERM', 'SIGTERM') })
   await waitFor(() => metrics !== undefined, 'onListening')

@@ -50,9 +50,9 @@ export class Listeners {
     return [...this.#listeners.values()].map(({ server }) => (server.address() as AddressInfo).port)
   }
 
-  /** The pools serving now, for what reads them live (metrics): a reload may replace any of them, so ask each time. */
-  * entries (): Iterable<PoolEntry> {
-    for (const { runtime: { config, pool } } of this.#pools.values()) yield { name: config.name, pool, config }
+  /** The pools serving now, for what reads them live (the admin API, metrics): a reload may replace any of them, so ask each time. */
+  entries (): PoolEntry[] {
+    return [...this.#pools.values()].map(({ runtime }) => ({ name: runtime.config.name, pool: runtime.pool, config: runtime.config }))
   }
 
   /**

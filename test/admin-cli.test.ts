@@ -149,3 +149,18 @@ t.test('an admin port in use: goload exits 1 and frees the listeners\' ports', a
   again.signals.emit('SIGTERM', 'SIGTERM')
   t.equal(await exit(again), 0)
 })
+
+t.test('the admin listener serves the command\'s metrics: the live pools and the reload pair, behind the token', async (t) => {
+  const a = await startBackend(t, hello('a'))
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const run = runMain(t, ['--backend', a.url, '--port', String(port), '--host', '127.0.0.1', '--admin', `127.0.0.1:${adminPort}`], { GOLOAD_ADMIN_TOKEN: 'm3trics' })
+  await run.logged(/goload listening/, 'goload to listen')
+  t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a')
+  const url = `http://127.0.0.1:${adminPort}/metrics`
+  t.equal((await request(url)).status, 401, 'metrics need the token too')
+  const scraped = await request(url, { headers: { authorization: 'Bearer m3trics' } })
+  t.equal(scraped.status, 200)
+  t.match(scraped.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  t.match(scraped.body, new RegExp(`goload_backend_requests_total\\{pool="default",backend="${a.url.replace(/[.]/g, '\\.')}",code="2xx"\\} 1\\n`))
+  t.match(scraped.body, /goload_config_last_reload_success 1\n/)
+})

@@ -13,3 +13,4 @@ export const QueueTimeoutError = createError('FST_GOLOAD_QUEUE_TIMEOUT', 'Servic
 export const BadRequestTargetError = createError('FST_GOLOAD_BAD_REQUEST_TARGET', 'Bad request: the path has a dot segment (. or ..)', 400)
 export const ClientTimeoutError = createError('FST_GOLOAD_CLIENT_TIMEOUT', 'Request timeout: the request body came too slowly', 408)
 export const RateLimitedError = createError('FST_GOLOAD_RATE_LIMITED', 'Too many requests: rate limit exceeded, retry in %s', 429)
+export const UnauthorizedError = createError('FST_GOLOAD_UNAUTHORIZED', 'Unauthorized: send the admin token as Authorization: Bearer <token>', 401)

@@ -36,7 +36,8 @@ export interface Goload extends Omit<GoloadPool, 'name'> {
   names(): string[]
 }
 
-class PoolHandle implements GoloadPool {
+/** The GoloadPool of one pool: the plugin's fastify.goload.pool(name), and the admin API's actions. */
+export class PoolHandle implements GoloadPool {
   readonly name: string
   readonly #pool: Pool
   readonly #config: PoolConfig
@@ -51,9 +52,10 @@ class PoolHandle implements GoloadPool {
     return this.#pool.stats()
   }
 
-  add (backend: string | BackendOptions): void {
-    const config = normalizeBackend(backend, 'backend', this.#config.maxPending, this.#config.tls)
-    if (config.resolve !== undefined) throw new InvalidOptionError('backend.resolve is read at register only: give DNS-discovered backends in the backends option')
+  /** `key`: what the backend is called in error messages. */
+  add (backend: string | BackendOptions, key = 'backend'): void {
+    const config = normalizeBackend(backend, key, this.#config.maxPending, this.#config.tls)
+    if (config.resolve !== undefined) throw new InvalidOptionError(`${key}.resolve is read at register only: give DNS-discovered backends in the backends option`)
     if (this.#pool.find(config.id) !== undefined) {
       throw new InvalidOptionError(`backend "${config.id}" is already in pool "${this.name}"`)
     }

@@ -1,4 +1,5 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions, type LogController as FastifyLogController } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import { requestLogging } from '../fastify-options.js'
 import goload from '../index.js'
 import type { SharedPoolOptions, Strategy } from '../options.js'
 import { kPoolRuntime, type PoolRuntime } from '../runtime.js'
@@ -20,7 +21,7 @@ export function configOfBackends ({ backends, port, host, strategy }: { backends
 export async function buildApp (listener: ListenerConfig, pools: Map<string, PoolRuntime>, log: FastifyBaseLogger, closing: () => boolean): Promise<FastifyInstance> {
   // One logger for every app, made once (a transport is a worker thread). A proxied request has its one access
   // line: Fastify's own pair ("incoming request", "request completed") is kept for the requests no route took.
-  const app = Fastify({ loggerInstance: log, ...requestLogging })
+  const app = Fastify({ loggerInstance: log, ...requestLogging(proxied) })
   for (const { pool, path, ...route } of listener.routes) {
     await app.register(goload, { ...route, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
   }
@@ -35,10 +36,3 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
 function proxied (request: FastifyRequest): boolean {
   return !request.is404
 }
-
-// Recent Fastify 5 releases take disableRequestLogging through a LogController and warn about the top-level option,
-// which older ones know only.
-const { LogController } = Fastify as { LogController?: typeof FastifyLogController }
-const requestLogging: FastifyServerOptions = LogController === undefined
-  ? { disableRequestLogging: proxied }
-  : { logController: new LogController({ disableRequestLogging: proxied }) }

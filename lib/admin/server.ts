@@ -1,0 +1,126 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { STATUS_CODES } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { extname } from 'node:path'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import { InvalidOptionError } from '../errors.js'
+import { maxParamLength, requestLogging } from '../fastify-options.js'
+import type { PoolEntry } from '../registry.js'
+import { actions } from './actions.js'
+import { bearer, exposureProblem } from './auth.js'
+import { EventStreams } from './events.js'
+import { Snapshots } from './snapshot.js'
+
+export interface AdminOptions {
+  host: string
+  /** 0 lets the system choose. */
+  port: number
+  /** Required of every data and action request as `Authorization: Bearer <token>`; required on a non-loopback host. */
+  token?: string
+  /** The live pools, walked on every use: a reload may replace them. */
+  source: () => Iterable<PoolEntry>
+  /** Prometheus text for GET /metrics; without it, /metrics is 404. */
+  metrics?: () => Promise<{ contentType: string, text: string }>
+  log: FastifyBaseLogger
+}
+
+export interface Admin {
+  /** http://host:port, with the real port. */
+  readonly url: string
+  readonly port: number
+  close (): Promise<void>
+}
+
+// Every error the admin answers has { statusCode, code, error, message }; the pool's own errors say 500 for an
+// unknown pool or backend, a coder's mistake in the plugin, but a request's here.
+const statusOfCode: Record<string, number> = {
+  FST_GOLOAD_UNKNOWN_POOL: 404,
+  FST_GOLOAD_UNKNOWN_BACKEND: 404,
+  FST_GOLOAD_INVALID_OPTION: 400
+}
+
+const contentTypes: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.json': 'application/json'
+}
+
+/** The status page's files: lib/admin/page/ in development, dist/admin/page/ once built. */
+const pageFolder = new URL('./page/', import.meta.url)
+
+/**
+ * The admin listener: the status page, GET /stats and /events (the pools' snapshots), /metrics, and the runtime
+ * actions, on a Fastify instance and a port of its own, never the proxied traffic's.
+ */
+export async function startAdmin (options: AdminOptions): Promise<Admin> {
+  const problem = exposureProblem(options.host, options.token)
+  if (problem !== undefined) throw new InvalidOptionError(`admin: ${problem}`)
+  const app = buildAdmin(options)
+  try {
+    // Fastify logs the line, once per address (localhost: 127.0.0.1 and ::1).
+    await app.listen({ host: options.host, port: options.port, listenTextResolver: (address) => `goload admin on ${address}` })
+  } catch (error) {
+    await app.close()
+    throw new InvalidOptionError(`admin: cannot listen on ${options.host}:${options.port}: ${(error as Error).message}`)
+  }
+  const { port } = app.server.address() as AddressInfo
+  const url = `http://${options.host.includes(':') ? `[${options.host}]` : options.host}:${port}`
+  return { url, port, close: () => app.close() }
+}
+
+function buildAdmin ({ token, source, metrics, log }: AdminOptions): FastifyInstance {
+  // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
+  const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
+  const snapshots = new Snapshots(source)
+  const streams = new EventStreams(snapshots, source)
+  // An open event stream is a hijacked reply that close() would wait for forever.
+  app.addHook('preClose', (done) => { streams.close(); done() })
+
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const statusCode = statusOfCode[error.code] ?? error.statusCode ?? 500
+    if (statusCode >= 500) request.log.error(error)
+    reply.code(statusCode).send({ statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message })
+  })
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send({ statusCode: 404, code: 'FST_ERR_NOT_FOUND', error: 'Not Found', message: `Route ${request.method}:${request.url} not found` })
+  })
+  // An action's body is optional: an empty one with Content-Type application/json is no body, not a 400.
+  const json = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined)
+    else json(request, body as string, done)
+  })
+
+  // The page and its files need no token: a browser cannot send one when it opens a page. The page asks for it.
+  for (const [path, file] of pageFiles()) {
+    app.get(path, async (request, reply) => {
+      reply.type(contentTypes[extname(file)] ?? 'application/octet-stream').header('cache-control', 'no-cache')
+      return readFileSync(new URL(file, pageFolder))
+    })
+  }
+
+  app.register(async (data) => {
+    if (token !== undefined) data.addHook('onRequest', bearer(token))
+    data.get('/stats', async () => snapshots.snapshot())
+    data.get('/events', async (request, reply) => { streams.open(reply) })
+    if (metrics !== undefined) {
+      data.get('/metrics', async (request, reply) => {
+        const { contentType, text } = await metrics()
+        return reply.type(contentType).send(text)
+      })
+    }
+    actions(data, source)
+  })
+  return app
+}
+
+/** The route of each file of the page: / for index.html. */
+function pageFiles (): Array<[string, string]> {
+  return readdirSync(pageFolder).filter((file) => !file.startsWith('.'))
+    .map((file) => [file === 'index.html' ? '/' : `/${file}`, file])
+}

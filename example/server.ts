@@ -1,6 +1,7 @@
 // `npm run example`: the three backends example/goload.yaml names (127.0.0.1:3001-3003), and the goload command
 // serving that file on :8080. Try `curl localhost:8080` a few times.
-// PORT overrides the listener's port; BACKEND_PORTS=0 starts the backends on ports the system picks (the tests do
+// The status page and admin API are on 127.0.0.1:9090 (the file's admin block).
+// PORT overrides the listener's port, ADMIN_PORT the admin's; BACKEND_PORTS=0 starts the backends on ports the system picks (the tests do
 // both, so they never clash with anything already running). Otherwise the file is run as it is written.
 import type { AddressInfo } from 'node:net'
 import { loadConfig } from '../lib/config/load.js'
@@ -22,6 +23,7 @@ pool.backends = pool.backends.map((backend, index) => {
   return typeof backend === 'string' ? url : { ...backend, url }
 })
 if (process.env.PORT !== undefined) config.listeners[0].port = Number(process.env.PORT)
+if (process.env.ADMIN_PORT !== undefined) config.admin!.port = Number(process.env.ADMIN_PORT)
 
 // What `goload --config example/goload.yaml` runs, until SIGTERM or Ctrl-C; then the backends stop too.
 const code = await serve(async () => config, 1, {
@@ -37,7 +39,10 @@ const code = await serve(async () => config, 1, {
     }
   },
   // The real port, which differs from the file's when PORT=0; the tests read it from this line.
-  onListening: ([port]) => { console.log(`goload balancing ${backends.length} backends on http://localhost:${port} — try: curl localhost:${port}`) }
+  onListening: ([port], admin) => {
+    console.log(`goload balancing ${backends.length} backends on http://localhost:${port} — try: curl localhost:${port}`)
+    console.log(`status page: ${admin}`)
+  }
 })
 await Promise.all(backends.map(stopBackend))
 process.exit(code)

@@ -6,7 +6,10 @@ export type Command =
   | { action: 'help' }
   | { action: 'version' }
   | { action: 'check', config: string }
-  | { action: 'serve', source: Source, workers: number }
+  | { action: 'serve', source: Source, workers: number, admin?: AdminAddress }
+
+/** `--admin HOST:PORT`: where the admin API and status page listen (the token comes from GOLOAD_ADMIN_TOKEN). */
+export interface AdminAddress { host: string, port: number }
 
 /** Where the listeners and pools come from: a file, or `--backend` flags for one pool on one port. */
 export type Source =
@@ -26,6 +29,8 @@ export const usage = `Usage:
 Options:
   --workers N|auto   processes sharing the port(s) (node:cluster). Default 1: each process keeps its own counts, so
                      least-busy is exact only in one; with several, p2c suits best. auto: one per core.
+  --admin HOST:PORT  the admin API and status page, e.g. 127.0.0.1:9090 (in place of the file's admin block). Its
+                     token is read from GOLOAD_ADMIN_TOKEN, never a flag; a host other than loopback requires one.
   --help, -h         this text
   --version, -v      the version of fastify-goload
 `
@@ -38,6 +43,7 @@ const options = {
   host: { type: 'string' },
   strategy: { type: 'string' },
   workers: { type: 'string' },
+  admin: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' }
 } as const
@@ -60,18 +66,28 @@ export function parseCommand (argv: string[]): Command {
       throw new UsageError(`--config cannot be combined with ${[...(backends.length > 0 ? ['--backend'] : []), ...flagsOfBackends.map((name) => `--${name}`)].join(', ')}: the file says which backends, ports and strategies`)
     }
     if (values.check === true) {
-      if (values.workers !== undefined) throw new UsageError('--check runs nothing: --workers does not apply')
+      const flag = values.workers !== undefined ? '--workers' : values.admin !== undefined ? '--admin' : undefined
+      if (flag !== undefined) throw new UsageError(`--check runs nothing: ${flag} does not apply`)
       return { action: 'check', config: values.config }
     }
-    return { action: 'serve', source: { config: values.config }, workers: parseWorkers(values.workers) }
+    return { action: 'serve', source: { config: values.config }, workers: parseWorkers(values.workers), ...parseAdmin(values.admin) }
   }
   if (values.check === true) throw new UsageError('--check needs --config FILE')
   if (backends.length === 0) throw new UsageError('nothing to run: give --config FILE, or --backend URL (goload --help)')
   return {
     action: 'serve',
     source: { backends, port: parsePort(values.port), host: values.host ?? '0.0.0.0', ...(values.strategy === undefined ? {} : { strategy: values.strategy }) },
-    workers: parseWorkers(values.workers)
+    workers: parseWorkers(values.workers),
+    ...parseAdmin(values.admin)
   }
+}
+
+function parseAdmin (value: string | undefined): { admin?: AdminAddress } {
+  if (value === undefined) return {}
+  // 127.0.0.1:9090, localhost:9090, [::1]:9090
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(value)
+  if (match === null || Number(match[3]) > 65535) throw new UsageError(`--admin must be HOST:PORT, like 127.0.0.1:9090, got ${JSON.stringify(value)}`)
+  return { admin: { host: match[1] ?? match[2], port: Number(match[3]) } }
 }
 
 function parsePort (value: string | undefined): number {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { GoloadFileConfig } from '../config/schema.js'
 import { normalizeOptions, type BackendConfig } from '../options.js'
+import type { PoolEntry } from '../registry.js'
 import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
 
@@ -47,6 +48,11 @@ export class Listeners {
   /** The port of each listener, in the config's order (the real one where the config says 0). */
   get ports (): number[] {
     return [...this.#listeners.values()].map(({ server }) => (server.address() as AddressInfo).port)
+  }
+
+  /** The pools serving now, for what reads them live (the admin API, metrics): a reload may replace them. */
+  entries (): PoolEntry[] {
+    return [...this.#pools.values()].map(({ runtime }) => ({ name: runtime.config.name, pool: runtime.pool, config: runtime.config }))
   }
 
   /**

@@ -5,7 +5,9 @@ import type { FastifyServerOptions } from 'fastify'
 import { loadConfig } from '../config/load.js'
 import type { GoloadFileConfig } from '../config/schema.js'
 import { configOfBackends } from './apps.js'
-import { parseCommand, usage, type Command, type Source } from './args.js'
+import { exposureProblem } from '../admin/auth.js'
+import { startAdmin, type Admin } from '../admin/server.js'
+import { parseCommand, usage, UsageError, type Command } from './args.js'
 import { Listeners } from './listeners.js'
 import { runWorkers } from './workers.js'
 
@@ -23,6 +25,8 @@ export interface MainOptions {
 }
 
 const shutdownSignals = ['SIGTERM', 'SIGINT'] as const
+
+type ServeCommand = Extract<Command, { action: 'serve' }>
 
 /** The goload command: runs what argv asks for and resolves with the exit code. */
 export async function main (argv: string[], { env = process.env, stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport }: MainOptions = {}): Promise<number> {
@@ -51,12 +55,15 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     return 0
   }
 
-  return await serve(() => configOf(command.source, env), command.workers, { stdout, stderr, signals, logStream, logTransport })
+  return await serve(() => configOf(command, env), command.workers, { stdout, stderr, signals, logStream, logTransport })
 }
 
 export interface ServeOptions extends Omit<MainOptions, 'env'> {
-  /** Called with each listener's port (the real one where the config says 0) once all of them listen. */
-  onListening?: (ports: number[]) => void
+  /**
+   * Called with each listener's port (the real one where the config says 0) once all of them listen, and the admin
+   * listener's URL if there is one.
+   */
+  onListening?: (ports: number[], admin?: string) => void
 }
 
 /**
@@ -104,14 +111,28 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
       return fail(error)
     }
     log = listeners.log
+    // The admin shows the pools serving now, whatever a reload does to them. With --workers, each worker has its
+    // own on the shared port, showing and acting on its own pools.
+    let admin: Admin | undefined
+    if (config.admin !== undefined) {
+      try {
+        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), log: listeners.log })
+      } catch (error) {
+        await listeners.close()
+        return fail(error)
+      }
+    }
     const { ports } = listeners
     log.info(`goload listening on port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}, pid ${process.pid}`)
-    onListening?.(ports)
+    onListening?.(ports, admin?.url)
     // SIGHUP: the same source again. A config that fails (a bad file, a port in use) leaves the running one serving.
     reload = async () => {
       try {
-        await listeners.apply(await load())
+        const next = await load()
+        await listeners.apply(next)
         log.info(`goload: config reloaded, listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)
+        // Its port, host and token are read at start only.
+        if (JSON.stringify(next.admin) !== JSON.stringify(config.admin)) listeners.log.warn('goload: the admin block changed: it applies once goload restarts')
       } catch (error) {
         const { message } = error as Error
         log.error(`goload: reload failed, the running config stays:\n${message}`)
@@ -120,7 +141,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     const signal = await stop
     log.info(`goload: ${signal} received, closing: requests in flight may finish`)
     await reloading
-    await listeners.close()
+    await Promise.all([listeners.close(), admin?.close()])
     return 0
   } finally {
     for (const signal of shutdownSignals) signals.off(signal, onShutdown)
@@ -137,8 +158,14 @@ function failure (stderr: Writable): (error: unknown) => number {
   }
 }
 
-async function configOf (source: Source, env: NodeJS.ProcessEnv): Promise<GoloadFileConfig> {
-  return 'config' in source ? await loadConfig(source.config, { env }) : configOfBackends(source)
+async function configOf ({ source, admin }: ServeCommand, env: NodeJS.ProcessEnv): Promise<GoloadFileConfig> {
+  const config = 'config' in source ? await loadConfig(source.config, { env }) : configOfBackends(source)
+  if (admin === undefined) return config
+  // `--admin` stands for the file's admin block; its token is never a flag, where ps would show it.
+  const token = env.GOLOAD_ADMIN_TOKEN === '' ? undefined : env.GOLOAD_ADMIN_TOKEN
+  const problem = exposureProblem(admin.host, token)
+  if (problem !== undefined) throw new UsageError(`--admin ${admin.host}:${admin.port}: ${problem}`)
+  return { ...config, admin: { ...admin, ...(token === undefined ? {} : { token }) } }
 }
 
 function version (): string {

@@ -133,9 +133,17 @@ const pools = Type.Unsafe<Record<string, Static<typeof poolSchema>>>({
   description: 'pools by name'
 })
 
+const admin = Type.Object({
+  port,
+  host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'a host other than loopback needs a token' })),
+  // eslint-disable-next-line no-template-curly-in-string -- the env reference syntax, shown as written
+  token: Type.Optional(Type.String({ minLength: 1, description: 'required as Authorization: Bearer <token>; write ${GOLOAD_ADMIN_TOKEN}' }))
+}, { ...closed, description: 'the admin API and status page, on a listener of its own' })
+
 export const configSchema = Type.Object({
   listeners: Type.Array(listener, { minItems: 1 }),
   pools,
+  admin: Type.Optional(admin),
   log: Type.Optional(Type.Object({
     level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels] }))
   }, closed))
@@ -152,7 +160,11 @@ export interface ListenerConfig extends Omit<Static<typeof listener>, 'host' | '
   host: string
   routes: RouteConfig[]
 }
+export interface AdminConfig extends Omit<Static<typeof admin>, 'host'> {
+  host: string
+}
 /** A config file once loaded: env references replaced, defaults (listener host, route path) filled in. */
-export interface GoloadFileConfig extends Omit<Static<typeof configSchema>, 'listeners'> {
+export interface GoloadFileConfig extends Omit<Static<typeof configSchema>, 'listeners' | 'admin'> {
   listeners: ListenerConfig[]
+  admin?: AdminConfig
 }

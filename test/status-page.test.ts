@@ -3,7 +3,7 @@ import { mkdir } from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
 import puppeteer, { type Page } from 'puppeteer-core'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { accepting, configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { closeServer, startBackend, type Handler } from './helpers/servers.js'
@@ -17,6 +17,20 @@ const withoutChromium: string | false = existsSync(chromium) || process.env.CI =
 const artifacts = path.resolve(import.meta.dirname, 'artifacts')
 
 const token = 'page-test-token'
+
+/** The page in a fresh headless chromium, closed when the test ends; errors thrown in the page are collected. */
+async function openPage (t: Test, url: string): Promise<{ page: Page, errors: string[] }> {
+  const browser = await puppeteer.launch({ executablePath: chromium, args: ['--no-sandbox', '--headless=new'] })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  // Each wait fails the test after 10 s rather than tap's two minutes.
+  page.setDefaultTimeout(10_000)
+  const errors: string[] = []
+  page.on('pageerror', (error) => { errors.push(String(error)) })
+  await page.setViewport({ width: 1100, height: 700 })
+  await page.goto(url)
+  return { page, errors }
+}
 
 /** Answers after a random delay in [lo, hi] ms: requests pile up at a backend, so its pending count moves. */
 const after = (lo: number, hi: number): Handler => (req, res) => {
@@ -72,15 +86,7 @@ log:
     agent.destroy()
   })
 
-  const browser = await puppeteer.launch({ executablePath: chromium, args: ['--no-sandbox', '--headless=new'] })
-  t.teardown(() => browser.close())
-  const page = await browser.newPage()
-  // Each wait below fails the test after 10 s rather than tap's two minutes.
-  page.setDefaultTimeout(10_000)
-  const errors: string[] = []
-  page.on('pageerror', (error) => { errors.push(String(error)) })
-  await page.setViewport({ width: 1100, height: 700 })
-  await page.goto(`${admin}/`)
+  const { page, errors } = await openPage(t, `${admin}/`)
 
   // The page itself needs no token; the data does: the page asks for it, and a wrong one is refused.
   await page.waitForSelector('#token-form:not([hidden])')
@@ -141,5 +147,46 @@ log:
 
   await mkdir(artifacts, { recursive: true })
   await page.screenshot({ path: path.join(artifacts, 'status-page.png'), fullPage: true })
+  t.same(errors, [], 'no errors in the page')
+})
+
+t.test('without a token (--admin on loopback) the page connects at once, and Drain and Undrain act without one', { skip: withoutChromium }, async (t) => {
+  const [one, two] = [await startBackend(t), await startBackend(t)]
+  const [port, adminPort] = [await freePort(), await freePort()]
+  runMain(t, ['--backend', one.url, '--backend', two.url, '--host', '127.0.0.1', '--port', String(port), '--admin', `127.0.0.1:${adminPort}`])
+  await Promise.all([accepting(port), accepting(adminPort)])
+  const { page, errors } = await openPage(t, `http://127.0.0.1:${adminPort}/`)
+  await page.waitForFunction(() => document.getElementById('status')!.textContent === 'Live')
+  t.equal(await page.$eval('#token-form', (form) => (form as HTMLFormElement).hidden), true, 'no token asked for')
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-backend]').length === 2)
+
+  const row = `tr[data-backend="${two.url}"]`
+  const stateOf = async () => JSON.parse((await request(`http://127.0.0.1:${adminPort}/stats`)).body).pools[0].backends[1]
+  await page.click(`${row} button`)
+  await page.waitForFunction((row: string) => document.querySelector(`${row} .state`)!.textContent === 'draining', {}, row)
+  t.equal((await stateOf()).draining, true, 'drained')
+  await page.click(`${row} button`)
+  await page.waitForFunction((row: string) => document.querySelector(`${row} .state`)!.textContent === 'up' &&
+    document.querySelector(`${row} button`)!.textContent === 'Drain', {}, row)
+  t.equal((await stateOf()).draining, false, 'back in rotation')
+  t.equal(await page.$eval('#status', (status) => status.textContent), `${two.url} is back in rotation`)
+  t.same(errors, [], 'no errors in the page')
+})
+
+t.test('the stream ends when goload stops: the page says so, retries, and is live again once goload is back', { skip: withoutChromium }, async (t) => {
+  const backend = await startBackend(t)
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const argv = ['--backend', backend.url, '--host', '127.0.0.1', '--port', String(port), '--admin', `127.0.0.1:${adminPort}`]
+  const first = runMain(t, argv)
+  await accepting(adminPort)
+  const { page, errors } = await openPage(t, `http://127.0.0.1:${adminPort}/`)
+  await page.waitForFunction(() => document.getElementById('status')!.textContent === 'Live')
+
+  first.signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await first.code, 0)
+  await page.waitForFunction(() => /^The event stream ended; reconnecting in \d/.test(document.getElementById('status')!.textContent!))
+  runMain(t, argv)
+  await page.waitForFunction(() => document.getElementById('status')!.textContent === 'Live')
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-backend]').length === 1)
   t.same(errors, [], 'no errors in the page')
 })

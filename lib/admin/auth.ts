@@ -30,7 +30,7 @@ const digest = (text: string): Buffer => createHash('sha256').update(text).diges
 export function bearer (token: string): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   const expected = digest(token)
   return async (request, reply) => {
-    const given = /^Bearer +(\S+) *$/i.exec(request.headers.authorization ?? '')?.[1]
+    const given = /^Bearer +(.+)$/i.exec(request.headers.authorization ?? '')?.[1]
     if (given !== undefined && timingSafeEqual(digest(given), expected)) return
     reply.header('www-authenticate', 'Bearer realm="goload admin"')
     throw new UnauthorizedError()

@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http'
-import type { FastifyReply } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import type { Pool } from '../pool/pool.js'
 import type { PoolEntry } from '../registry.js'
 import type { Snapshots } from './snapshot.js'
@@ -27,12 +27,14 @@ export class EventStreams {
   readonly #clients = new Set<Client>()
   readonly #watched = new Map<Pool, () => void>()
   readonly #timer: NodeJS.Timeout
+  readonly #log: FastifyBaseLogger
   /** A change already has its snapshot this tick (sent, or about to be). */
   #changeSent = false
 
-  constructor (snapshots: Snapshots, source: () => Iterable<PoolEntry>) {
+  constructor (snapshots: Snapshots, source: () => Iterable<PoolEntry>, log: FastifyBaseLogger) {
     this.#snapshots = snapshots
     this.#source = source
+    this.#log = log
     this.#watch()
     this.#timer = setInterval(() => {
       snapshots.tick()
@@ -106,7 +108,10 @@ export class EventStreams {
   // once it has missed `patience` of them.
   #send (client: Client, event: string): void {
     if (client.blocked) {
-      if (++client.missed >= patience) client.response.destroy()
+      if (++client.missed >= patience) {
+        this.#log.warn(`goload admin: cut an event stream to ${client.response.socket?.remoteAddress} that stopped reading`)
+        client.response.destroy()
+      }
       return
     }
     if (!client.response.write(event)) {

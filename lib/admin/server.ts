@@ -76,7 +76,7 @@ function buildAdmin ({ token, source, metrics, log }: AdminOptions): FastifyInst
   // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
   const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
   const snapshots = new Snapshots(source)
-  const streams = new EventStreams(snapshots, source)
+  const streams = new EventStreams(snapshots, source, log)
   // An open event stream is a hijacked reply that close() would wait for forever.
   app.addHook('preClose', (done) => { streams.close(); done() })
 

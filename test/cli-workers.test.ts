@@ -17,17 +17,21 @@ cluster.on('fork', (worker: Worker) => {
 })
 const forkAs = (args: string[]) => cluster.setupPrimary({ exec: bin, args, execArgv: [], silent: true })
 
-t.test('--workers 2: two processes share the port; SIGTERM reaches both and the primary returns 0', async (t) => {
+t.test('--workers 2: two processes share the port (and the admin\'s, each its own admin); SIGTERM reaches both and the primary returns 0', async (t) => {
   output = ''
   const backend = await startBackend(t, hello('1'))
-  const port = await freePort()
-  const argv = ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2']
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const argv = ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2', '--admin', `127.0.0.1:${adminPort}`]
   forkAs(argv)
   const run = runMain(t, argv)
   await waitFor(() => output.match(new RegExp(`goload listening on port ${port}, pid \\d+`, 'g'))?.length === 2, 'both workers to listen', 20_000)
   t.equal(new Set(output.match(/pid \d+/g)).size, 2, 'two processes')
   t.match(run.stdout(), /^goload: 2 worker processes\n$/)
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1', 'proxied')
+  t.equal(output.match(new RegExp(`goload admin on http://127\\.0\\.0\\.1:${adminPort}`, 'g'))?.length, 2, 'an admin in each worker')
+  const pids = new Set(output.match(/pid \d+/g)!.map((pid) => Number(pid.slice(4))))
+  const { pid } = JSON.parse((await request(`http://127.0.0.1:${adminPort}/stats`)).body) as { pid: number }
+  t.ok(pids.has(pid), 'the snapshot is of the worker that took the connection')
   run.signals.emit('SIGTERM', 'SIGTERM')
   t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0, 'every worker closed cleanly')
   t.equal(output.match(/SIGTERM received, closing/g)?.length, 2, 'each worker heard SIGTERM')

@@ -117,22 +117,27 @@ t.test('the published types compile in ESM and CommonJS consumers (module NodeNe
   })
 })
 
-t.test('the installed goload command: npx finds it; with --backend URL it proxies, and SIGTERM stops it with code 0', async (t) => {
+t.test('the installed goload command: npx finds it; with --backend URL it proxies, with --admin it serves the status page, and SIGTERM stops it with code 0', async (t) => {
   const paths = files.map((f: { path: string }) => f.path)
   t.ok(paths.includes('dist/cli/bin.js'), 'the compiled command is published')
+  t.ok(paths.includes('dist/admin/page/index.html'), 'the status page is published')
   const backend = http.createServer((req, res) => res.end('Hello from npx')).listen(0, '127.0.0.1')
   await once(backend, 'listening')
   t.teardown(() => backend.close())
-  const port = await freePort()
+  const [port, adminPort] = [await freePort(), await freePort()]
   const { stdout } = await run('npx', ['--no-install', 'goload', '--version'], { cwd: dir })
   t.equal(stdout, `${JSON.parse(await readFile(path.join(root, 'package.json'), 'utf8')).version}\n`, 'npx goload --version')
   // The command npm linked into node_modules/.bin, run directly (npx would stand between it and the signal).
-  const child = spawn(path.join(dir, 'node_modules/.bin/goload'), ['--backend', `http://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--port', String(port), '--host', '127.0.0.1'], { cwd: dir, env, stdio: 'ignore' })
+  const child = spawn(path.join(dir, 'node_modules/.bin/goload'), ['--backend', `http://127.0.0.1:${(backend.address() as AddressInfo).port}`, '--port', String(port), '--host', '127.0.0.1', '--admin', `127.0.0.1:${adminPort}`], { cwd: dir, env, stdio: 'ignore' })
   const exited = once(child, 'exit')
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   await accepting(port, 20_000)
   const answer = await request(`http://127.0.0.1:${port}/`)
   t.equal(answer.body, 'Hello from npx')
+  await accepting(adminPort, 20_000)
+  const page = await request(`http://127.0.0.1:${adminPort}/`)
+  t.equal(page.status, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
   child.kill('SIGTERM')
   t.same(await deadline(exited, 15_000, 'goload to exit'), [0, null])
 })

@@ -11,6 +11,7 @@ export const latencyBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2
  */
 export class LatencyHistogram {
   /** Samples per bucket, not cumulative: counts[i] fell in (bucket i-1, bucket i]; the last, above every bound. */
+  // Annotated: the inferred Float64Array<ArrayBuffer> is a generic older TypeScript (before 5.7) cannot read.
   readonly counts: Float64Array = new Float64Array(latencyBuckets.length + 1)
   /** Sum of the samples, in seconds. */
   sum = 0

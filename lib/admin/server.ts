@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { readdirSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { STATUS_CODES } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { extname } from 'node:path'
@@ -100,7 +101,7 @@ function buildAdmin ({ token, source, metrics, log }: AdminOptions): FastifyInst
   for (const [path, file] of pageFiles()) {
     app.get(path, async (request, reply) => {
       reply.type(contentTypes[extname(file)] ?? 'application/octet-stream').header('cache-control', 'no-cache')
-      return readFileSync(new URL(file, pageFolder))
+      return await readFile(new URL(file, pageFolder))
     })
   }
 

@@ -33,7 +33,8 @@ await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', path
 
 t.test('the tarball holds the compiled code, both entries and their types, and no sources', async (t) => {
   const paths = files.map((f: { path: string }) => f.path)
-  for (const file of ['dist/index.js', 'dist/index.d.ts', 'cjs/index.cjs', 'cjs/index.d.cts', 'cjs/index.ts5.0.d.cts', 'README.md', 'LICENSE']) {
+  for (const file of ['dist/index.js', 'dist/index.d.ts', 'cjs/index.cjs', 'cjs/index.d.cts', 'cjs/index.ts5.0.d.cts', 'README.md', 'LICENSE',
+    'dist/admin/page/index.html', 'dist/admin/page/status.css', 'dist/admin/page/status.js']) {
     t.ok(paths.includes(file), `${file} is published`)
   }
   t.notOk(paths.some((p: string) => p.startsWith('test/') || p.startsWith('lib/')), 'sources and tests stay out')

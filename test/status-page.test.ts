@@ -1,0 +1,192 @@
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import http from 'node:http'
+import path from 'node:path'
+import puppeteer, { type Page } from 'puppeteer-core'
+import t, { type Test } from 'tap'
+import { accepting, configFile, freePort, runMain } from './helpers/cli.js'
+import { request } from './helpers/client.js'
+import { closeServer, startBackend, type Handler } from './helpers/servers.js'
+
+// The status page in a real browser: Debian's chromium, headless, driven by puppeteer-core (which never downloads
+// one). Without the binary the test is skipped, except under CI=true (.ci/run installs it), where it fails.
+const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium'
+const withoutChromium: string | false = existsSync(chromium) || process.env.CI === 'true'
+  ? false
+  : `${chromium} is not installed (apt-get install chromium); under CI=true this test fails instead`
+const artifacts = path.resolve(import.meta.dirname, 'artifacts')
+
+const token = 'page-test-token'
+
+/** The page in a fresh headless chromium, closed when the test ends; errors thrown in the page are collected. */
+async function openPage (t: Test, url: string): Promise<{ page: Page, errors: string[] }> {
+  const browser = await puppeteer.launch({ executablePath: chromium, args: ['--no-sandbox', '--headless=new'] })
+  t.teardown(() => browser.close())
+  const page = await browser.newPage()
+  // Each wait fails the test after 10 s rather than tap's two minutes.
+  page.setDefaultTimeout(10_000)
+  const errors: string[] = []
+  page.on('pageerror', (error) => { errors.push(String(error)) })
+  await page.setViewport({ width: 1100, height: 700 })
+  await page.goto(url)
+  return { page, errors }
+}
+
+/** Answers after a random delay in [lo, hi] ms: requests pile up at a backend, so its pending count moves. */
+const after = (lo: number, hi: number): Handler => (req, res) => {
+  req.resume()
+  req.on('end', () => { setTimeout(() => res.end('ok'), lo + Math.random() * (hi - lo)) })
+}
+
+t.test('the status page: rows, moving pending bars, the next pick, an ejection within a second, drain from the page', { skip: withoutChromium }, async (t) => {
+  const fast = await startBackend(t, after(2, 10))
+  const slow = await startBackend(t, after(40, 120))
+  const victim = await startBackend(t, after(2, 10))
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const file = await configFile(t, `
+listeners:
+  - port: ${port}
+    host: 127.0.0.1
+    routes:
+      - path: /
+        pool: web
+pools:
+  web:
+    backends: [${fast.url}, ${slow.url}, ${victim.url}]
+    passiveHealth:
+      maxFails: 1
+      window: 10000
+      ejectFor: 60000
+admin:
+  host: 127.0.0.1
+  port: ${adminPort}
+  token: \${GOLOAD_ADMIN_TOKEN}
+log:
+  level: warn
+`)
+  runMain(t, ['--config', file], { GOLOAD_ADMIN_TOKEN: token })
+  await Promise.all([accepting(port), accepting(adminPort)])
+  const admin = `http://127.0.0.1:${adminPort}`
+  const backendStats = async (url: string) => {
+    const answer = await request(`${admin}/stats`, { headers: { authorization: `Bearer ${token}` } })
+    return JSON.parse(answer.body).pools[0].backends.find((backend: { url: string }) => backend.url === url)
+  }
+
+  // Load from this process while the page watches: 12 loops of requests on loopback, bounded in time, until the end.
+  const agent = new http.Agent({ keepAlive: true })
+  const done = new AbortController()
+  const until = Date.now() + 60_000
+  const loop = async () => {
+    while (!done.signal.aborted && Date.now() < until) await request(`http://127.0.0.1:${port}/`, { agent }).catch(() => {})
+  }
+  const load = Promise.all(Array.from({ length: 12 }, loop))
+  t.teardown(async () => {
+    done.abort()
+    await load
+    agent.destroy()
+  })
+
+  const { page, errors } = await openPage(t, `${admin}/`)
+
+  // The page itself needs no token; the data does: the page asks for it, and a wrong one is refused.
+  await page.waitForSelector('#token-form:not([hidden])')
+  await page.type('#token', 'not-the-token')
+  await page.click('#token-form button[type=submit]')
+  await page.waitForFunction(() => /refused/.test(document.getElementById('status')!.textContent!) && !document.getElementById('token-form')!.hidden)
+  await page.type('#token', token)
+  await page.click('#token-form button[type=submit]')
+
+  // One row per backend, in a table with headers.
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-backend]').length === 3)
+  t.same(await page.$$eval('tr[data-backend]', (rows) => rows.map((row) => row.getAttribute('data-backend'))), [fast.url, slow.url, victim.url])
+  t.ok((await page.$$eval('thead th[scope=col]', (cells) => cells.map((cell) => cell.textContent))).includes('Pending'), 'column headers')
+  t.equal(await page.$eval('#status', (status) => status.textContent), 'Live')
+  t.notOk(page.url().includes(token), 'the token is not in the URL')
+  t.equal(await page.evaluate(() => sessionStorage.getItem('goload-admin-token')), token, 'the token is kept in sessionStorage')
+
+  // The pending numbers and bars move under load.
+  const readPending = (page: Page) => page.$$eval('tr[data-backend]', (rows) => rows.map((row) => [
+    row.querySelector('.count')!.textContent, (row.querySelector('.fill') as HTMLElement).style.transform
+  ]))
+  const before = await readPending(page)
+  await page.waitForFunction((before: string[][]) => {
+    const now = [...document.querySelectorAll('tr[data-backend]')].map((row) => [row.querySelector('.count')!.textContent, (row.querySelector('.fill') as HTMLElement).style.transform])
+    return now.some(([count], i) => count !== before[i][0]) && now.some(([, bar], i) => bar !== before[i][1])
+  }, {}, before)
+  t.not(JSON.stringify(await readPending(page)), JSON.stringify(before), 'a pending count and a bar changed')
+
+  // The heap's next pick is marked on exactly one row, as text.
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-backend] .next-mark:not([hidden])').length === 1)
+  t.equal(await page.$eval('tr[data-backend] .next-mark:not([hidden])', (mark) => mark.textContent), 'next')
+
+  // A backend that goes away is ejected by passive health (maxFails 1): the page says so within a second of /stats.
+  const victimRow = `tr[data-backend="${victim.url}"]`
+  const shown = page.waitForFunction((selector: string) => /^ejected until \d\d:\d\d:\d\d$/.test(document.querySelector(`${selector} .state`)!.textContent!), {}, victimRow)
+    .then(() => Date.now())
+  await closeServer(victim.server)
+  let ejectedAt = 0
+  const giveUp = Date.now() + 10_000
+  while (ejectedAt === 0) {
+    if (Date.now() > giveUp) throw new Error('/stats never said the closed backend was ejected')
+    if ((await backendStats(victim.url)).state === 'ejected') ejectedAt = Date.now()
+  }
+  const shownAt = await shown
+  t.ok(shownAt - ejectedAt < 2000, `the row said ejected ${shownAt - ejectedAt} ms after /stats did`)
+  t.equal(await page.$eval(`${victimRow} .state`, (state) => state.getAttribute('data-state')), 'ejected')
+
+  // Drain from the page: the button of the fast backend's row; the row and /stats say draining.
+  const fastRow = `tr[data-backend="${fast.url}"]`
+  t.equal(await page.$eval(`${fastRow} button`, (button) => button.getAttribute('aria-label')), `Drain ${fast.url}`)
+  await page.click(`${fastRow} button`)
+  await page.waitForFunction((selector: string) => document.querySelector(`${selector} .state`)!.textContent === 'draining' &&
+    document.querySelector(`${selector} button`)!.textContent === 'Undrain', {}, fastRow)
+  const drained = await backendStats(fast.url)
+  t.equal(drained.draining, true, '/stats says draining')
+  t.equal(drained.state, 'draining')
+  t.equal(await page.$eval('#status', (status) => status.textContent), `${fast.url} is draining`)
+
+  await mkdir(artifacts, { recursive: true })
+  await page.screenshot({ path: path.join(artifacts, 'status-page.png'), fullPage: true })
+  t.same(errors, [], 'no errors in the page')
+})
+
+t.test('without a token (--admin on loopback) the page connects at once, and Drain and Undrain act without one', { skip: withoutChromium }, async (t) => {
+  const [one, two] = [await startBackend(t), await startBackend(t)]
+  const [port, adminPort] = [await freePort(), await freePort()]
+  runMain(t, ['--backend', one.url, '--backend', two.url, '--host', '127.0.0.1', '--port', String(port), '--admin', `127.0.0.1:${adminPort}`])
+  await Promise.all([accepting(port), accepting(adminPort)])
+  const { page, errors } = await openPage(t, `http://127.0.0.1:${adminPort}/`)
+  await page.waitForFunction(() => document.getElementById('status')!.textContent === 'Live')
+  t.equal(await page.$eval('#token-form', (form) => (form as HTMLFormElement).hidden), true, 'no token asked for')
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-backend]').length === 2)
+
+  const row = `tr[data-backend="${two.url}"]`
+  const stateOf = async () => JSON.parse((await request(`http://127.0.0.1:${adminPort}/stats`)).body).pools[0].backends[1]
+  await page.click(`${row} button`)
+  await page.waitForFunction((row: string) => document.querySelector(`${row} .state`)!.textContent === 'draining', {}, row)
+  t.equal((await stateOf()).draining, true, 'drained')
+  await page.click(`${row} button`)
+  await page.waitForFunction((row: string) => document.querySelector(`${row} .state`)!.textContent === 'up' &&
+    document.querySelector(`${row} button`)!.textContent === 'Drain', {}, row)
+  t.equal((await stateOf()).draining, false, 'back in rotation')
+  t.equal(await page.$eval('#status', (status) => status.textContent), `${two.url} is back in rotation`)
+  t.same(errors, [], 'no errors in the page')
+})
+
+t.test('the stream ends when goload stops: the page says so, retries, and is live again once goload is back', { skip: withoutChromium }, async (t) => {
+  const backend = await startBackend(t)
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const argv = ['--backend', backend.url, '--host', '127.0.0.1', '--port', String(port), '--admin', `127.0.0.1:${adminPort}`]
+  const first = runMain(t, argv)
+  await accepting(adminPort)
+  const { page, errors } = await openPage(t, `http://127.0.0.1:${adminPort}/`)
+  await page.waitForFunction(() => document.getElementById('status')!.textContent === 'Live')
+
+  first.signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await first.code, 0)
+  await page.waitForFunction(() => /^The event stream ended; reconnecting in \d/.test(document.getElementById('status')!.textContent!))
+  runMain(t, argv)
+  await page.waitForFunction(() => document.getElementById('status')!.textContent === 'Live')
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-backend]').length === 1)
+  t.same(errors, [], 'no errors in the page')
+})

@@ -41,7 +41,7 @@ const code = await serve(async () => config, 1, {
   // The real port, which differs from the file's when PORT=0; the tests read it from this line.
   onListening: ([port], admin) => {
     console.log(`goload balancing ${backends.length} backends on http://localhost:${port} — try: curl localhost:${port}`)
-    console.log(`status page: ${admin}`)
+    console.log(`status page: ${admin} — watch it under load: TARGET=http://localhost:${port} npm run load-test`)
   }
 })
 await Promise.all(backends.map(stopBackend))

@@ -23,7 +23,7 @@ t.test('npm run example: goload serving example/goload.yaml spreads requests ove
   const [port, statusPage] = await deadline(new Promise<[number, string]>((resolve, reject) => {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       output += chunk
-      const match = /goload balancing .* on http:\/\/localhost:(\d+)[^\n]*\nstatus page: (http:\/\/127\.0\.0\.1:\d+)\n/.exec(output)
+      const match = /goload balancing .* on http:\/\/localhost:(\d+)[^\n]*\nstatus page: (http:\/\/127\.0\.0\.1:\d+)[^\n]*\n/.exec(output)
       if (match !== null) resolve([Number(match[1]), match[2]])
     })
     child.once('exit', (code) => reject(new Error(`example exited with code ${code} before listening:\n${output}`)))

@@ -233,3 +233,21 @@ t.test('serve() with a log transport: the access lines go through it (one logger
   })(), 10_000, 'the access line in the transport\'s file')
   t.pass('written by the transport')
 })
+
+t.test('no line is built where none would be seen: the logger off, or a route logLevel above info; a logger of its own still gets them', async (t) => {
+  const backend = await startBackend(t, (req, res) => { res.end('ok') })
+  const off = await startBalancer(t, { backends: [backend.url] }, { logger: false })
+  t.equal((await request(off.url + '/')).body, 'ok')
+  await settled(off.app)
+  const logs = capturedLogs('info')
+  const quiet = await startBalancer(t, { backends: [backend.url], logLevel: 'warn' } as never, { logger: logs.logger })
+  t.equal((await request(quiet.url + '/')).body, 'ok')
+  await settled(quiet.app)
+  t.equal(accessLines(logs.lines).length, 0, 'logLevel warn: no access line')
+  const lines: object[] = []
+  const own = { info: (line: unknown) => { if (typeof line === 'object' && line !== null) lines.push(line) }, error () {}, warn () {}, debug () {}, fatal () {}, trace () {}, child () { return own }, level: 'info' }
+  const custom = await startBalancer(t, { backends: [backend.url] }, { loggerInstance: own as never })
+  t.equal((await request(custom.url + '/')).body, 'ok')
+  await settled(custom.app)
+  await waitFor(() => lines.some((line) => 'goload' in line), 'the access line on a logger without isLevelEnabled')
+})

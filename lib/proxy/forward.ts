@@ -92,7 +92,8 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     this.target = target
     this.host = host
     this.key = forwarder.keyOf?.(request)
-    this.accessLog = accessLog
+    // A line nobody would see (logger off, or the route's logLevel above info) is not built, nor its body counted.
+    this.accessLog = accessLog && logsInfo(request.log)
   }
 
   get ended (): boolean {
@@ -197,6 +198,11 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     if (this.#onAbort === listener) this.#onAbort = undefined
     return this
   }
+}
+
+/** Whether an info line on this logger goes anywhere: pino says so; Fastify's `logger: false` is one noop for all. */
+function logsInfo (log: FastifyRequest['log'] & { isLevelEnabled?: (level: string) => boolean }): boolean {
+  return typeof log.isLevelEnabled === 'function' ? log.isLevelEnabled('info') : log.info !== log.fatal
 }
 
 function onResponseClose (this: Response): void {

@@ -3,7 +3,7 @@ import t from 'tap'
 import { accepting, configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
-import { hello, startBackend } from './helpers/servers.js'
+import { hello, startBackend, startSlowBackend } from './helpers/servers.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
 const exit = (run: { code: Promise<number> }) => deadline(run.code, 10_000, 'goload to exit')
@@ -178,18 +178,12 @@ t.test('an address that is not this machine exits 1 naming the listener', async 
 })
 
 t.test('SIGTERM during a slow request: it finishes with 200, new connections are refused, main returns 0', async (t) => {
-  let arrived = () => {}
-  const inFlight = new Promise<void>((resolve) => { arrived = resolve })
-  const slow = await startBackend(t, (req, res) => {
-    req.resume()
-    arrived()
-    setTimeout(() => res.end('slow but done'), 500)
-  })
+  const slow = await startSlowBackend(t, 500, 'slow but done')
   const port = await freePort()
   const run = runMain(t, ['--backend', slow.url, '--port', String(port), '--host', '127.0.0.1'])
   await run.logged(/goload listening/, 'goload to listen')
   const answer = request(`http://127.0.0.1:${port}/slow`)
-  await deadline(inFlight, 5000, 'the request to reach the backend')
+  await deadline(slow.arrived, 5000, 'the request to reach the backend')
   run.signals.emit('SIGTERM', 'SIGTERM')
   const { status, body, headers } = await answer
   t.equal(status, 200)

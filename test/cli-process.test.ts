@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { accepting, freePort } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
-import { hello, startBackend, waitFor } from './helpers/servers.js'
+import { hello, startBackend, startSlowBackend, waitFor } from './helpers/servers.js'
 
 // The command as npm installs it: package.json's bin, compiled JavaScript, run by node alone (no tsx).
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -46,18 +46,12 @@ t.test('goload --backend on a port in use exits 1 with "listeners[0]: port P is 
 })
 
 t.test('SIGTERM during a slow request: the request finishes with 200, goload exits 0', async (t) => {
-  let arrived = () => {}
-  const inFlight = new Promise<void>((resolve) => { arrived = resolve })
-  const slow = await startBackend(t, (req, res) => {
-    req.resume()
-    arrived()
-    setTimeout(() => res.end('slow but done'), 1000)
-  })
+  const slow = await startSlowBackend(t, 1000, 'slow but done')
   const port = await freePort()
   const run = goload(t, ['--backend', slow.url, '--port', String(port), '--host', '127.0.0.1'])
   await accepting(port, 15_000)
   const answer = request(`http://127.0.0.1:${port}/`)
-  await deadline(inFlight, 5000, 'the request to reach the backend')
+  await deadline(slow.arrived, 5000, 'the request to reach the backend')
   run.child.kill('SIGTERM')
   const { status, body } = await answer
   t.equal(status, 200)

@@ -55,6 +55,18 @@ export async function startBackend (t: Test, handler: Handler = hello('?')): Pro
   return backend
 }
 
+/** A backend that answers `body` after `ms`; `arrived` resolves once the first request has reached it. */
+export async function startSlowBackend (t: Test, ms: number, body: string): Promise<{ url: string, arrived: Promise<void> }> {
+  let reached = () => {}
+  const arrived = new Promise<void>((resolve) => { reached = resolve })
+  const backend = await startBackend(t, (req, res) => {
+    req.resume()
+    reached()
+    setTimeout(() => res.end(body), ms)
+  })
+  return { url: backend.url, arrived }
+}
+
 export async function closeServer (server: http.Server): Promise<void> {
   server.closeAllConnections()
   await deadline(new Promise((resolve) => server.close(resolve)), 5000, 'a backend to close')

@@ -95,6 +95,11 @@ export interface RateLimitOptions {
   allowList?: string[] | ((request: FastifyRequest, key: string) => boolean | Promise<boolean>)
   /** `redis://host:port`: counts kept in Redis, shared by every balancer that uses it. Default: in memory. */
   redis?: string
+  /**
+   * In memory (no `redis`): the most keys counted at once, about 150 bytes each (an IPv4 client; 210 for IPv6).
+   * Past it, the least recently seen key is forgotten and starts again at zero. Default 100,000.
+   */
+  cache?: number
 }
 
 /** Which requests a registration takes, and how their target and Host are sent on. */
@@ -552,10 +557,19 @@ export interface RouteConfig {
   rateLimit: RateLimitConfig | undefined
 }
 
-export interface RateLimitConfig extends Omit<RateLimitOptions, 'timeWindow'> {
+export interface RateLimitConfig extends Omit<RateLimitOptions, 'timeWindow' | 'cache'> {
   /** ms. */
   timeWindow: number
+  /** Keys counted in memory; unused with Redis. */
+  cache: number
 }
+
+/**
+ * Keys an in-memory rate limit counts at once. nginx's 1 MB zone holds about 16,000; this is ~15 MB of IPv4 clients
+ * (more with IPv6 or long keys), held only for keys seen within a window, so a flood from many addresses has to be
+ * that wide before an attacker's count is forgotten.
+ */
+const defaultRateLimitCache = 100_000
 
 const sharedPoolKeys = new Set(['pool', ...routeKeys])
 
@@ -625,7 +639,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
 export function normalizeRateLimit (options: RateLimitOptions | undefined): RateLimitConfig | undefined {
   if (options === undefined) return undefined
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('rateLimit must be an object like { max: 100, timeWindow: \'1 minute\' }')
-  checkKeys('rateLimit', options, new Set(['max', 'timeWindow', 'keyGenerator', 'allowList', 'redis']))
+  checkKeys('rateLimit', options, new Set(['max', 'timeWindow', 'keyGenerator', 'allowList', 'redis', 'cache']))
   if (options.max === undefined) throw new InvalidOptionError('rateLimit.max is required: the requests each client may make in a timeWindow')
   const max = positiveInteger('rateLimit.max', options.max, 0)
   const timeWindow = typeof options.timeWindow === 'string' ? parseDuration(options.timeWindow) : options.timeWindow
@@ -652,7 +666,11 @@ export function normalizeRateLimit (options: RateLimitOptions | undefined): Rate
   if (redis !== undefined && !isRedisUrl(redis)) {
     throw new InvalidOptionError(`rateLimit.redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`)
   }
-  return { max, timeWindow, keyGenerator, allowList, redis }
+  if (redis !== undefined && options.cache !== undefined) {
+    throw new InvalidOptionError('rateLimit.cache only applies to counts kept in memory: with rateLimit.redis they live in Redis')
+  }
+  const cache = positiveInteger('rateLimit.cache', options.cache, defaultRateLimitCache)
+  return { max, timeWindow, keyGenerator, allowList, redis, cache }
 }
 
 function isRedisUrl (url: unknown): boolean {

@@ -9,6 +9,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { parse } from 'yaml'
 import { loadConfig } from '../lib/config/load.js'
+import { programOnPath } from './helpers/ci.js'
 import { freePort } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
@@ -155,9 +156,10 @@ t.test('the compiled goload command runs with node alone on a config file, and t
   backend.child.kill('SIGTERM')
 })
 
-t.test('docker-compose config accepts the file', async (t) => {
+const dockerCompose = programOnPath('docker-compose', ['version'], 'apt-get install docker-compose')
+
+t.test('docker-compose config accepts the file', { skip: dockerCompose.skip }, async (t) => {
+  dockerCompose.require()
   const check = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, encoding: 'utf8' })
-  // Without a docker-compose binary on PATH there is nothing to ask: the structural checks above still ran.
-  if ((check.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return
   t.equal(check.status, 0, `docker-compose config -q exits 0\n${check.stderr}`)
 })

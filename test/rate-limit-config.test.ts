@@ -33,6 +33,8 @@ t.test('a bad rateLimit in the file is reported at its line, naming the key', as
     ['{ max: 1, timeWindow: soon }', 'listeners[0].routes[0].rateLimit.timeWindow: must be a positive number of ms or a duration like \'1 minute\', got "soon"'],
     ['{ max: 1, timeWindow: 1000, allowList: [localhost] }', 'listeners[0].routes[0].rateLimit.allowList[0]: must be an IP address, got "localhost"'],
     ['{ max: 1, timeWindow: 1000, redis: "http://127.0.0.1:6379" }', 'listeners[0].routes[0].rateLimit.redis: must match ^rediss?://, got "http://127.0.0.1:6379"'],
+    ['{ max: 1, timeWindow: 1000, cache: 0 }', 'listeners[0].routes[0].rateLimit.cache: must be >= 1, got 0'],
+    ['{ max: 1, timeWindow: 1000, redis: "redis://127.0.0.1:6379", cache: 10 }', 'listeners[0].routes[0].rateLimit.cache: only applies to counts kept in memory: with rateLimit.redis they live in Redis'],
     ['{ max: 1, timeWindow: 1000, keyGenerator: ip }', 'listeners[0].routes[0].rateLimit.keyGenerator: unknown key']
   ]
   for (const [rateLimit, expected] of cases) {
@@ -41,9 +43,9 @@ t.test('a bad rateLimit in the file is reported at its line, naming the key', as
     t.ok(error instanceof ConfigError, rateLimit)
     t.equal((error as ConfigError).message, `${file}:6: ${expected}`)
   }
-  const file = await write('goload.yaml', config(8080, 'http://127.0.0.1:3001', "{ max: 5, timeWindow: '1 minute', allowList: ['10.0.0.1', '::1'] }"))
+  const file = await write('goload.yaml', config(8080, 'http://127.0.0.1:3001', "{ max: 5, timeWindow: '1 minute', allowList: ['10.0.0.1', '::1'], cache: 500000 }"))
   const loaded = await loadConfig(file, { env: {} })
-  t.same(loaded.listeners[0].routes[0].rateLimit, { max: 5, timeWindow: '1 minute', allowList: ['10.0.0.1', '::1'] })
+  t.same(loaded.listeners[0].routes[0].rateLimit, { max: 5, timeWindow: '1 minute', allowList: ['10.0.0.1', '::1'], cache: 500000 })
 })
 
 t.test('goload --config applies the route\'s rateLimit; a reload starts in-memory counts afresh', async (t) => {

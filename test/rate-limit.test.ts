@@ -177,6 +177,8 @@ t.test('invalid rateLimit options are refused, naming the key', async (t) => {
     [{ max: 1, timeWindow: 1000, allowList: '127.0.0.1' }, /rateLimit\.allowList must be an array of IP addresses or a function/],
     [{ max: 1, timeWindow: 1000, redis: 'http://127.0.0.1:6379' }, /rateLimit\.redis must be a redis:\/\/ or rediss:\/\/ URL/],
     [{ max: 1, timeWindow: 1000, redis: 'not a url' }, /rateLimit\.redis must be/],
+    [{ max: 1, timeWindow: 1000, cache: 0 }, /rateLimit\.cache must be a positive integer, got 0/],
+    [{ max: 1, timeWindow: 1000, redis: 'redis://127.0.0.1:6379', cache: 10 }, /rateLimit\.cache only applies to counts kept in memory: with rateLimit\.redis they live in Redis/],
     [{ max: 1, timeWindow: 1000, store: 'x' }, /rateLimit has an unknown field "store"/]
   ]
   for (const [rateLimit, message] of cases) {

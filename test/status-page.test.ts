@@ -1,26 +1,24 @@
-import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
 import puppeteer, { type Page } from 'puppeteer-core'
 import t, { type Test } from 'tap'
+import { programAt } from './helpers/ci.js'
 import { accepting, configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { closeServer, startBackend, type Handler } from './helpers/servers.js'
 
 // The status page in a real browser: Debian's chromium, headless, driven by puppeteer-core (which never downloads
-// one). Without the binary the test is skipped, except under CI=true (.ci/run installs it), where it fails.
-const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium'
-const withoutChromium: string | false = existsSync(chromium) || process.env.CI === 'true'
-  ? false
-  : `${chromium} is not installed (apt-get install chromium); under CI=true this test fails instead`
+// one). Without the binary the test is skipped, except under CI (.ci/run installs it), where it fails.
+const chromium = programAt(process.env.CHROMIUM ?? '/usr/bin/chromium', 'apt-get install chromium')
 const artifacts = path.resolve(import.meta.dirname, 'artifacts')
 
 const token = 'page-test-token'
 
 /** The page in a fresh headless chromium, closed when the test ends; errors thrown in the page are collected. */
 async function openPage (t: Test, url: string): Promise<{ page: Page, errors: string[] }> {
-  const browser = await puppeteer.launch({ executablePath: chromium, args: ['--no-sandbox', '--headless=new'] })
+  chromium.require()
+  const browser = await puppeteer.launch({ executablePath: chromium.command, args: ['--no-sandbox', '--headless=new'] })
   t.teardown(() => browser.close())
   const page = await browser.newPage()
   // Each wait fails the test after 10 s rather than tap's two minutes.
@@ -38,7 +36,7 @@ const after = (lo: number, hi: number): Handler => (req, res) => {
   req.on('end', () => { setTimeout(() => res.end('ok'), lo + Math.random() * (hi - lo)) })
 }
 
-t.test('the status page: rows, moving pending bars, the next pick, an ejection within a second, drain from the page', { skip: withoutChromium }, async (t) => {
+t.test('the status page: rows, moving pending bars, the next pick, an ejection within a second, drain from the page', { skip: chromium.skip }, async (t) => {
   const fast = await startBackend(t, after(2, 10))
   const slow = await startBackend(t, after(40, 120))
   const victim = await startBackend(t, after(2, 10))
@@ -150,7 +148,7 @@ log:
   t.same(errors, [], 'no errors in the page')
 })
 
-t.test('without a token (--admin on loopback) the page connects at once, and Drain and Undrain act without one', { skip: withoutChromium }, async (t) => {
+t.test('without a token (--admin on loopback) the page connects at once, and Drain and Undrain act without one', { skip: chromium.skip }, async (t) => {
   const [one, two] = [await startBackend(t), await startBackend(t)]
   const [port, adminPort] = [await freePort(), await freePort()]
   runMain(t, ['--backend', one.url, '--backend', two.url, '--host', '127.0.0.1', '--port', String(port), '--admin', `127.0.0.1:${adminPort}`])
@@ -173,7 +171,7 @@ t.test('without a token (--admin on loopback) the page connects at once, and Dra
   t.same(errors, [], 'no errors in the page')
 })
 
-t.test('the stream ends when goload stops: the page says so, retries, and is live again once goload is back', { skip: withoutChromium }, async (t) => {
+t.test('the stream ends when goload stops: the page says so, retries, and is live again once goload is back', { skip: chromium.skip }, async (t) => {
   const backend = await startBackend(t)
   const [port, adminPort] = [await freePort(), await freePort()]
   const argv = ['--backend', backend.url, '--host', '127.0.0.1', '--port', String(port), '--admin', `127.0.0.1:${adminPort}`]

@@ -119,6 +119,7 @@ test('rateLimit per route: max and timeWindow required, keyGenerator and allowLi
     rateLimit: { max: 10, timeWindow: 1000, keyGenerator: (request) => request.headers['x-api-key'] as string, allowList: async (request, key) => key === 'admin' }
   })
   expect<RateLimitOptions['allowList']>().type.toBe<string[] | ((request: FastifyRequest, key: string) => boolean | Promise<boolean>) | undefined>()
+  expect<RateLimitOptions['cache']>().type.toBe<number | undefined>()
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], rateLimit: { max: 1 } })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], rateLimit: { max: '1', timeWindow: 1000 } })
 })

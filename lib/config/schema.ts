@@ -114,7 +114,8 @@ const route = Type.Object({
     max: positiveInteger('requests each client may make in a timeWindow'),
     timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
     allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
-    redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis:// URL: counts shared by every balancer using it' }))
+    redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis:// URL: counts shared by every balancer using it' })),
+    cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
   }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })),
   accessLog: Type.Optional(Type.Boolean({ description: 'one info line per request; default true' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })

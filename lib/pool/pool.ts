@@ -1,6 +1,6 @@
-import TinyQueue from 'tinyqueue'
 import type { BackendConfig, Strategy } from '../options.js'
-import { selectors, type Comparator, type Selector } from './strategies/index.js'
+import { selectors, type Selector } from './strategies/index.js'
+import { WorkerHeap } from './heap.js'
 import { LatencyHistogram } from './latency.js'
 import { WaitQueue } from './queue.js'
 
@@ -86,90 +86,6 @@ export class Worker {
 
   get hasRoom (): boolean {
     return this.pending < this.maxPending
-  }
-}
-
-/**
- * tinyqueue's binary heap, with each worker's position kept in `heapIndex`.
- * tinyqueue has no decrease-key or delete; knowing where a worker is lets `update` and `remove` move that one
- * element in O(log n) when its load changes, as Rob Pike's balancer does with heap.Fix.
- */
-class WorkerHeap extends TinyQueue<Worker> {
-  declare compare: Comparator
-
-  update (worker: Worker): void {
-    this._up(worker.heapIndex)
-    this._down(worker.heapIndex)
-  }
-
-  /**
-   * The worker's key went up (it took a request): Floyd's sift, down to a leaf along the smaller children without
-   * comparing the worker itself, then back up to where it belongs. A just-chosen worker usually belongs near the
-   * bottom, so this takes about half the comparisons of _down.
-   */
-  sink (worker: Worker): void {
-    const { data, compare, length } = this
-    let pos = worker.heapIndex
-    let child = 2 * pos + 1
-    while (child < length) {
-      if (child + 1 < length && compare(data[child + 1], data[child]) < 0) child++
-      data[pos] = data[child]
-      data[pos].heapIndex = pos
-      pos = child
-      child = 2 * pos + 1
-    }
-    data[pos] = worker
-    // Back up: never above `start`, whose parent was already no greater than the worker before its key went up.
-    this._up(pos)
-  }
-
-  /** Restores the heap order after every key changed at once. */
-  rebuild (): void {
-    for (let i = (this.length >> 1) - 1; i >= 0; i--) this._down(i)
-  }
-
-  remove (worker: Worker): void {
-    const last = this.data.pop()!
-    this.length--
-    if (last !== worker) {
-      this.data[worker.heapIndex] = last
-      last.heapIndex = worker.heapIndex
-      this.update(last)
-    }
-    worker.heapIndex = -1
-  }
-
-  // The two methods below are tinyqueue's own _up and _down, plus the heapIndex bookkeeping.
-  _up (pos: number): void {
-    const { data, compare } = this
-    const item = data[pos]
-    while (pos > 0) {
-      const parent = (pos - 1) >> 1
-      const current = data[parent]
-      if (compare(item, current) >= 0) break
-      data[pos] = current
-      current.heapIndex = pos
-      pos = parent
-    }
-    data[pos] = item
-    item.heapIndex = pos
-  }
-
-  _down (pos: number): void {
-    const { data, compare } = this
-    const halfLength = this.length >> 1
-    const item = data[pos]
-    while (pos < halfLength) {
-      let bestChild = (pos << 1) + 1
-      const right = bestChild + 1
-      if (right < this.length && compare(data[right], data[bestChild]) < 0) bestChild = right
-      if (compare(data[bestChild], item) >= 0) break
-      data[pos] = data[bestChild]
-      data[pos].heapIndex = pos
-      pos = bestChild
-    }
-    data[pos] = item
-    item.heapIndex = pos
   }
 }
 

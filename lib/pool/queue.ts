@@ -4,23 +4,28 @@ export interface Waiter<T> {
   expired (): void
 }
 
+/** A waiting request, linked to its neighbours in arrival order. */
 interface Entry<T> {
-  waiter: Waiter<T>
-  timer: NodeJS.Timeout
-  done: boolean
+  readonly waiter: Waiter<T>
+  timer: NodeJS.Timeout | undefined
+  previous: Entry<T> | undefined
+  next: Entry<T> | undefined
+  waiting: boolean
 }
 
 /**
  * The Go balancer's work channel: a FIFO of requests waiting for a worker with room, bounded in length and in
- * waiting time. Entries leave in order; one that left early (timed out, its client gone) is skipped lazily.
+ * waiting time. A doubly linked list, so an entry that leaves early (timed out, its client gone) is unlinked at once,
+ * in O(1): the queue never holds a request that no longer waits, nor the body it read ahead (up to bufferBody), even
+ * while no worker frees up to move it on.
  */
 export class WaitQueue<T> {
   readonly max: number
   readonly timeout: number
-  /** Live entries: those still waiting. */
+  /** Entries waiting: every one the queue holds. */
   length = 0
-  #entries: Array<Entry<T>> = []
-  #head = 0
+  #first: Entry<T> | undefined
+  #last: Entry<T> | undefined
 
   constructor (max: number, timeout: number) {
     this.max = max
@@ -30,34 +35,33 @@ export class WaitQueue<T> {
   /** Queues the waiter; undefined when the queue is full. */
   enqueue (waiter: Waiter<T>): Entry<T> | undefined {
     if (this.length >= this.max) return undefined
-    const entry: Entry<T> = { waiter, done: false, timer: setTimeout(() => this.#expire(entry), this.timeout) }
-    this.#entries.push(entry)
+    const entry: Entry<T> = { waiter, timer: undefined, previous: this.#last, next: undefined, waiting: true }
+    entry.timer = setTimeout(() => { this.#expire(entry) }, this.timeout)
+    if (this.#last === undefined) this.#first = entry
+    else this.#last.next = entry
+    this.#last = entry
     this.length++
     return entry
   }
 
   /** Takes the entry out without telling its waiter: its request has gone. */
   cancel (entry: Entry<T>): void {
-    if (this.#leave(entry)) this.#compact()
+    this.#leave(entry)
   }
 
   /** Hands the item to the longest waiting entry; false when nobody waits. */
   dispatch (item: T): boolean {
-    while (this.#head < this.#entries.length) {
-      const entry = this.#entries[this.#head++]
-      if (this.#leave(entry)) {
-        this.#compact()
-        entry.waiter.ready(item)
-        return true
-      }
-    }
-    this.#compact()
-    return false
+    const entry = this.#first
+    if (entry === undefined) return false
+    this.#leave(entry)
+    entry.waiter.ready(item)
+    return true
   }
 
   /** Expires every waiting entry: the pool is closing. */
   close (): void {
-    for (const entry of this.#entries.slice(this.#head)) this.#expire(entry)
+    // Only those waiting now: a waiter told it expired could queue again.
+    for (let left = this.length; left > 0 && this.#first !== undefined; left--) this.#expire(this.#first)
   }
 
   #expire (entry: Entry<T>): void {
@@ -65,21 +69,16 @@ export class WaitQueue<T> {
   }
 
   #leave (entry: Entry<T>): boolean {
-    if (entry.done) return false
-    entry.done = true
+    if (!entry.waiting) return false
+    entry.waiting = false
     clearTimeout(entry.timer)
+    const { previous, next } = entry
+    if (previous === undefined) this.#first = next
+    else previous.next = next
+    if (next === undefined) this.#last = previous
+    else next.previous = previous
+    entry.previous = entry.next = entry.timer = undefined
     this.length--
     return true
-  }
-
-  // Drops the entries already passed once they are most of the array, so it does not grow without bound.
-  #compact (): void {
-    if (this.length === 0) {
-      this.#entries = []
-      this.#head = 0
-    } else if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
-      this.#entries = this.#entries.slice(this.#head)
-      this.#head = 0
-    }
   }
 }

@@ -31,6 +31,11 @@ export class ClientWatch {
     this.#every = Math.min(1000, Math.max(10, Math.floor(timeout / 4)))
   }
 
+  /** Bodies watched now: the watch holds each one until it ends, is cut, or its exchange ends. */
+  get watching (): number {
+    return this.#bodies.size
+  }
+
   start (body: WatchedBody): void {
     body.startedAt = body.lastAt = performance.now()
     this.#bodies.add(body)

@@ -3,6 +3,7 @@ import rateLimit from '@fastify/rate-limit'
 import { Redis } from 'ioredis'
 import { RateLimitedError } from '../errors.js'
 import type { RateLimitConfig } from '../options.js'
+import { memoryStore } from './rate-limit-store.js'
 
 /** Counts the request against its route's limit; rejects with FST_GOLOAD_RATE_LIMITED, headers set, when over it. */
 export type Limiter = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
@@ -30,6 +31,8 @@ export async function startLimiter (fastify: FastifyInstance, config: RateLimitC
       keyGenerator: config.keyGenerator,
       allowList: config.allowList,
       redis,
+      // Ours rather than @fastify/rate-limit's LocalStore: see MemoryStore.
+      store: redis === undefined ? memoryStore(config.cache, fastify.log) : undefined,
       nameSpace,
       // Redis down: let requests through, never answer 500 for it.
       skipOnError: true,

@@ -1,18 +1,14 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import type { Test } from 'tap'
+import { programOnPath } from './ci.js'
 import { freePort } from './cli.js'
 import { deadline } from './raw.js'
 
-const installed = spawnSync('redis-server', ['--version']).status === 0
+const redisServer = programOnPath('redis-server', ['--version'], 'apt-get install redis-server')
 
-/**
- * Why a test that needs redis-server cannot run here, for tap's `skip`, or false. Under CI the binary must be there
- * (.ci/run installs it): the test then runs and fails on starting it rather than being skipped.
- */
-export const withoutRedis: string | false = installed || process.env.CI === 'true'
-  ? false
-  : 'redis-server is not installed (apt-get install redis-server); under CI=true this test fails instead'
+/** For tap's `skip`: why a test that needs redis-server cannot run here, or false (see Program). */
+export const withoutRedis = redisServer.skip
 
 export interface RedisServer {
   port: number
@@ -29,6 +25,7 @@ export interface RedisServer {
 
 /** A real redis-server on a free loopback port, without persistence, stopped when the test ends. */
 export async function startRedis (t: Test): Promise<RedisServer> {
+  redisServer.require()
   const port = await freePort()
   let child: ChildProcess | undefined
   const start = async (): Promise<void> => {

@@ -97,7 +97,7 @@ t.test('a client that does not read is cut, while one that reads goes on', async
   t.teardown(() => admin.close())
   const reader = await openEvents(t, admin.url)
   const stuck = net.connect(admin.port, '127.0.0.1')
-  stuck.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n')
+  stuck.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
   stuck.pause()
   t.teardown(() => stuck.destroy())
   await waitFor(() => logs.warnings().length > 0, 'the stuck client to be cut', 15_000)

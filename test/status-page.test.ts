@@ -16,7 +16,7 @@ const withoutChromium: string | false = existsSync(chromium) || process.env.CI =
   : `${chromium} is not installed (apt-get install chromium); under CI=true this test fails instead`
 const artifacts = path.resolve(import.meta.dirname, 'artifacts')
 
-const token = 'page-test-token'
+const token = 'status-page-test-token'
 
 /** The page in a fresh headless chromium, closed when the test ends; errors thrown in the page are collected. */
 async function openPage (t: Test, url: string): Promise<{ page: Page, errors: string[] }> {

@@ -114,15 +114,53 @@ t.test('a client that does not read is cut, while one that reads goes on', async
   t.equal(logs.warnings().length, 1)
 })
 
-t.test('close() ends the streams and stops the timer; changes after it send nothing', async (t) => {
+t.test('a stream ends after streamMaxAge with event: reconnect, and one whose client stopped reading ends too, however small its snapshots', async (t) => {
   const balancer = await startBalancer(t, { name: 'web', backends: ['http://127.0.0.1:1'] })
-  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: poolsOf(balancer), log: Fastify({ logger: false }).log })
+  const admin = await startAdminOf(t, balancer, { streamMaxAge: 1000 })
+  // Small snapshots never fill a socket that is not read: only the stream's age can end it.
+  const stuck = net.connect(admin.port, '127.0.0.1')
+  t.teardown(() => stuck.destroy())
+  stuck.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  stuck.pause()
+  const opened = Date.now()
+  const reader = await openEvents(t, admin.url)
+  await reader.first()
+  await deadline(reader.ended, 5000, 'the reading stream to end')
+  const age = Date.now() - opened
+  t.ok(age >= 900 && age < 3000, `ended ${age} ms after it opened`)
+  t.same(reader.others, [{ event: 'reconnect', data: 'this stream has lasted its time: open a new one' }], 'asked to reconnect')
+  t.equal(reader.response.complete, true, 'ended properly, not cut')
+  t.equal(reader.response.headers.connection, 'close', 'the connection ends with it')
+  t.ok(reader.snapshots.length >= 2, `${reader.snapshots.length} snapshots before`)
+
+  // The one not reading was ended by then: what it finds once it reads is the whole stream, up to its end.
+  let received = ''
+  stuck.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
+  stuck.resume()
+  await deadline(new Promise((resolve) => stuck.once('close', resolve)), 1000, 'the stuck stream to be over')
+  t.match(received, /event: reconnect\ndata: this stream has lasted its time: open a new one\n\n\r\n0\r\n\r\n$/)
+  t.equal((await openEvents(t, admin.url)).response.statusCode, 200, 'a new stream opens')
+})
+
+t.test('close() ends the streams, stops the timer and lets go of the pools: nothing reads them afterwards', async (t) => {
+  const balancer = await startBalancer(t, { name: 'web', backends: ['http://127.0.0.1:1'] })
+  // Each tick and each change's snapshot reads the source: counting its calls shows whether the admin still works.
+  const counted = (count: { calls: number }) => () => { count.calls++; return poolsOf(balancer)() }
+  const closed = { calls: 0 }
+  const control = { calls: 0 }
+  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: counted(closed), log: Fastify({ logger: false }).log })
+  await startAdminOf(t, balancer, { source: counted(control) })
   const stream = await openEvents(t, admin.url)
   await stream.first()
+  await stream.next()
   await admin.close()
   await deadline(stream.ended, 1000, 'the stream to end')
+  t.equal(stream.response.complete, true, 'ended properly')
+  const after = closed.calls
+  // A change, then two of the other admin's ticks: time for the closed one to have ticked and published, had it not stopped.
   balancer.app.goload.drain('http://127.0.0.1:1')
-  await new Promise((resolve) => setTimeout(resolve, 600))
-  t.equal(stream.snapshots.length, 1)
-  await waitFor(() => true, 'nothing')
+  const ticks = control.calls
+  await waitFor(() => control.calls >= ticks + 4, 'two ticks of the other admin')
+  t.equal(closed.calls, after, 'the closed admin read nothing more')
+  t.equal(stream.snapshots.length, 2)
 })

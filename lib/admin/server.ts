@@ -27,6 +27,8 @@ export interface AdminOptions {
   /** Prometheus text for GET /metrics; without it, /metrics is 404. */
   metrics?: () => Promise<{ contentType: string, text: string }>
   log: FastifyBaseLogger
+  /** ms an event stream lasts before the client is asked to reconnect (5 minutes): what bounds one that stopped reading. */
+  streamMaxAge?: number
 }
 
 export interface Admin {
@@ -79,11 +81,11 @@ export async function startAdmin (options: AdminOptions): Promise<Admin> {
   return { url, port, close: () => app.close() }
 }
 
-function buildAdmin ({ host, token, source, metrics, log }: AdminOptions): FastifyInstance {
+function buildAdmin ({ host, token, source, metrics, log, streamMaxAge }: AdminOptions): FastifyInstance {
   // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
   const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
   const snapshots = new Snapshots(source)
-  const streams = new EventStreams(snapshots, source, log)
+  const streams = new EventStreams(snapshots, source, log, streamMaxAge)
   // An open event stream is a hijacked reply that close() would wait for forever.
   app.addHook('preClose', (done) => { streams.close(); done() })
 

@@ -3,6 +3,7 @@
 import net from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
+import type { Test } from 'tap'
 import { startAdmin } from '../lib/admin/server.js'
 import type { PoolConfig } from '../lib/options.js'
 import { Pool } from '../lib/pool/pool.js'
@@ -88,29 +89,53 @@ t.test('latency p50/p99 and requests/s after some traffic; slow start as a perce
   t.match((await added).pools[0].backends[1], { url: c.url, weight: 2, state: 'slow-start', slowStart: 10 })
 })
 
-t.test('a client that does not read is cut, while one that reads goes on', async (t) => {
-  // Snapshots of about 2 MB, so that the unread one fills its socket in a few of them.
+/**
+ * An admin over a pool whose snapshots are about `megabytes` MB (2: a client that does not read fills its socket in a
+ * few of them; 6: the first alone overfills it), and such a client: `rest()` reads what its socket still holds until
+ * the server's end of it.
+ */
+async function stuckOnBigSnapshots (t: Test, { megabytes = 2, streamMaxAge }: { megabytes?: number, streamMaxAge?: number } = {}) {
   const pool = new Pool({ strategy: 'least-busy', slowStart: 0, maxEjectedPercent: 100, queue: { max: 0, timeout: 1000 }, ewmaDecay: 10_000 },
-    Array.from({ length: 20 }, (_, i) => ({ id: `${i}-${'x'.repeat(100_000)}`, url: `http://b${i}.test:80`, weight: 1, maxPending: Infinity })))
+    Array.from({ length: megabytes * 10 }, (_, i) => ({ id: `${i}-${'x'.repeat(100_000)}`, url: `http://b${i}.test:80`, weight: 1, maxPending: Infinity })))
   const logs = capturedLogs('info')
-  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: () => [{ name: 'big', pool, config: {} as PoolConfig }], log: Fastify({ logger: logs.logger }).log })
+  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: () => [{ name: 'big', pool, config: {} as PoolConfig }], log: Fastify({ logger: logs.logger }).log, streamMaxAge })
   t.teardown(() => admin.close())
-  const reader = await openEvents(t, admin.url)
   const stuck = net.connect(admin.port, '127.0.0.1')
   stuck.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
   stuck.pause()
   t.teardown(() => stuck.destroy())
+  const rest = async (): Promise<string> => {
+    let received = ''
+    stuck.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
+    stuck.resume()
+    await deadline(new Promise((resolve) => stuck.once('close', resolve)), 10_000, 'the cut stream to close')
+    return received
+  }
+  return { admin, logs, rest }
+}
+
+t.test('a client that does not read is cut, while one that reads goes on', async (t) => {
+  const { admin, logs, rest } = await stuckOnBigSnapshots(t)
+  const reader = await openEvents(t, admin.url)
   await waitFor(() => logs.warnings().length > 0, 'the stuck client to be cut', 15_000)
   t.match(logs.warnings()[0].msg, /^goload admin: cut an event stream to 127\.0\.0\.1 that stopped reading$/)
   // Once it reads again, what the socket held runs out, and the stream ends without its last chunk: it was cut.
-  let received = ''
-  stuck.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
-  stuck.resume()
-  await deadline(new Promise((resolve) => stuck.once('close', resolve)), 10_000, 'the cut stream to close')
+  const received = await rest()
   t.notOk(received.endsWith('0\r\n\r\n'), 'not ended properly')
   t.ok(received.length < 30 * 2_000_000, `${received.length} bytes held at most`)
   await reader.next()
   t.equal(reader.response.destroyed, false, 'the reader is still connected')
+  t.equal(logs.warnings().length, 1)
+})
+
+t.test('a stream whose time is up while its socket is full is cut a tick later: its end cannot get through', async (t) => {
+  // Its first snapshot is more than the socket takes: it is still being written when the stream's time is up.
+  const { logs, rest } = await stuckOnBigSnapshots(t, { megabytes: 6, streamMaxAge: 1 })
+  await waitFor(() => logs.warnings().length > 0, 'the stuck client to be cut', 5000)
+  t.match(logs.warnings()[0].msg, /^goload admin: cut an event stream to 127\.0\.0\.1 that stopped reading$/)
+  const received = await rest()
+  t.notMatch(received, /event: reconnect/, 'its last event was never sent')
+  t.notOk(received.endsWith('0\r\n\r\n'), 'not ended properly')
   t.equal(logs.warnings().length, 1)
 })
 

@@ -88,20 +88,16 @@ export class EventStreams {
     this.#clients.clear()
   }
 
-  // A stream that has lasted its time ends with `reconnect`; one whose socket is full, or that has not closed
-  // `patience` snapshots later, is cut.
+  // A stream that has lasted its time ends with `reconnect`; one still open a tick later (its socket full, its
+  // client not reading) is cut.
   #endAged (): void {
     const now = Date.now()
     for (const client of this.#clients) {
       if (now < client.endsAt) continue
       this.#clients.delete(client)
       const { response } = client
-      if (client.blocked) {
-        response.destroy()
-        continue
-      }
       response.end(reconnect)
-      const cut = setTimeout(() => { response.destroy() }, patience * tick).unref()
+      const cut = setTimeout(() => { this.#cut(response) }, tick).unref()
       response.once('close', () => { clearTimeout(cut) })
     }
   }
@@ -141,10 +137,7 @@ export class EventStreams {
   // once it has missed `patience` of them.
   #send (client: Client, event: string): void {
     if (client.blocked) {
-      if (++client.missed >= patience) {
-        this.#log.warn(`goload admin: cut an event stream to ${client.response.socket?.remoteAddress} that stopped reading`)
-        client.response.destroy()
-      }
+      if (++client.missed >= patience) this.#cut(client.response)
       return
     }
     if (!client.response.write(event)) {
@@ -154,5 +147,10 @@ export class EventStreams {
         client.missed = 0
       })
     }
+  }
+
+  #cut (response: ServerResponse): void {
+    this.#log.warn(`goload admin: cut an event stream to ${response.socket?.remoteAddress} that stopped reading`)
+    response.destroy()
   }
 }

@@ -7,10 +7,10 @@ import { isLoopback } from './auth.js'
 // CORS preflight (no custom header, a text/plain or form body, mode no-cors) carries no token and its answer stays
 // unreadable, but it acts. And a page whose name the attacker points at 127.0.0.1 once it has loaded (DNS
 // rebinding) can read the answers too, the browser taking the admin for the page's own origin. These checks refuse
-// both, as Docker's API, Jupyter and browsers' own debug ports do. A token is what a page elsewhere cannot send.
+// both, as Jupyter and browsers' own debug ports do. A token is what a page elsewhere cannot send.
 
 /** The host of a Host header, without its port or an IPv6 address's brackets; undefined if it is not host[:port]. */
-export function hostOf (header: string): string | undefined {
+function hostOf (header: string): string | undefined {
   const match = /^(?:\[([^\]]*)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(header)
   if (match === null) return undefined
   if (match[1] !== undefined) return isIP(match[1]) === 6 ? match[1] : undefined

@@ -45,8 +45,7 @@ export async function loadConfig (file: string, { env = process.env }: LoadConfi
 }
 
 // What the schema cannot say: a route's pool is one of the pools, each pool is options the plugin accepts, an admin
-// listener other machines can reach has a token, and a token is long enough (said without showing it, as a schema
-// error would).
+// listener other machines can reach has a token, and the token is strong enough (a schema error would print it).
 function crossCheck (config: GoloadFileConfig): Problem[] {
   const problems: Problem[] = []
   const names = Object.keys(config.pools)

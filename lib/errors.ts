@@ -14,3 +14,6 @@ export const BadRequestTargetError = createError('FST_GOLOAD_BAD_REQUEST_TARGET'
 export const ClientTimeoutError = createError('FST_GOLOAD_CLIENT_TIMEOUT', 'Request timeout: the request body came too slowly', 408)
 export const RateLimitedError = createError('FST_GOLOAD_RATE_LIMITED', 'Too many requests: rate limit exceeded, retry in %s', 429)
 export const UnauthorizedError = createError('FST_GOLOAD_UNAUTHORIZED', 'Unauthorized: send the admin token as Authorization: Bearer <token>', 401)
+export const MisdirectedRequestError = createError('FST_GOLOAD_MISDIRECTED_REQUEST', 'Misdirected request: without a token, the admin answers only a Host naming this machine (localhost, 127.x.x.x, [::1]), not %s', 421)
+export const CrossOriginError = createError('FST_GOLOAD_CROSS_ORIGIN', 'Forbidden: the admin takes actions only from its own origin, not from %s', 403)
+export const UnsupportedMediaTypeError = createError('FST_GOLOAD_UNSUPPORTED_MEDIA_TYPE', 'Unsupported media type: an action takes an application/json body or none, not %s', 415)

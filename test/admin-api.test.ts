@@ -11,7 +11,7 @@ import { request } from './helpers/client.js'
 import { freePort } from './helpers/cli.js'
 import { hello, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
-const token = 'correct horse battery staple'
+const token = 'correct-horse-battery-staple'
 const auth = { authorization: `Bearer ${token}` }
 const json = (body: string): unknown => JSON.parse(body)
 const log = Fastify({ logger: false }).log
@@ -207,6 +207,19 @@ t.test('a non-loopback host without a token refuses to start, saying so; with a 
   t.teardown(() => admin.close())
   t.equal((await request(`http://127.0.0.1:${admin.port}/stats`)).status, 401)
   t.equal((await request(`http://127.0.0.1:${admin.port}/stats`, { headers: auth })).status, 200)
+})
+
+t.test('a token shorter than 16 characters or with whitespace refuses to start, naming admin.token and not showing it', async (t) => {
+  for (const [weak, message] of [
+    ['fifteen-chars-x', 'fastify-goload: admin.token must be at least 16 characters, has 15: use a random one, such as `openssl rand -hex 32`'],
+    ['a token with spaces in it', 'fastify-goload: admin.token must not contain whitespace (a line break or a space copied with it?)'],
+    ['sixteen-chars-xx\t', 'fastify-goload: admin.token must not contain whitespace (a line break or a space copied with it?)']
+  ]) {
+    await t.rejects(startAdmin({ host: '127.0.0.1', port: 0, source: () => [], log, token: weak }), { code: 'FST_GOLOAD_INVALID_OPTION', message }, JSON.stringify(weak))
+  }
+  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: () => [], log, token: 'sixteen-chars-xx' })
+  t.teardown(() => admin.close())
+  t.equal((await request(`${admin.url}/stats`, { headers: { authorization: 'Bearer sixteen-chars-xx' } })).status, 200, '16 characters are enough')
 })
 
 t.test('an admin port in use fails with the address; an IPv6 host is bracketed in the URL', async (t) => {

@@ -45,11 +45,11 @@ t.test('--admin takes its token from GOLOAD_ADMIN_TOKEN, and a public host needs
   t.equal(await exit(empty), 1, 'an empty token is none')
 
   const adminPort = await freePort()
-  const run = runMain(t, ['--backend', a.url, '--port', String(await freePort()), '--admin', `0.0.0.0:${adminPort}`], { GOLOAD_ADMIN_TOKEN: 's3cret' })
+  const run = runMain(t, ['--backend', a.url, '--port', String(await freePort()), '--admin', `0.0.0.0:${adminPort}`], { GOLOAD_ADMIN_TOKEN: 's3cret-of-16-chars-or-more' })
   await run.logged(/goload listening/, 'goload to listen')
   const url = `http://127.0.0.1:${adminPort}`
   t.equal((await request(url + '/stats')).status, 401)
-  t.equal((await request(url + '/stats', { headers: { authorization: 'Bearer s3cret' } })).status, 200)
+  t.equal((await request(url + '/stats', { headers: { authorization: 'Bearer s3cret-of-16-chars-or-more' } })).status, 200)
   t.equal((await request(url + '/')).status, 200, 'the page needs no token')
 })
 
@@ -73,20 +73,20 @@ t.test('the config file\'s admin block: host defaults to 127.0.0.1, the token fr
   const a = await startBackend(t, hello('a'))
   const [port, adminPort] = [await freePort(), await freePort()]
   const file = await configFile(t, config(port, [a.url], `admin:\n  port: ${adminPort}\n  token: \${GOLOAD_ADMIN_TOKEN}\n`))
-  const run = runMain(t, ['--config', file], { GOLOAD_ADMIN_TOKEN: 'from-env' })
+  const run = runMain(t, ['--config', file], { GOLOAD_ADMIN_TOKEN: 'from-the-environment' })
   await run.logged(/goload listening/, 'goload to listen')
   t.match(run.logs(), `goload admin on http://127.0.0.1:${adminPort}`)
   const url = `http://127.0.0.1:${adminPort}`
   t.equal((await request(url + '/stats')).status, 401)
-  t.match(await stats(url, { authorization: 'Bearer from-env' }), { pools: [{ name: 'web' }] })
+  t.match(await stats(url, { authorization: 'Bearer from-the-environment' }), { pools: [{ name: 'web' }] })
   run.signals.emit('SIGTERM', 'SIGTERM')
   t.equal(await exit(run), 0)
 
   const flagPort = await freePort()
-  const flagged = runMain(t, ['--config', file, '--admin', `127.0.0.1:${flagPort}`], { GOLOAD_ADMIN_TOKEN: 'from-env' })
+  const flagged = runMain(t, ['--config', file, '--admin', `127.0.0.1:${flagPort}`], { GOLOAD_ADMIN_TOKEN: 'from-the-environment' })
   await flagged.logged(/goload listening/, 'goload to listen')
   t.match(flagged.logs(), `goload admin on http://127.0.0.1:${flagPort}`)
-  t.equal((await request(`http://127.0.0.1:${flagPort}/stats`, { headers: { authorization: 'Bearer from-env' } })).status, 200)
+  t.equal((await request(`http://127.0.0.1:${flagPort}/stats`, { headers: { authorization: 'Bearer from-the-environment' } })).status, 200)
 })
 
 t.test('a config admin block on a public host without a token is an error at its line, for --check too', async (t) => {
@@ -101,6 +101,28 @@ t.test('a config admin block on a public host without a token is an error at its
   t.equal(await exit(run), 1)
   t.match(run.stderr(), /admin\.prot: unknown key/)
   t.match(run.stderr(), /admin\.port: is required/)
+})
+
+t.test('an admin token shorter than 16 characters or with whitespace refuses to start: the file\'s admin.token at its line, GOLOAD_ADMIN_TOKEN for --admin', async (t) => {
+  const short = 'must be at least 16 characters, has 15: use a random one, such as `openssl rand -hex 32`'
+  const spaced = 'must not contain whitespace (a line break or a space copied with it?)'
+  for (const [token, message] of [['fifteen-chars-x', short], ['sixteen chars xx', spaced], ['sixteen-chars-xx\n', spaced]]) {
+    // eslint-disable-next-line no-template-curly-in-string -- the file's env reference, written as such
+    const file = await configFile(t, config(8080, ['http://127.0.0.1:1'], 'admin:\n  port: 9090\n  token: ${GOLOAD_ADMIN_TOKEN}\n'))
+    for (const argv of [['--check', '--config', file], ['--config', file]]) {
+      const run = runMain(t, argv, { GOLOAD_ADMIN_TOKEN: token })
+      t.equal(await exit(run), 1, `${JSON.stringify(token)}: ${argv.join(' ')}`)
+      t.equal(run.stderr(), `${file}:10: admin.token: ${message}\n`)
+    }
+    const run = runMain(t, ['--backend', 'http://127.0.0.1:1', '--port', String(await freePort()), '--admin', `127.0.0.1:${await freePort()}`], { GOLOAD_ADMIN_TOKEN: token })
+    t.equal(await exit(run), 1, `--admin with GOLOAD_ADMIN_TOKEN=${JSON.stringify(token)}`)
+    t.equal(run.stderr(), `goload: GOLOAD_ADMIN_TOKEN ${message}\n`)
+  }
+  // Sixteen characters are enough.
+  const adminPort = await freePort()
+  const run = runMain(t, ['--backend', 'http://127.0.0.1:1', '--port', String(await freePort()), '--host', '127.0.0.1', '--admin', `127.0.0.1:${adminPort}`], { GOLOAD_ADMIN_TOKEN: 'sixteen-chars-xx' })
+  await run.logged(/goload listening/, 'goload to listen')
+  t.equal((await request(`http://127.0.0.1:${adminPort}/stats`, { headers: { authorization: 'Bearer sixteen-chars-xx' } })).status, 200)
 })
 
 t.test('a reload keeps the admin serving, over the reloaded pools; a changed admin block waits for a restart', async (t) => {
@@ -153,12 +175,12 @@ t.test('an admin port in use: goload exits 1 and frees the listeners\' ports', a
 t.test('the admin listener serves the command\'s metrics: the live pools and the reload pair, behind the token', async (t) => {
   const a = await startBackend(t, hello('a'))
   const [port, adminPort] = [await freePort(), await freePort()]
-  const run = runMain(t, ['--backend', a.url, '--port', String(port), '--host', '127.0.0.1', '--admin', `127.0.0.1:${adminPort}`], { GOLOAD_ADMIN_TOKEN: 'm3trics' })
+  const run = runMain(t, ['--backend', a.url, '--port', String(port), '--host', '127.0.0.1', '--admin', `127.0.0.1:${adminPort}`], { GOLOAD_ADMIN_TOKEN: 'm3trics-scraper-token' })
   await run.logged(/goload listening/, 'goload to listen')
   t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a')
   const url = `http://127.0.0.1:${adminPort}/metrics`
   t.equal((await request(url)).status, 401, 'metrics need the token too')
-  const scraped = await request(url, { headers: { authorization: 'Bearer m3trics' } })
+  const scraped = await request(url, { headers: { authorization: 'Bearer m3trics-scraper-token' } })
   t.equal(scraped.status, 200)
   t.match(scraped.headers['content-type'], /^text\/plain; version=0\.0\.4/)
   t.match(scraped.body, new RegExp(`goload_backend_requests_total\\{pool="default",backend="${a.url.replace(/[.]/g, '\\.')}",code="2xx"\\} 1\\n`))

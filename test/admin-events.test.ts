@@ -3,6 +3,7 @@
 import net from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
+import type { Test } from 'tap'
 import { startAdmin } from '../lib/admin/server.js'
 import type { PoolConfig } from '../lib/options.js'
 import { Pool } from '../lib/pool/pool.js'
@@ -88,25 +89,38 @@ t.test('latency p50/p99 and requests/s after some traffic; slow start as a perce
   t.match((await added).pools[0].backends[1], { url: c.url, weight: 2, state: 'slow-start', slowStart: 10 })
 })
 
-t.test('a client that does not read is cut, while one that reads goes on', async (t) => {
-  // Snapshots of about 2 MB, so that the unread one fills its socket in a few of them.
+/**
+ * An admin over a pool whose snapshots are about `megabytes` MB (2: a client that does not read fills its socket in a
+ * few of them; 6: the first alone overfills it), and such a client: `rest()` reads what its socket still holds until
+ * the server's end of it.
+ */
+async function stuckOnBigSnapshots (t: Test, { megabytes = 2, streamMaxAge }: { megabytes?: number, streamMaxAge?: number } = {}) {
   const pool = new Pool({ strategy: 'least-busy', slowStart: 0, maxEjectedPercent: 100, queue: { max: 0, timeout: 1000 }, ewmaDecay: 10_000 },
-    Array.from({ length: 20 }, (_, i) => ({ id: `${i}-${'x'.repeat(100_000)}`, url: `http://b${i}.test:80`, weight: 1, maxPending: Infinity })))
+    Array.from({ length: megabytes * 10 }, (_, i) => ({ id: `${i}-${'x'.repeat(100_000)}`, url: `http://b${i}.test:80`, weight: 1, maxPending: Infinity })))
   const logs = capturedLogs('info')
-  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: () => [{ name: 'big', pool, config: {} as PoolConfig }], log: Fastify({ logger: logs.logger }).log })
+  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: () => [{ name: 'big', pool, config: {} as PoolConfig }], log: Fastify({ logger: logs.logger }).log, streamMaxAge })
   t.teardown(() => admin.close())
-  const reader = await openEvents(t, admin.url)
   const stuck = net.connect(admin.port, '127.0.0.1')
-  stuck.write('GET /events HTTP/1.1\r\nHost: x\r\n\r\n')
+  stuck.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
   stuck.pause()
   t.teardown(() => stuck.destroy())
+  const rest = async (): Promise<string> => {
+    let received = ''
+    stuck.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
+    stuck.resume()
+    await deadline(new Promise((resolve) => stuck.once('close', resolve)), 10_000, 'the cut stream to close')
+    return received
+  }
+  return { admin, logs, rest }
+}
+
+t.test('a client that does not read is cut, while one that reads goes on', async (t) => {
+  const { admin, logs, rest } = await stuckOnBigSnapshots(t)
+  const reader = await openEvents(t, admin.url)
   await waitFor(() => logs.warnings().length > 0, 'the stuck client to be cut', 15_000)
   t.match(logs.warnings()[0].msg, /^goload admin: cut an event stream to 127\.0\.0\.1 that stopped reading$/)
   // Once it reads again, what the socket held runs out, and the stream ends without its last chunk: it was cut.
-  let received = ''
-  stuck.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
-  stuck.resume()
-  await deadline(new Promise((resolve) => stuck.once('close', resolve)), 10_000, 'the cut stream to close')
+  const received = await rest()
   t.notOk(received.endsWith('0\r\n\r\n'), 'not ended properly')
   t.ok(received.length < 30 * 2_000_000, `${received.length} bytes held at most`)
   await reader.next()
@@ -114,15 +128,64 @@ t.test('a client that does not read is cut, while one that reads goes on', async
   t.equal(logs.warnings().length, 1)
 })
 
-t.test('close() ends the streams and stops the timer; changes after it send nothing', async (t) => {
+t.test('a stream whose time is up while its socket is full is cut a tick later: its end cannot get through', async (t) => {
+  // Its first snapshot is more than the socket takes: it is still being written when the stream's time is up.
+  const { logs, rest } = await stuckOnBigSnapshots(t, { megabytes: 6, streamMaxAge: 1 })
+  await waitFor(() => logs.warnings().length > 0, 'the stuck client to be cut', 5000)
+  t.match(logs.warnings()[0].msg, /^goload admin: cut an event stream to 127\.0\.0\.1 that stopped reading$/)
+  const received = await rest()
+  t.notMatch(received, /event: reconnect/, 'its last event was never sent')
+  t.notOk(received.endsWith('0\r\n\r\n'), 'not ended properly')
+  t.equal(logs.warnings().length, 1)
+})
+
+t.test('a stream ends after streamMaxAge with event: reconnect, and one whose client stopped reading ends too, however small its snapshots', async (t) => {
   const balancer = await startBalancer(t, { name: 'web', backends: ['http://127.0.0.1:1'] })
-  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: poolsOf(balancer), log: Fastify({ logger: false }).log })
+  const admin = await startAdminOf(t, balancer, { streamMaxAge: 1000 })
+  // Small snapshots never fill a socket that is not read: only the stream's age can end it.
+  const stuck = net.connect(admin.port, '127.0.0.1')
+  t.teardown(() => stuck.destroy())
+  stuck.write('GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  stuck.pause()
+  const opened = Date.now()
+  const reader = await openEvents(t, admin.url)
+  await reader.first()
+  await deadline(reader.ended, 5000, 'the reading stream to end')
+  const age = Date.now() - opened
+  t.ok(age >= 900 && age < 3000, `ended ${age} ms after it opened`)
+  t.same(reader.others, [{ event: 'reconnect', data: 'this stream has lasted its time: open a new one' }], 'asked to reconnect')
+  t.equal(reader.response.complete, true, 'ended properly, not cut')
+  t.equal(reader.response.headers.connection, 'close', 'the connection ends with it')
+  t.ok(reader.snapshots.length >= 2, `${reader.snapshots.length} snapshots before`)
+
+  // The one not reading was ended by then: what it finds once it reads is the whole stream, up to its end.
+  let received = ''
+  stuck.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
+  stuck.resume()
+  await deadline(new Promise((resolve) => stuck.once('close', resolve)), 1000, 'the stuck stream to be over')
+  t.match(received, /event: reconnect\ndata: this stream has lasted its time: open a new one\n\n\r\n0\r\n\r\n$/)
+  t.equal((await openEvents(t, admin.url)).response.statusCode, 200, 'a new stream opens')
+})
+
+t.test('close() ends the streams, stops the timer and lets go of the pools: nothing reads them afterwards', async (t) => {
+  const balancer = await startBalancer(t, { name: 'web', backends: ['http://127.0.0.1:1'] })
+  // Each tick and each change's snapshot reads the source: counting its calls shows whether the admin still works.
+  const counted = (count: { calls: number }) => () => { count.calls++; return poolsOf(balancer)() }
+  const closed = { calls: 0 }
+  const control = { calls: 0 }
+  const admin = await startAdmin({ host: '127.0.0.1', port: 0, source: counted(closed), log: Fastify({ logger: false }).log })
+  await startAdminOf(t, balancer, { source: counted(control) })
   const stream = await openEvents(t, admin.url)
   await stream.first()
+  await stream.next()
   await admin.close()
   await deadline(stream.ended, 1000, 'the stream to end')
+  t.equal(stream.response.complete, true, 'ended properly')
+  const after = closed.calls
+  // A change, then two of the other admin's ticks: time for the closed one to have ticked and published, had it not stopped.
   balancer.app.goload.drain('http://127.0.0.1:1')
-  await new Promise((resolve) => setTimeout(resolve, 600))
-  t.equal(stream.snapshots.length, 1)
-  await waitFor(() => true, 'nothing')
+  const ticks = control.calls
+  await waitFor(() => control.calls >= ticks + 4, 'two ticks of the other admin')
+  t.equal(closed.calls, after, 'the closed admin read nothing more')
+  t.equal(stream.snapshots.length, 2)
 })

@@ -77,24 +77,36 @@ t.test('latency over the last minute: samples older than 120 ticks fall out; a b
   t.same(backendOf('a').latency, { p50: 37.5, p99: 49.75 }, '(25, 50 ms]')
 })
 
-t.test('requests and rate: answered plus failed, and per second over the last tick or two', async (t) => {
+t.test('requests and rate: answered plus failed, and per second since the tick about a second ago', async (t) => {
   const pool = poolOf(['a', 'b'])
   const [a, b] = pool.workers
-  const snapshots = new Snapshots(() => [entry('p', pool)])
   a.served = 30
   b.failed = 10
+  const before = Date.now()
+  const snapshots = new Snapshots(() => [entry('p', pool)])
+  const constructed = Date.now()
   let [snapshot] = snapshots.snapshot().pools
   t.equal(snapshot.requests, 40)
-  t.ok(snapshot.rate >= 0)
-  const started = Date.now()
+  t.equal(snapshot.rate, 0, 'the 40 came before the first tick: none within the last second')
+  // Time for a rate to be measured over.
   await new Promise((resolve) => setTimeout(resolve, 200))
   snapshots.tick()
   a.served += 50
+  const asked = Date.now()
   ;[snapshot] = snapshots.snapshot().pools
+  const answered = Date.now()
   t.equal(snapshot.requests, 90)
-  const seconds = (Date.now() - started) / 1000
-  t.ok(snapshot.rate > 80 / seconds * 0.5 && snapshot.rate <= 90 / 0.2, `rate ${snapshot.rate} over about ${seconds} s`)
+  // The tick a second ago is the first (there are two): 50 requests since it, over the time since it.
+  const slowest = Math.floor(50 / ((answered - before) / 1000) * 10) / 10
+  const fastest = Math.ceil(50 / ((asked - constructed) / 1000) * 10) / 10
+  t.ok(snapshot.rate >= slowest && snapshot.rate <= fastest, `rate ${snapshot.rate}, between ${slowest} and ${fastest}`)
   t.match(snapshot, { name: 'p', strategy: 'least-busy', queued: 0, next: 'a', shed: { queue_full: 0 } })
+  // Two ticks later without a request, the window has moved past them all.
+  snapshots.tick()
+  snapshots.tick()
+  ;[snapshot] = snapshots.snapshot().pools
+  t.equal(snapshot.rate, 0)
+  t.equal(snapshot.requests, 90)
 })
 
 t.test('no tick yet within the same millisecond: rate 0; a pool with no backend able to take a request has next null', async (t) => {

@@ -1,19 +1,23 @@
 import { mkdir } from 'node:fs/promises'
 import http from 'node:http'
 import path from 'node:path'
+import Fastify from 'fastify'
 import puppeteer, { type Page } from 'puppeteer-core'
 import t, { type Test } from 'tap'
 import { programAt } from './helpers/ci.js'
+import type { Snapshot } from '../lib/admin/snapshot.js'
+import { startAdminOf } from './helpers/admin.js'
 import { accepting, configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
-import { closeServer, startBackend, type Handler } from './helpers/servers.js'
+import { capturedLogs } from './helpers/logs.js'
+import { closeServer, startBackend, startBalancer, waitFor, type Handler } from './helpers/servers.js'
 
 // The status page in a real browser: Debian's chromium, headless, driven by puppeteer-core (which never downloads
 // one). Without the binary the test is skipped, except under CI (.ci/run installs it), where it fails.
 const chromium = programAt(process.env.CHROMIUM ?? '/usr/bin/chromium', 'apt-get install chromium')
 const artifacts = path.resolve(import.meta.dirname, 'artifacts')
 
-const token = 'page-test-token'
+const token = 'status-page-test-token'
 
 /** The page in a fresh headless chromium, closed when the test ends; errors thrown in the page are collected. */
 async function openPage (t: Test, url: string): Promise<{ page: Page, errors: string[] }> {
@@ -187,4 +191,55 @@ t.test('the stream ends when goload stops: the page says so, retries, and is liv
   await page.waitForFunction(() => document.getElementById('status')!.textContent === 'Live')
   await page.waitForFunction(() => document.querySelectorAll('tr[data-backend]').length === 1)
   t.same(errors, [], 'no errors in the page')
+})
+
+t.test('a page on another origin cannot drive a tokenless admin: its no-cors POSTs are refused and the pool is unchanged; the admin\'s own page acts and renews its stream quietly', { skip: chromium.skip }, async (t) => {
+  const a = await startBackend(t)
+  const balancer = await startBalancer(t, { name: 'app', backends: [a.url] })
+  const logs = capturedLogs('warn')
+  const admin = await startAdminOf(t, balancer, { log: Fastify({ logger: logs.logger }).log, streamMaxAge: 1500 })
+  // What a page anywhere could run: no preflight is needed for either request, and no-cors hides only the answer.
+  const attack = `<!doctype html><title>loading</title><script>
+    Promise.allSettled([
+      fetch(${JSON.stringify(admin.url)} + '/pools/app/backends', { method: 'POST', mode: 'no-cors', headers: { 'content-type': 'text/plain' }, body: 'http://127.0.0.1:1' }),
+      fetch(${JSON.stringify(`${admin.url}/pools/app/backends/${encodeURIComponent(a.url)}/drain`)}, { method: 'POST', mode: 'no-cors' })
+    ]).then((results) => { document.title = 'sent: ' + results.map((result) => result.status).join(',') })
+  </script>`
+  const attacker = await startBackend(t, (req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end(attack) })
+  const backends = async () => (JSON.parse((await request(`${admin.url}/stats`)).body) as Snapshot).pools[0].backends.map(({ id, draining }) => ({ id, draining }))
+
+  const origins = [attacker.url, attacker.url.replace('127.0.0.1', 'localhost')]
+  const { page: first } = await openPage(t, `${origins[0]}/`)
+  for (const [index, origin] of origins.entries()) {
+    const page = index === 0 ? first : await first.browser().newPage()
+    if (index > 0) await page.goto(`${origin}/`)
+    await page.waitForFunction(() => document.title === 'sent: fulfilled,fulfilled')
+    t.same(await backends(), [{ id: a.url, draining: false }], `after the page on ${origin}: no backend added, none drained`)
+  }
+  // Both reached the admin, and were refused for their Origin.
+  t.same(logs.warnings().map((line) => [line.origin, line.msg.replace(/: Forbidden.*/, '')]).sort(), origins.flatMap((origin) => [
+    [origin, 'goload admin: refused POST /pools/app/backends'],
+    [origin, `goload admin: refused POST /pools/app/backends/${encodeURIComponent(a.url)}/drain`]
+  ]).sort(), 'each request refused, none answered')
+
+  // The admin's own page, same browser: its stream is renewed after streamMaxAge without a word, and its buttons act.
+  const own = await first.browser().newPage()
+  own.setDefaultTimeout(10_000)
+  let streams = 0
+  own.on('request', (sent) => { if (sent.url().endsWith('/events')) streams++ })
+  await own.goto(`${admin.url}/`)
+  await own.waitForFunction(() => document.getElementById('status')!.textContent === 'Live')
+  await own.evaluate(() => {
+    const said: string[] = []
+    ;(window as unknown as { said: string[] }).said = said
+    new MutationObserver(() => { said.push(document.getElementById('status')!.textContent!) }).observe(document.getElementById('status')!, { childList: true, characterData: true, subtree: true })
+  })
+  const row = `tr[data-backend="${a.url}"]`
+  await own.waitForSelector(row)
+  const renewedAt = streams + 1
+  await waitFor(() => streams >= renewedAt, 'the page to open a new stream')
+  await own.click(`${row} button`)
+  await own.waitForFunction((selector: string) => document.querySelector(`${selector} .state`)!.textContent === 'draining', {}, row)
+  t.same(await backends(), [{ id: a.url, draining: true }], 'drained from its own page')
+  t.same(await own.evaluate(() => (window as unknown as { said: string[] }).said), [`${a.url} is draining`], 'nothing said of the renewal')
 })

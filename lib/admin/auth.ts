@@ -21,6 +21,19 @@ export function exposureProblem (host: string, token: string | undefined): strin
   return `the admin listener on ${host} is reachable from other machines: set a token (GOLOAD_ADMIN_TOKEN), or listen on 127.0.0.1`
 }
 
+/** Shortest admin token accepted: 16 random hex digits are 64 bits, beyond what guessing over HTTP can reach. */
+export const tokenMinLength = 16
+
+/**
+ * What is wrong with `token`, or undefined if nothing: a short one can be guessed, one with whitespace was mangled
+ * on the way (a line break from a file, a quoted space). Says nothing of the token itself, which a log may keep.
+ */
+export function tokenProblem (token: string): string | undefined {
+  if (token.length < tokenMinLength) return `must be at least ${tokenMinLength} characters, has ${token.length}: use a random one, such as \`openssl rand -hex 32\``
+  if (/\s/.test(token)) return 'must not contain whitespace (a line break or a space copied with it?)'
+  return undefined
+}
+
 const digest = (text: string): Buffer => createHash('sha256').update(text).digest()
 
 /**

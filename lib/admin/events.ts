@@ -8,9 +8,18 @@ import type { Snapshots } from './snapshot.js'
 export const tick = 500
 /** Snapshots a client may miss, its socket still full, before it is cut: about two seconds behind. */
 const patience = 4
+/**
+ * ms a stream lasts by default. A client that stops reading is seen only once the socket buffers are full (about
+ * 2.5 MB on loopback, an hour of small snapshots): ending every stream after this bounds how long one is kept.
+ */
+export const defaultStreamMaxAge = 5 * 60_000
+/** The last event of a stream that has lasted its time: the page opens a new one at once. */
+const reconnect = 'event: reconnect\ndata: this stream has lasted its time: open a new one\n\n'
 
 interface Client {
   readonly response: ServerResponse
+  /** When the stream has lasted its time (Date.now()). */
+  readonly endsAt: number
   /** write() returned false and no 'drain' came since: nothing more is written to it. */
   blocked: boolean
   missed: number
@@ -18,8 +27,9 @@ interface Client {
 
 /**
  * The Server-Sent Events of GET /events: every client gets `event: snapshot` at connect, then one every tick and
- * one on a pool's state change (at most one more a tick). One timer serves them all and each snapshot is made once,
- * however many clients read it. It also keeps the snapshots' history, with or without clients.
+ * one on a pool's state change (at most one more a tick), until `event: reconnect` ends it after `maxAge` ms. One
+ * timer serves them all and each snapshot is made once, however many clients read it. It also keeps the snapshots'
+ * history, with or without clients.
  */
 export class EventStreams {
   readonly #snapshots: Snapshots
@@ -28,19 +38,22 @@ export class EventStreams {
   readonly #watched = new Map<Pool, () => void>()
   readonly #timer: NodeJS.Timeout
   readonly #log: FastifyBaseLogger
+  readonly #maxAge: number
   /** A change already has its snapshot this tick (sent, or about to be). */
   #changeSent = false
 
-  constructor (snapshots: Snapshots, source: () => Iterable<PoolEntry>, log: FastifyBaseLogger) {
+  constructor (snapshots: Snapshots, source: () => Iterable<PoolEntry>, log: FastifyBaseLogger, maxAge = defaultStreamMaxAge) {
     this.#snapshots = snapshots
     this.#source = source
     this.#log = log
+    this.#maxAge = maxAge
     this.#watch()
     this.#timer = setInterval(() => {
       snapshots.tick()
       // A reload may have replaced pools: watch the ones there are now.
       this.#watch()
       this.#changeSent = false
+      this.#endAged()
       this.#publish()
     }, tick).unref()
   }
@@ -53,9 +66,11 @@ export class EventStreams {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       // Tells nginx and the like in front not to buffer the stream.
-      'x-accel-buffering': 'no'
+      'x-accel-buffering': 'no',
+      // Once the stream ends, so does the connection: a client that stopped reading sends no next request.
+      connection: 'close'
     })
-    const client: Client = { response, blocked: false, missed: 0 }
+    const client: Client = { response, endsAt: Date.now() + this.#maxAge, blocked: false, missed: 0 }
     this.#clients.add(client)
     response.once('close', () => { this.#clients.delete(client) })
     this.#send(client, this.#event())
@@ -71,6 +86,20 @@ export class EventStreams {
       else response.end()
     }
     this.#clients.clear()
+  }
+
+  // A stream that has lasted its time ends with `reconnect`; one still open a tick later (its socket full, its
+  // client not reading) is cut.
+  #endAged (): void {
+    const now = Date.now()
+    for (const client of this.#clients) {
+      if (now < client.endsAt) continue
+      this.#clients.delete(client)
+      const { response } = client
+      response.end(reconnect)
+      const cut = setTimeout(() => { this.#cut(response) }, tick).unref()
+      response.once('close', () => { clearTimeout(cut) })
+    }
   }
 
   #watch (): void {
@@ -108,10 +137,7 @@ export class EventStreams {
   // once it has missed `patience` of them.
   #send (client: Client, event: string): void {
     if (client.blocked) {
-      if (++client.missed >= patience) {
-        this.#log.warn(`goload admin: cut an event stream to ${client.response.socket?.remoteAddress} that stopped reading`)
-        client.response.destroy()
-      }
+      if (++client.missed >= patience) this.#cut(client.response)
       return
     }
     if (!client.response.write(event)) {
@@ -121,5 +147,10 @@ export class EventStreams {
         client.missed = 0
       })
     }
+  }
+
+  #cut (response: ServerResponse): void {
+    this.#log.warn(`goload admin: cut an event stream to ${response.socket?.remoteAddress} that stopped reading`)
+    response.destroy()
   }
 }

@@ -8,21 +8,27 @@ import { InvalidOptionError } from '../errors.js'
 import { maxParamLength, requestLogging } from '../fastify-options.js'
 import type { PoolEntry } from '../registry.js'
 import { actions } from './actions.js'
-import { bearer, exposureProblem } from './auth.js'
+import { bearer, exposureProblem, tokenProblem } from './auth.js'
 import { EventStreams } from './events.js'
+import { actionGuard, ownHost } from './guard.js'
 import { Snapshots } from './snapshot.js'
 
 export interface AdminOptions {
   host: string
   /** 0 lets the system choose. */
   port: number
-  /** Required of every data and action request as `Authorization: Bearer <token>`; required on a non-loopback host. */
+  /**
+   * Required of every data and action request as `Authorization: Bearer <token>`; required on a non-loopback host.
+   * At least 16 characters, no whitespace. Without one, only a Host naming this machine is answered.
+   */
   token?: string
   /** The live pools, walked on every use: a reload may replace them. */
   source: () => Iterable<PoolEntry>
   /** Prometheus text for GET /metrics; without it, /metrics is 404. */
   metrics?: () => Promise<{ contentType: string, text: string }>
   log: FastifyBaseLogger
+  /** ms an event stream lasts before the client is asked to reconnect (5 minutes): what bounds one that stopped reading. */
+  streamMaxAge?: number
 }
 
 export interface Admin {
@@ -60,6 +66,8 @@ const pageFolder = new URL('./page/', import.meta.url)
 export async function startAdmin (options: AdminOptions): Promise<Admin> {
   const problem = exposureProblem(options.host, options.token)
   if (problem !== undefined) throw new InvalidOptionError(`admin: ${problem}`)
+  const weakToken = options.token === undefined ? undefined : tokenProblem(options.token)
+  if (weakToken !== undefined) throw new InvalidOptionError(`admin.token ${weakToken}`)
   const app = buildAdmin(options)
   try {
     // Fastify logs the line, once per address (localhost: 127.0.0.1 and ::1).
@@ -73,11 +81,11 @@ export async function startAdmin (options: AdminOptions): Promise<Admin> {
   return { url, port, close: () => app.close() }
 }
 
-function buildAdmin ({ token, source, metrics, log }: AdminOptions): FastifyInstance {
+function buildAdmin ({ host, token, source, metrics, log, streamMaxAge }: AdminOptions): FastifyInstance {
   // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
   const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
   const snapshots = new Snapshots(source)
-  const streams = new EventStreams(snapshots, source, log)
+  const streams = new EventStreams(snapshots, source, log, streamMaxAge)
   // An open event stream is a hijacked reply that close() would wait for forever.
   app.addHook('preClose', (done) => { streams.close(); done() })
 
@@ -89,9 +97,14 @@ function buildAdmin ({ token, source, metrics, log }: AdminOptions): FastifyInst
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).send({ statusCode: 404, code: 'FST_ERR_NOT_FOUND', error: 'Not Found', message: `Route ${request.method}:${request.url} not found` })
   })
-  // An action's body is optional: an empty one with Content-Type application/json is no body, not a 400.
+  // Before anything else, the page included: a request a page elsewhere made the browser send is refused.
+  if (token === undefined) app.addHook('onRequest', ownHost(host))
+  app.addHook('onRequest', actionGuard)
+
+  // An action's body is optional: an empty one with Content-Type application/json is no body, not a 400. JSON is the
+  // only type read: Fastify's text/plain parser would take a body any page can send as a backend's URL.
   const json = app.getDefaultJsonParser('error', 'error')
-  app.removeContentTypeParser('application/json')
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') done(null, undefined)
     else json(request, body as string, done)

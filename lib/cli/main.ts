@@ -5,7 +5,7 @@ import type { FastifyServerOptions } from 'fastify'
 import { loadConfig } from '../config/load.js'
 import type { GoloadFileConfig } from '../config/schema.js'
 import { configOfBackends } from './apps.js'
-import { exposureProblem } from '../admin/auth.js'
+import { exposureProblem, tokenProblem } from '../admin/auth.js'
 import { startAdmin, type Admin } from '../admin/server.js'
 import { createCliMetrics, type CliMetrics } from '../metrics/cli.js'
 import { parseCommand, usage, UsageError, type Command } from './args.js'
@@ -170,6 +170,8 @@ async function configOf ({ source, admin }: ServeCommand, env: NodeJS.ProcessEnv
   const token = env.GOLOAD_ADMIN_TOKEN === '' ? undefined : env.GOLOAD_ADMIN_TOKEN
   const problem = exposureProblem(admin.host, token)
   if (problem !== undefined) throw new UsageError(`--admin ${admin.host}:${admin.port}: ${problem}`)
+  const weakToken = token === undefined ? undefined : tokenProblem(token)
+  if (weakToken !== undefined) throw new UsageError(`GOLOAD_ADMIN_TOKEN ${weakToken}`)
   return { ...config, admin: { ...admin, ...(token === undefined ? {} : { token }) } }
 }
 

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { extname } from 'node:path'
-import { exposureProblem } from '../admin/auth.js'
+import { exposureProblem, tokenProblem } from '../admin/auth.js'
 import { normalizeOptions, normalizeRateLimit } from '../options.js'
 import { substituteEnv } from './env.js'
 import { ConfigError, keyPath, type Problem } from './errors.js'
@@ -44,8 +44,8 @@ export async function loadConfig (file: string, { env = process.env }: LoadConfi
   return data as GoloadFileConfig
 }
 
-// What the schema cannot say: a route's pool is one of the pools, each pool is options the plugin accepts, and an
-// admin listener other machines can reach has a token.
+// What the schema cannot say: a route's pool is one of the pools, each pool is options the plugin accepts, an admin
+// listener other machines can reach has a token, and the token is strong enough (a schema error would print it).
 function crossCheck (config: GoloadFileConfig): Problem[] {
   const problems: Problem[] = []
   const names = Object.keys(config.pools)
@@ -74,6 +74,8 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
   })
   const problem = config.admin === undefined ? undefined : exposureProblem(config.admin.host, config.admin.token)
   if (problem !== undefined) problems.push({ path: ['admin', 'host'], message: problem })
+  const weakToken = config.admin?.token === undefined ? undefined : tokenProblem(config.admin.token)
+  if (weakToken !== undefined) problems.push({ path: ['admin', 'token'], message: weakToken })
   for (const name of names) {
     try {
       normalizeOptions({ ...config.pools[name], name })

@@ -138,7 +138,7 @@ const admin = Type.Object({
   port,
   host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'a host other than loopback needs a token' })),
   // eslint-disable-next-line no-template-curly-in-string -- the env reference syntax, shown as written
-  token: Type.Optional(Type.String({ minLength: 1, description: 'required as Authorization: Bearer <token>; write ${GOLOAD_ADMIN_TOKEN}' }))
+  token: Type.Optional(Type.String({ minLength: 1, description: 'required as Authorization: Bearer <token>, at least 16 characters, no whitespace; write ${GOLOAD_ADMIN_TOKEN}' }))
 }, { ...closed, description: 'the admin API and status page, on a listener of its own' })
 
 export const configSchema = Type.Object({

@@ -27,6 +27,8 @@ export async function startAdminOf (t: Test, balancer: Balancer, options: Partia
 export interface EventStream {
   /** Every snapshot received so far. */
   readonly snapshots: Snapshot[]
+  /** Every other event received so far (`reconnect`, which ends a stream that has lasted its time). */
+  readonly others: Array<{ event: string, data: string }>
   /** Resolves with the stream's first snapshot, the one sent at connect. */
   first: () => Promise<Snapshot>
   /** Resolves with the first snapshot received from now on that satisfies `match`. */
@@ -43,6 +45,7 @@ export async function openEvents (t: Test, url: string, headers: http.OutgoingHt
     http.get(`${url}/events`, { headers, agent: false }, resolve).on('error', reject)
   })
   const snapshots: Snapshot[] = []
+  const others: Array<{ event: string, data: string }> = []
   const waiters: Array<{ match: (snapshot: Snapshot) => boolean, resolve: (snapshot: Snapshot) => void }> = []
   let buffer = ''
   response.setEncoding('utf8')
@@ -52,9 +55,13 @@ export async function openEvents (t: Test, url: string, headers: http.OutgoingHt
     while ((end = buffer.indexOf('\n\n')) >= 0) {
       const event = buffer.slice(0, end)
       buffer = buffer.slice(end + 2)
-      const data = /^event: snapshot\ndata: (.*)$/.exec(event)
-      if (data === null) throw new Error(`not a snapshot event: ${JSON.stringify(event)}`)
-      const snapshot = JSON.parse(data[1]) as Snapshot
+      const fields = /^event: (\w+)\ndata: (.*)$/.exec(event)
+      if (fields === null) throw new Error(`not an event: ${JSON.stringify(event)}`)
+      if (fields[1] !== 'snapshot') {
+        others.push({ event: fields[1], data: fields[2] })
+        continue
+      }
+      const snapshot = JSON.parse(fields[2]) as Snapshot
       snapshots.push(snapshot)
       for (const waiter of [...waiters]) {
         if (waiter.match(snapshot)) {
@@ -73,6 +80,7 @@ export async function openEvents (t: Test, url: string, headers: http.OutgoingHt
   })
   return {
     snapshots,
+    others,
     response,
     ended,
     close,

@@ -117,7 +117,9 @@ async function read (controller) {
     watchdog = setTimeout(() => controller.abort(), SILENCE)
   }
   let first = true
+  let renew = false // the server ended a stream that had lasted its time: a new one, at once and quietly
   const parse = sseParser((type, data) => {
+    if (type === 'reconnect') renew = true
     if (type !== 'snapshot') return
     if (first) say('Live')
     first = false
@@ -135,7 +137,9 @@ async function read (controller) {
   } finally {
     clearTimeout(watchdog)
   }
-  if (current === controller) retry('The event stream ended')
+  if (current !== controller) return
+  if (renew) connect()
+  else retry('The event stream ended')
 }
 
 // --- state kept between snapshots --------------------------------------------------------------------------------

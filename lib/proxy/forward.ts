@@ -207,7 +207,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
       upstreamTime: this.upstreamTime,
       retries: this.attempts === 0 ? 0 : this.attempts - 1,
       bytes: tunnel?.client.socket.bytesWritten ?? this.bytes ?? sentLength(this.reply),
-      code: this.code
+      code: this.code,
+      closed: tunnel?.idled === true ? 'idle' : undefined
     }, tunnel !== undefined)
   }
 

@@ -64,7 +64,7 @@ export interface TunnelExchange {
   on: (event: 'abort', listener: () => void) => unknown
 }
 
-export type TunnelSettings = Pick<PoolConfig, 'connectTimeout' | 'tls' | 'backendTls'>
+export type TunnelSettings = Pick<PoolConfig, 'connectTimeout' | 'tls' | 'backendTls' | 'tunnelIdleTimeout'>
 
 /**
  * An upgrade on its way to a backend, then open: each attempt goes over a connection of its own (an upgraded
@@ -75,6 +75,8 @@ export class Tunnel {
   readonly #settings: TunnelSettings
   #attempt: ClientRequest | undefined
   #backend: Socket | undefined
+  /** tunnelIdleTimeout closed it: no byte either way for that long. */
+  idled = false
 
   constructor (client: UpgradeClient, settings: TunnelSettings) {
     this.client = client
@@ -146,9 +148,18 @@ export class Tunnel {
     const early = this.client.switched()
     const client = this.client.socket
     backend.on('error', destroy)
-    // An open connection may be quiet for hours: no idle timeout of the server's may cut it.
-    client.setTimeout(0)
+    // An open connection may be quiet for hours: no idle timeout of the server's may cut it, only the pool's own.
     backend.setTimeout(0)
+    const idle = this.#settings.tunnelIdleTimeout
+    if (idle > 0) {
+      // Every byte of the tunnel, either way, is read from or written to the client's socket, whose timer both reset.
+      client.setTimeout(idle, () => {
+        this.idled = true
+        client.destroy()
+      })
+    } else {
+      client.setTimeout(0)
+    }
     client.setNoDelay(true)
     backend.setNoDelay(true)
     // The 101 as the backend sent it: its Connection and Upgrade are what the client switches on.

@@ -36,8 +36,9 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     reply.code(204).header('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS').send()
     return
   }
-  const { match, target: received } = matchRoute(table, url, request.method, request.headers)
-  let target = received
+  const matched = matchRoute(table, url, request.method, request.headers)
+  const { match } = matched
+  let target = matched.target
   if (target === undefined) {
     if (match === undefined) reply.send(new BadRequestTargetError())
     else match.route.target.forwarder.refuse(request, reply, match.route.target.accessLog, new BadRequestTargetError())

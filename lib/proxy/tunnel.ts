@@ -26,9 +26,9 @@ export class UpgradeClient {
 
   constructor (socket: Socket, head: Buffer) {
     this.socket = socket
+    if (head.length > 0) this.#keep(head)
     socket.on('data', this.#keep)
     socket.on('end', destroy)
-    if (head.length > 0) this.#keep(head)
   }
 
   #keep = (chunk: Buffer): void => {

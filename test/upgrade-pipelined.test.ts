@@ -129,6 +129,21 @@ t.test('a client that leaves while its upgrade waits behind two responses: nothi
   t.same(backend.seen.arrived.sort(), ['1 first', '1 second'], 'the upgrade never went upstream')
 })
 
+t.test('an upgrade pipelined behind a response that closes the connection: that response, then the end; the upgrade goes nowhere', async (t) => {
+  const backend = await startPipelineBackend(t)
+  const balancer = await startBalancer(t, { backends: [backend.url], prefix: '/api' }, {}, (app) => {
+    app.get('/bye', async (_request, reply) => { await new Promise((resolve) => setTimeout(resolve, 50)); return reply.header('connection', 'close').send('bye') })
+  })
+  const socket = await connect(t, balancer.port)
+  const reader = new ResponseReader(socket)
+  socket.write(`GET /bye HTTP/1.1\r\nHost: a\r\n\r\nGET /api/second?case=1 HTTP/1.1\r\nHost: a\r\n${upgradeHeaders.websocket}\r\n`)
+  t.equal((await reader.next(5000)).body.toString(), 'bye')
+  await reader.closes(5000)
+  t.equal(reader.unread().length, 0, 'nothing after it')
+  await allCountsZero(balancer.app)
+  t.same(backend.seen.arrived, [], 'the upgrade never went upstream')
+})
+
 t.test('pipelined plain requests whose client leaves before the first is answered: the one queued behind it is released too', async (t) => {
   const backend = await startPipelineBackend(t)
   const balancer = await startBalancer(t, { backends: [backend.url] })

@@ -18,7 +18,7 @@ interface Seen {
 }
 
 /**
- * A backend for every case: `?slow` delays its answer, plain requests get back their method, path and body, and an
+ * A backend for every case: `?slow` delays its answer, `?break` breaks off part-way, plain requests get back their method, path and body, and an
  * upgrade (any token) gets a 101, after which the bytes it is sent are echoed.
  */
 async function startPipelineBackend (t: Test): Promise<{ url: string, seen: Seen }> {
@@ -34,8 +34,15 @@ async function startPipelineBackend (t: Test): Promise<{ url: string, seen: Seen
         seen.answered.push(name(request.url!))
         response.end(`${request.method!} ${request.url!} ${body}`)
       }
-      if (request.url!.includes('slow')) setTimeout(answer, 100)
-      else answer()
+      if (request.url!.includes('slow')) {
+        setTimeout(answer, 100)
+      } else if (request.url!.includes('break')) {
+        // Headers and part of the body, then the connection breaks.
+        response.writeHead(200, { 'content-length': 100 })
+        response.write('partial', () => { response.socket!.destroy() })
+      } else {
+        answer()
+      }
     })
   })
   server.on('upgrade', (request: http.IncomingMessage, socket: Socket, head: Buffer) => {
@@ -142,6 +149,18 @@ t.test('an upgrade pipelined behind a response that closes the connection: that 
   t.equal(reader.unread().length, 0, 'nothing after it')
   await allCountsZero(balancer.app)
   t.same(backend.seen.arrived, [], 'the upgrade never went upstream')
+})
+
+t.test('an upgrade pipelined behind a response that breaks off part-way: the client\'s connection is cut, the upgrade dropped', async (t) => {
+  const backend = await startPipelineBackend(t)
+  const balancer = await startBalancer(t, { backends: [backend.url], retries: 0 })
+  const socket = await connect(t, balancer.port)
+  const reader = new ResponseReader(socket)
+  socket.write(`GET /first?case=1&break HTTP/1.1\r\nHost: a\r\n\r\nGET /second?case=1 HTTP/1.1\r\nHost: a\r\n${upgradeHeaders.websocket}\r\n`)
+  await reader.closes(5000)
+  t.match(reader.received.toString(), /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\npartial$/, 'the 200 as far as it went, nothing after it')
+  await allCountsZero(balancer.app)
+  t.same(backend.seen.arrived, ['1 first'], 'the upgrade never went upstream')
 })
 
 t.test('pipelined plain requests whose client leaves before the first is answered: the one queued behind it is released too', async (t) => {

@@ -2,8 +2,10 @@
 // long, and every tunnel that closed, whichever way, leaves the pool's set of open tunnels.
 import t from 'tap'
 import Fastify from 'fastify'
+import { loadConfig } from '../lib/config/load.js'
 import goload from '../lib/index.js'
 import type { Registry } from '../lib/registry.js'
+import { configFile } from './helpers/cli.js'
 import { capturedLogs } from './helpers/logs.js'
 import { settled, startBalancer, waitFor } from './helpers/servers.js'
 import { closed, nextMessage, openWs, startWsBackend } from './helpers/ws.js'
@@ -38,6 +40,12 @@ t.test('tunnelIdleTimeout is a whole number of ms a Node timer can hold', async 
   for (const value of [-1, 1.5, 2 ** 31, '60000']) {
     await t.rejects(async () => { await Fastify().register(goload, { backends: ['http://127.0.0.1:1'], tunnelIdleTimeout: value as number }).ready() }, { code: 'FST_GOLOAD_INVALID_OPTION', message: /tunnelIdleTimeout must be/ }, JSON.stringify(value))
   }
+})
+
+t.test('tunnelIdleTimeout in a config file: a pool key, checked like the option', async (t) => {
+  const file = (value: string) => configFile(t, `listeners:\n  - port: 8080\n    routes:\n      - pool: api\npools:\n  api:\n    backends: [http://127.0.0.1:3001]\n    tunnelIdleTimeout: ${value}\n`)
+  t.equal((await loadConfig(await file('60000'))).pools.api.tunnelIdleTimeout, 60000)
+  await t.rejects(loadConfig(await file('-1')), { message: /:8: pools\.api\.tunnelIdleTimeout: must be >= 0/ })
 })
 
 t.test('every tunnel that closes leaves the pool\'s set of open tunnels', async (t) => {

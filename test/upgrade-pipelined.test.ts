@@ -15,6 +15,8 @@ interface Seen {
   arrived: string[]
   /** Responses it finished, the same way. */
   answered: string[]
+  /** Both, in the order they happened: `arrived 3 first`, `answered 3 first`. */
+  events: string[]
 }
 
 /**
@@ -22,16 +24,18 @@ interface Seen {
  * upgrade (any token) gets a 101, after which the bytes it is sent are echoed.
  */
 async function startPipelineBackend (t: Test): Promise<{ url: string, seen: Seen }> {
-  const seen: Seen = { arrived: [], answered: [] }
+  const seen: Seen = { arrived: [], answered: [], events: [] }
   const tunnels = new Set<Socket>()
   const name = (url: string) => `${new URL(url, 'http://x').searchParams.get('case') ?? '?'} ${url.split('?')[0].split('/').pop()!}`
   const server = http.createServer((request, response) => {
     seen.arrived.push(name(request.url!))
+    seen.events.push(`arrived ${name(request.url!)}`)
     let body = ''
     request.setEncoding('latin1').on('data', (chunk: string) => { body += chunk })
     request.on('end', () => {
       const answer = () => {
         seen.answered.push(name(request.url!))
+        seen.events.push(`answered ${name(request.url!)}`)
         response.end(`${request.method!} ${request.url!} ${body}`)
       }
       if (request.url!.includes('slow')) {
@@ -47,6 +51,7 @@ async function startPipelineBackend (t: Test): Promise<{ url: string, seen: Seen
   })
   server.on('upgrade', (request: http.IncomingMessage, socket: Socket, head: Buffer) => {
     seen.arrived.push(name(request.url!) + ' upgrade')
+    seen.events.push(`arrived ${name(request.url!)} upgrade`)
     tunnels.add(socket)
     socket.on('error', () => {})
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${request.headers.upgrade!}\r\n\r\n`)
@@ -101,7 +106,8 @@ t.test('{GET, POST} × {websocket, h2c, unknown} × {websocket on, off} × {firs
             const tunnelled = route === 'on' && token !== 'h2c'
             if (tunnelled) {
               t.equal(two.status, 101, 'the upgrade is switched')
-              t.ok(backend.seen.arrived.indexOf(`${n} second upgrade`) > backend.seen.answered.indexOf(`${n} first`), 'it reached the backend after the first response was answered')
+              const { events } = backend.seen
+              t.ok(events.indexOf(`arrived ${n} second upgrade`) > events.indexOf(`answered ${n} first`), 'it reached the backend after the first response was answered')
               if (method === 'POST') {
                 await reader.until(() => reader.unread().toString() === 'hello', 5000, 'the POST body echoed through the tunnel')
               }

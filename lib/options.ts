@@ -179,6 +179,8 @@ export interface GoloadOptions extends RouteOptions {
   queue?: QueueOptions
   /** ms that fastify.close() lets proxied requests finish before cutting them. Default 10000. */
   closeTimeout?: number
+  /** ms an upgraded connection (WebSocket) may carry no byte either way before it is closed; 0 never. Default 0. */
+  tunnelIdleTimeout?: number
   /** peak-ewma: ms over which latency samples fade. Default 10000. */
   ewmaDecay?: number
   /** hash: what a request's key is. Default 'ip'. */
@@ -230,6 +232,7 @@ export interface PoolConfig {
   maxPending: number
   queue: Required<QueueOptions>
   closeTimeout: number
+  tunnelIdleTimeout: number
   ewmaDecay: number
   /** hash only; header and cookie names as given, header names lowercased. */
   hashOn: HashOn | undefined
@@ -258,6 +261,8 @@ export const defaults = {
   healthCheck: { interval: 5000, timeout: 2000, healthyAfter: 2, unhealthyAfter: 3 },
   queue: { max: 1000, timeout: 5000 },
   closeTimeout: 10_000,
+  // As before the option: an open WebSocket is the application's to keep alive (nginx cuts one idle for 60 s).
+  tunnelIdleTimeout: 0,
   resolveInterval: 30_000,
   ewmaDecay: 10_000,
   // Envoy's hash_balance_factor default (125), and the paper's own example: each backend up to 25% over the average.
@@ -274,7 +279,7 @@ const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'pre
 
 const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
-  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'ewmaDecay',
+  'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'tunnelIdleTimeout', 'ewmaDecay',
   'connectTimeout', 'bufferBody', 'clientTimeout', 'clientMinRate', 'tls', 'allowH2', 'hashOn', 'balanceFactor',
   ...routeKeys
 ])
@@ -337,6 +342,7 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     maxPending,
     queue: normalizeQueue(options.queue),
     closeTimeout: count('closeTimeout', options.closeTimeout, defaults.closeTimeout),
+    tunnelIdleTimeout: timer('tunnelIdleTimeout', options.tunnelIdleTimeout, defaults.tunnelIdleTimeout),
     ewmaDecay: positiveInteger('ewmaDecay', options.ewmaDecay, defaults.ewmaDecay),
     ...normalizeHash(strategy, options),
     bufferBody: count('bufferBody', options.bufferBody, defaults.bufferBody),
@@ -530,6 +536,13 @@ function count (key: string, value: number | undefined, fallback: number): numbe
     throw new InvalidOptionError(`${key} must be a whole number (0 or more), got ${JSON.stringify(value)}`)
   }
   return value
+}
+
+/** ms for a Node timer, 0 for none: past 2^31 - 1 ms Node would fire it after 1 ms instead. */
+function timer (key: string, value: number | undefined, fallback: number): number {
+  const ms = count(key, value, fallback)
+  if (ms > 2_147_483_647) throw new InvalidOptionError(`${key} must be at most 2147483647 ms (24.8 days), got ${ms}`)
+  return ms
 }
 
 /** A positive integer or Infinity: a limit that may be left open. */

@@ -4,7 +4,7 @@ import { normalizeBackend, type BackendOptions, type PoolConfig } from './option
 import { claimOrigin } from './tls-options.js'
 import type { Pool, PoolStats, Worker } from './pool/pool.js'
 import type { Forwarder } from './proxy/forward.js'
-import type { ProxyRoute } from './proxy/routes.js'
+import type { ProxyRoute } from './routing/proxy-route.js'
 import { RouteTable } from './routing/table.js'
 
 /** One registration of the plugin: a named pool of backends. */

@@ -1,27 +1,12 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { fileURLToPath } from 'node:url'
-import t, { type Test } from 'tap'
-import { accepting, freePort } from './helpers/cli.js'
+import t from 'tap'
+import { accepting, freePort, spawnGoload, type GoloadProcess } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 import { hello, startBackend, startSlowBackend, waitFor } from './helpers/servers.js'
 
-// The command as npm installs it: package.json's bin, compiled JavaScript, run by node alone (no tsx).
-const root = fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string, bin: { goload: string } }
-const { NODE_V8_COVERAGE, ...env } = process.env
-
-function goload (t: Test, args: string[]) {
-  const child = spawn(process.execPath, [pkg.bin.goload, ...args], { cwd: root, env: { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const result = { child, stdout: '', stderr: '', exited: once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]> }
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { result.stdout += chunk })
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { result.stderr += chunk })
-  return result
-}
-const exit = (run: ReturnType<typeof goload>) => deadline(run.exited, 15_000, 'goload to exit')
+const exit = (run: GoloadProcess) => deadline(run.exited, 15_000, 'goload to exit')
 
 t.test('the bin is compiled JavaScript with a node shebang', async (t) => {
   t.equal(pkg.bin.goload, './dist/cli/bin.js')
@@ -29,10 +14,10 @@ t.test('the bin is compiled JavaScript with a node shebang', async (t) => {
 })
 
 t.test('goload --version prints the version and exits 0; a bad flag exits 1 with one line', async (t) => {
-  const version = goload(t, ['--version'])
+  const version = spawnGoload(t, ['--version'])
   t.same(await exit(version), [0, null])
   t.equal(version.stdout, `${pkg.version}\n`)
-  const bad = goload(t, ['--bakend', 'http://127.0.0.1:1'])
+  const bad = spawnGoload(t, ['--bakend', 'http://127.0.0.1:1'])
   t.same(await exit(bad), [1, null])
   t.equal(bad.stderr, "goload: Unknown option '--bakend' (goload --help lists the options)\n")
 })
@@ -40,7 +25,7 @@ t.test('goload --version prints the version and exits 0; a bad flag exits 1 with
 t.test('goload --backend on a port in use exits 1 with "listeners[0]: port P is in use"', async (t) => {
   const busy = await startBackend(t, hello('busy'))
   const port = new URL(busy.url).port
-  const run = goload(t, ['--backend', busy.url, '--port', port, '--host', '127.0.0.1'])
+  const run = spawnGoload(t, ['--backend', busy.url, '--port', port, '--host', '127.0.0.1'])
   t.same(await exit(run), [1, null])
   t.equal(run.stderr, `goload: listeners[0]: port ${port} is in use\n`)
 })
@@ -48,7 +33,7 @@ t.test('goload --backend on a port in use exits 1 with "listeners[0]: port P is 
 t.test('SIGTERM during a slow request: the request finishes with 200, goload exits 0', async (t) => {
   const slow = await startSlowBackend(t, 1000, 'slow but done')
   const port = await freePort()
-  const run = goload(t, ['--backend', slow.url, '--port', String(port), '--host', '127.0.0.1'])
+  const run = spawnGoload(t, ['--backend', slow.url, '--port', String(port), '--host', '127.0.0.1'])
   await accepting(port, 15_000)
   const answer = request(`http://127.0.0.1:${port}/`)
   await deadline(slow.arrived, 5000, 'the request to reach the backend')
@@ -63,7 +48,7 @@ t.test('SIGTERM during a slow request: the request finishes with 200, goload exi
 t.test('goload --workers 2 forks itself: two processes on one port; SIGTERM stops them all, exit 0', async (t) => {
   const backend = await startBackend(t, hello('1'))
   const port = await freePort()
-  const run = goload(t, ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2'])
+  const run = spawnGoload(t, ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2'])
   await waitFor(() => run.stdout.match(/goload listening on port \d+, pid \d+/g)?.length === 2, 'both workers to listen', 20_000)
   t.equal(new Set(run.stdout.match(/pid \d+/g)).size, 2, 'two processes')
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1')

@@ -86,6 +86,7 @@ export const poolSchema = Type.Object({
     timeout: Type.Optional(positiveInteger('ms a request may wait'))
   }, closed)),
   closeTimeout: Type.Optional(count('ms in-flight requests get on close')),
+  tunnelIdleTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'ms an upgraded connection may carry no bytes before it is closed; 0 is never' })),
   ewmaDecay: Type.Optional(positiveInteger('peak-ewma: ms over which samples fade')),
   hashOn: Type.Optional(Type.Union([
     Type.Literal('ip'),

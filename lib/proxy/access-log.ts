@@ -16,6 +16,8 @@ export interface Access {
   code: string | undefined
   /** The response did not reach its end: the client left, or the backend's body failed. */
   aborted?: true
+  /** Why goload closed a tunnel: `idle`, no byte either way for tunnelIdleTimeout. */
+  closed?: 'idle'
 }
 
 /**

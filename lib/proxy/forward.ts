@@ -1,4 +1,5 @@
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
@@ -14,7 +15,8 @@ import { readAhead, type RequestBody } from './request-body.js'
 import { agentConnect, handshakeCodes } from './connect.js'
 import { requestKey, type RequestKey } from './request-key.js'
 import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
-import { kUpgrade, sendUpgrade, type Tunnel, type UpgradeRequest } from './upgrade.js'
+import { Tunnel, type TunnelExchange } from './tunnel.js'
+import { kUpgrade, type UpgradeRequest } from './upgrade-takeover.js'
 import { logAccess } from './access-log.js'
 
 export const kExchange = Symbol('goload.exchange')
@@ -41,7 +43,7 @@ type Failure = Error & { code?: string }
  * (another one on a retry), until the raw response closes. It is also the undici abort signal of its upstream
  * requests, so a client that leaves, a response timeout or a client too slow with its body stops the backend work.
  */
-export class Exchange implements UpstreamExchange, WatchedBody {
+export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   readonly forwarder: Forwarder
   readonly request: FastifyRequest
   readonly reply: FastifyReply
@@ -128,6 +130,30 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     this.forwarder.failed(this, error)
   }
 
+  // The Tunnel's reports of its attempts (TunnelExchange).
+  tunnelConnected (): void {
+    this.sentAt = performance.now()
+  }
+
+  tunnelFailed (error: Error): void {
+    this.forwarder.failed(this, error)
+  }
+
+  tunnelRefused (response: IncomingMessage): void {
+    clearTimeout(this.deadline)
+    this.forwarder.answered(this, response.statusCode!)
+    this.reply.code(response.statusCode!).headers(downstreamResponseHeaders(response.headers))
+    this.forwarder.respond(this, { statusCode: response.statusCode!, stream: response })
+  }
+
+  tunnelOpened (): void {
+    clearTimeout(this.deadline)
+    this.forwarder.answered(this, 101)
+    // The 101 and what follows go out on the socket, past Fastify.
+    this.reply.hijack()
+    this.forwarder.opened(this)
+  }
+
   /** Counts body bytes for the watch (BodyCounter). */
   bodyBytes (bytes: number): void {
     this.received += bytes
@@ -169,19 +195,20 @@ export class Exchange implements UpstreamExchange, WatchedBody {
     const worker = this.worker
     if (worker !== undefined) {
       if (!response.writableFinished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
-      if (this.upgrade?.backend !== undefined) this.forwarder.closed(this)
+      if (this.upgrade?.switched === true) this.forwarder.closed(this)
       pool.release(worker)
     }
     if (!this.accessLog) return
     // A tunnel's line comes when it closes: its bytes are all those the client was sent, the 101 included.
-    const tunnel = this.upgrade?.backend === undefined ? undefined : this.upgrade.client.socket
+    const tunnel = this.upgrade?.switched === true ? this.upgrade : undefined
     logAccess(this.reply, {
       pool: this.forwarder.config.name,
       backend: worker?.id,
       upstreamTime: this.upstreamTime,
       retries: this.attempts === 0 ? 0 : this.attempts - 1,
-      bytes: tunnel?.bytesWritten ?? this.bytes ?? sentLength(this.reply),
-      code: this.code
+      bytes: tunnel?.client.socket.bytesWritten ?? this.bytes ?? sentLength(this.reply),
+      code: this.code,
+      closed: tunnel?.idled === true ? 'idle' : undefined
     }, tunnel !== undefined)
   }
 
@@ -220,6 +247,17 @@ function onDeadline (exchange: Exchange): void {
 }
 
 function noop (): void {}
+
+/**
+ * A response pipelined behind another on its connection waits for the socket in a list of Node's, and Node never
+ * closes it if the connection closes first (the client left): its exchange ends with the connection then.
+ */
+function endWithConnection (exchange: Exchange, socket: Socket): void {
+  const response = exchange.reply.raw
+  const onClose = (): void => { exchange.end(response) }
+  socket.once('close', onClose)
+  response.once('socket', () => { socket.removeListener('close', onClose) })
+}
 
 /** The body length of an answer sent whole (the balancer's own), once its headers went out. */
 function sentLength (reply: FastifyReply): number {
@@ -292,7 +330,7 @@ export class Forwarder {
     const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
     if (upgrade !== undefined) {
       // What the client sent after the request head goes to the backend once it has switched protocols.
-      exchange.upgrade = { client: upgrade, backend: undefined, request: undefined }
+      exchange.upgrade = new Tunnel(upgrade, this.config)
       this.dispatch(exchange)
       return
     }
@@ -324,6 +362,7 @@ export class Forwarder {
     response[kExchange] = exchange
     // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.
     response.on('close', onResponseClose)
+    if (response.socket === null) endWithConnection(exchange, request.raw.socket)
     return exchange
   }
 
@@ -352,7 +391,7 @@ export class Forwarder {
     exchange.attemptFailed = false
     exchange.deadline = setTimeout(onDeadline, this.config.timeout, exchange)
     if (exchange.upgrade !== undefined) {
-      sendUpgrade(exchange, worker)
+      exchange.upgrade.send(exchange, worker.url)
       return
     }
     this.agent.exchange = exchange
@@ -484,13 +523,13 @@ export class Forwarder {
   closed (exchange: Exchange): void {
     exchange.worker!.upgraded--
     this.tunnels.delete(exchange)
-    exchange.upgrade!.backend!.destroy()
+    exchange.upgrade!.close()
   }
 
   /** Ends the upgraded connections open through `worker` (or every backend): no frame can say goodbye without parsing. */
   cut (worker?: Worker): void {
     for (const { upgrade, worker: through } of this.tunnels) {
-      if (worker === undefined || through === worker) upgrade!.client.socket.destroy()
+      if (worker === undefined || through === worker) upgrade!.cut()
     }
   }
 

@@ -3,25 +3,10 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import replyFrom from '@fastify/reply-from'
 import type { Dispatcher } from 'undici'
 import { BadGatewayError, BadRequestTargetError, GatewayTimeoutError } from '../errors.js'
-import { requestHost } from '../routing/host.js'
+import { matchRoute, type ProxyRoute } from '../routing/proxy-route.js'
 import type { RouteTable } from '../routing/table.js'
-import { kExchange, type Forwarder, type Response } from './forward.js'
-import type { Limiter } from './rate-limit.js'
-import { upstreamTarget } from './target.js'
+import { kExchange, type Response } from './forward.js'
 import { switchboard } from './upstream-agent.js'
-
-/** Where a matched request goes: a pool's forwarder, and how the route sends the target and Host on. */
-export interface ProxyRoute {
-  forwarder: Forwarder
-  rewritePrefix: string | undefined
-  preserveHost: boolean
-  /** Upgrades are tunnelled (true), or sent on as plain requests. */
-  websocket: boolean
-  /** The route's rate limit, if it has one. */
-  limiter: Limiter | undefined
-  /** One access line per request. */
-  accessLog: boolean
-}
 
 /**
  * The Fastify routes for one prefix, in their own encapsulated context so that reply.from, the body pass-through and
@@ -51,9 +36,9 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     reply.code(204).header('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS').send()
     return
   }
-  let target = upstreamTarget(url)
-  // A target refused is matched as received, so that the route it was meant for logs the refusal.
-  const match = table.match(target ?? url, requestHost(request.headers.host), request.method, request.headers)
+  const matched = matchRoute(table, url, request.method, request.headers)
+  const { match } = matched
+  let target = matched.target
   if (target === undefined) {
     if (match === undefined) reply.send(new BadRequestTargetError())
     else match.route.target.forwarder.refuse(request, reply, match.route.target.accessLog, new BadRequestTargetError())

@@ -1,8 +1,11 @@
-import { EventEmitter } from 'node:events'
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import { EventEmitter, once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { main } from '../../lib/cli/main.js'
 import { deadline } from './raw.js'
@@ -74,4 +77,28 @@ export async function accepting (port: number, ms = 10_000): Promise<void> {
     if (Date.now() > until) throw new Error(`nothing accepted connections on port ${port} within ${ms} ms`)
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
+}
+
+export interface GoloadProcess {
+  child: ChildProcessByStdio<null, Readable, Readable>
+  stdout: string
+  stderr: string
+  /** The exit code and signal, once it has exited. */
+  exited: Promise<[number | null, NodeJS.Signals | null]>
+}
+
+/**
+ * The command as npm installs it, in a process of its own: package.json's bin, compiled JavaScript (`npm run build`),
+ * run by node alone (no tsx, no coverage). Killed when the test ends if it is still running.
+ */
+export function spawnGoload (t: Test, args: string[]): GoloadProcess {
+  const root = fileURLToPath(new URL('../..', import.meta.url))
+  const { bin } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { bin: { goload: string } }
+  const { NODE_V8_COVERAGE, ...env } = process.env
+  const child = spawn(process.execPath, [bin.goload, ...args], { cwd: root, env: { ...env, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  const result: GoloadProcess = { child, stdout: '', stderr: '', exited: once(child, 'exit') as GoloadProcess['exited'] }
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { result.stdout += chunk })
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { result.stderr += chunk })
+  return result
 }

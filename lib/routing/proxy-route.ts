@@ -1,0 +1,32 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Forwarder } from '../proxy/forward.js'
+import type { Limiter } from '../proxy/rate-limit.js'
+import { upstreamTarget } from '../proxy/target.js'
+import { requestHost } from './host.js'
+import type { Match, RouteTable } from './table.js'
+
+/** Where a matched request goes: a pool's forwarder, and how the route sends the target and Host on. */
+export interface ProxyRoute {
+  forwarder: Forwarder
+  rewritePrefix: string | undefined
+  preserveHost: boolean
+  /** Upgrades are tunnelled (true), or sent on as plain requests. */
+  websocket: boolean
+  /** The route's rate limit, if it has one. */
+  limiter: Limiter | undefined
+  /** One access line per request. */
+  accessLog: boolean
+}
+
+export interface RouteMatch {
+  /** The request target to forward; undefined when it is refused (a dot segment). */
+  target: string | undefined
+  /** The route it takes; a refused target is matched as received, so that its route logs the refusal. */
+  match: Match<ProxyRoute> | undefined
+}
+
+/** The one matching of a request to goload's routes, for requests and upgrades alike. */
+export function matchRoute (table: RouteTable<ProxyRoute>, url: string, method: string, headers: IncomingHttpHeaders): RouteMatch {
+  const target = upstreamTarget(url)
+  return { target, match: table.match(target ?? url, requestHost(headers.host), method, headers) }
+}

@@ -1,8 +1,8 @@
-// The routing pieces on their own: the request's host as routes see it, where a prefix ends in a raw target, and
-// header conditions on headers that came several times.
+// The routing pieces on their own: the request's host as routes see it, the path routes match and where their prefix
+// ends in the raw target, and header conditions on headers that came several times.
 import t from 'tap'
 import { hostMatcher, requestHost } from '../lib/routing/host.js'
-import { prefixEnd } from '../lib/routing/prefix.js'
+import { matchPath, rawEnd } from '../lib/routing/path.js'
 import { RouteTable } from '../lib/routing/table.js'
 
 t.test('requestHost: lowercased, without port or trailing dot; an IPv6 literal keeps its brackets', async (t) => {
@@ -20,16 +20,51 @@ t.test('hostMatcher: exact, wildcard of one or more labels, RegExp', async (t) =
   t.ok(hostMatcher(/^x\d$/).matches('x1'))
 })
 
-t.test('prefixEnd: at a segment boundary, percent-encoded characters decoded, an encoded slash never a separator', async (t) => {
-  t.equal(prefixEnd('/api', '/api'), 4)
-  t.equal(prefixEnd('/api/x', '/api'), 4)
-  t.equal(prefixEnd('/api?x', '/api'), 4)
-  t.equal(prefixEnd('/apix', '/api'), -1)
-  t.equal(prefixEnd('/ap', '/api'), -1)
-  t.equal(prefixEnd('/%61pi/x', '/api'), 6)
-  t.equal(prefixEnd('/a%2Fb/x', '/a/b'), -1)
-  t.equal(prefixEnd('/%zzpi', '/api'), -1, 'a % that is not an escape is a plain character')
-  t.equal(prefixEnd('/anything', ''), 0)
+t.test('matchPath: decoded, separators merged, parameters cut; control characters, bad escapes and dot segments refused', async (t) => {
+  const matched: Array<[target: string, path: string]> = [
+    ['/login', '/login'],
+    ['/login?next=%2F..%2F', '/login'],
+    ['//login', '/login'],
+    ['/a//b///c/', '/a/b/c/'],
+    ['/login;jsessionid=x', '/login'],
+    ['/a;v=1/b;x', '/a/b'],
+    ['/login%3Bx', '/login'],
+    ['/login%2f', '/login/'],
+    ['/%2flogin', '/login'],
+    ['/%2F%2Flogin', '/login'],
+    ['/login\\x', '/login/x'],
+    ['/login%5Cx', '/login/x'],
+    ['/%61pi/x', '/api/x'],
+    ['/LOGIN', '/LOGIN'],
+    ['/a/.../b', '/a/.../b'],
+    ['/caf%C3%A9', '/caf\u00c3\u00a9'],
+    ['/.well-known/x', '/.well-known/x']
+  ]
+  for (const [target, path] of matched) t.equal(matchPath(target), path, target)
+  const refused = ['/login%00', '/login%0a', '/login%1F', '/login%7f', '/login\u0001', '/%zz', '/login%2', '/login%C0%AF', '/x%E9', '/a/./b', '/a/..', '/a%2F..%2Fb', '/a/%2e%2E/b', '/a\\..\\b', '/..;/admin']
+  for (const target of refused) t.equal(matchPath(target), undefined, JSON.stringify(target))
+})
+
+t.test('rawEnd: where a matched prefix ends in the raw target, so that the rest goes on byte for byte', async (t) => {
+  t.equal(rawEnd('/api/x', 4), 4)
+  t.equal(rawEnd('/api', 0), 0)
+  t.equal(rawEnd('//api//x', 4), 5)
+  t.equal(rawEnd('/api;v=1/x', 4), 4)
+  t.equal(rawEnd('/%61pi/x', 4), 6)
+  t.equal(rawEnd('/a%2Fb/x', 4), 6)
+})
+
+t.test('a route\'s prefix matches every spelling of its path, at a segment boundary only', async (t) => {
+  const table = new RouteTable<string>()
+  table.add({ host: undefined, prefix: '/login', methods: undefined, headers: [], target: 'login' })
+  table.add({ host: undefined, prefix: '/caf\u00e9', methods: undefined, headers: [], target: 'cafe' })
+  table.add({ host: undefined, prefix: '', methods: undefined, headers: [], target: 'any' })
+  for (const target of ['/login', '/login/', '/login?x', '//login', '/login;jsessionid=x', '/login%2f', '/%2flogin', '/l%6Fgin', '/login\\x']) {
+    t.equal(table.match(target, '', 'GET', {})?.route.target, 'login', target)
+  }
+  for (const target of ['/loginx', '/LOGIN', '/x/login']) t.equal(table.match(target, '', 'GET', {})?.route.target, 'any', target)
+  t.equal(table.match('/caf%C3%A9/menu', '', 'GET', {})?.route.target, 'cafe', 'a non-ASCII prefix matches its UTF-8 escapes')
+  t.equal(table.match('//login//x', '', 'GET', {})?.prefixEnd, 7)
 })
 
 t.test('a header condition on a header sent several times sees them joined', async (t) => {

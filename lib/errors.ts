@@ -11,6 +11,7 @@ export const UnknownBackendError = createError('FST_GOLOAD_UNKNOWN_BACKEND', 'fa
 export const QueueFullError = createError('FST_GOLOAD_QUEUE_FULL', 'Service unavailable: every backend is busy and the queue is full', 503)
 export const QueueTimeoutError = createError('FST_GOLOAD_QUEUE_TIMEOUT', 'Service unavailable: no backend became free in time', 503)
 export const BadRequestTargetError = createError('FST_GOLOAD_BAD_REQUEST_TARGET', 'Bad request: the path has a dot segment, a control character or an invalid escape', 400)
+export const BadRequestHostError = createError('FST_GOLOAD_BAD_HOST', 'Bad request: Host must be sent once, as a host name or address with an optional port', 400)
 export const ClientTimeoutError = createError('FST_GOLOAD_CLIENT_TIMEOUT', 'Request timeout: the request body came too slowly', 408)
 export const RateLimitedError = createError('FST_GOLOAD_RATE_LIMITED', 'Too many requests: rate limit exceeded, retry in %s', 429)
 export const UnauthorizedError = createError('FST_GOLOAD_UNAUTHORIZED', 'Unauthorized: send the admin token as Authorization: Bearer <token>', 401)

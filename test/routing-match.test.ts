@@ -1,7 +1,7 @@
 // The routing pieces on their own: the request's host as routes see it, the path routes match and where their prefix
 // ends in the raw target, and header conditions on headers that came several times.
 import t from 'tap'
-import { hostMatcher, requestHost } from '../lib/routing/host.js'
+import { checkedHost, hostMatcher, requestHost } from '../lib/routing/host.js'
 import { matchPath, rawEnd } from '../lib/routing/path.js'
 import { RouteTable } from '../lib/routing/table.js'
 
@@ -11,6 +11,19 @@ t.test('requestHost: lowercased, without port or trailing dot; an IPv6 literal k
   t.equal(requestHost('[::1]:8080'), '[::1]')
   t.equal(requestHost('[::1]'), '[::1]')
   t.equal(requestHost(undefined), '')
+})
+
+t.test('checkedHost: one Host, a host name or address with an optional port; an absolute-form target\'s authority wins', async (t) => {
+  const check = (host: string | undefined, url = '/', rawHeaders = host === undefined ? [] : ['Host', host]) => checkedHost({ url, headers: { host }, rawHeaders })
+  for (const host of ['a.test', 'A.test:8080', 'a.test.', 'a.test:', '127.0.0.1:80', '[::1]:8080', '[2001:db8::1]', 'x_y.test', '']) t.equal(check(host), host, host)
+  for (const host of ['a..test', '.a.test', 'a b.test', 'a/b', 'a,b', 'a@b', 'a.test:80x', 'a.test:123456', '[::1', '[]', '[::g]', 'a%2eb', 'a\\b']) t.equal(check(host), undefined, host)
+  t.equal(check(undefined), '', 'HTTP/1.0 without Host')
+  t.equal(check('a.test', '/', ['Host', 'a.test', 'HOST', 'b.test']), undefined, 'Host twice, whatever the case')
+  const request = { url: 'http://b.test:81/x', headers: { host: 'a.test' }, rawHeaders: ['Host', 'a.test'] }
+  t.equal(checkedHost(request), 'b.test:81')
+  t.equal(request.headers.host, 'b.test:81', 'the target\'s authority replaces Host')
+  t.equal(check('a.test', 'http://user@b.test/'), undefined)
+  t.equal(check('a.test', 'http:///x'), undefined)
 })
 
 t.test('hostMatcher: exact, wildcard of one or more labels, RegExp', async (t) => {

@@ -2,8 +2,8 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import type { Dispatcher } from 'undici'
-import { BadGatewayError, BadRequestTargetError, GatewayTimeoutError } from '../errors.js'
-import { requestHost } from '../routing/host.js'
+import { BadGatewayError, BadRequestHostError, BadRequestTargetError, GatewayTimeoutError } from '../errors.js'
+import { checkedHost, requestHost } from '../routing/host.js'
 import type { RouteTable } from '../routing/table.js'
 import { kExchange, type Forwarder, type Response } from './forward.js'
 import type { Limiter } from './rate-limit.js'
@@ -42,8 +42,13 @@ export async function proxyRoutes (fastify: FastifyInstance, { table }: { table:
   fastify.all('/*', handler)
 }
 
-/** One request's match: check the target, pick the route, rewrite its prefix, and hand it to the pool. */
+/** One request's match: check its Host and target, pick the route, rewrite its prefix, and hand it to the pool. */
 function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: FastifyReply): void {
+  const authority = checkedHost(request.raw)
+  if (authority === undefined) {
+    reply.send(new BadRequestHostError())
+    return
+  }
   const url = request.raw.url ?? '/'
   if (url === '*' && request.method === 'OPTIONS') {
     // `OPTIONS *` asks about the server, not a resource: the balancer answers it rather than let it become
@@ -53,7 +58,7 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
   }
   let target = upstreamTarget(url)
   // A target refused is matched as received, so that the route it was meant for logs the refusal.
-  const match = table.match(target ?? url, requestHost(request.headers.host), request.method, request.headers)
+  const match = table.match(target ?? url, requestHost(authority), request.method, request.headers)
   if (target === undefined) {
     if (match === undefined) reply.send(new BadRequestTargetError())
     else match.route.target.forwarder.refuse(request, reply, match.route.target.accessLog, new BadRequestTargetError())

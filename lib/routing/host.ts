@@ -64,7 +64,7 @@ export function checkedHost (request: ReceivedRequest): string | undefined {
   let hosts = 0
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]
-    if (name.length === 4 && name.toLowerCase() === 'host') hosts++
+    if (name.length === 4 && (name.charCodeAt(0) | 32) === 104 && (name.charCodeAt(1) | 32) === 111 && (name.charCodeAt(2) | 32) === 115 && (name.charCodeAt(3) | 32) === 116) hosts++
   }
   if (hosts > 1) return undefined
   const url = request.url ?? '/'
@@ -125,12 +125,14 @@ function isHost (value: string): boolean {
 
 /**
  * RFC 3986 unreserved and sub-delims, but `,` (two field values folded into one line) and `%` (a percent-encoded
- * name would have to be decoded before it could be matched; DNS names never need it).
+ * name would have to be decoded before it could be matched; DNS names never need it). A table: this runs for every
+ * character of every Host.
  */
+const regNameCharacters = new Uint8Array(128)
+for (const character of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_~!$&\'()*+;=') regNameCharacters[character.charCodeAt(0)] = 1
+
 function isRegNameCharacter (code: number): boolean {
-  return (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || (code >= 48 && code <= 57) ||
-    code === 45 /* '-' */ || code === 95 /* '_' */ || code === 126 /* '~' */ || code === 33 /* '!' */ ||
-    code === 36 /* '$' */ || (code >= 38 && code <= 43) /* &'()*+ */ || code === 59 /* ';' */ || code === 61 /* '=' */
+  return code < 128 && regNameCharacters[code] === 1
 }
 
 function isHexDigit (code: number): boolean {

@@ -5,55 +5,76 @@
 import t from 'tap'
 import type { Test } from 'tap'
 import { request } from './helpers/client.js'
+import { configFile, freePort, runMain } from './helpers/cli.js'
 import { capturedLogs, type LogLine } from './helpers/logs.js'
 import { connect, deadline } from './helpers/raw.js'
-import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
+import { startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 const tries = 20
 
-async function resetAfterRequests (t: Test, clientHeader: string): Promise<{ forwardedFor: string[], accessAddresses: unknown[] }> {
+/** A backend that keeps the X-Forwarded-For of every request but the warm-up ones. */
+async function recordingBackend (t: Test): Promise<{ url: string, forwardedFor: string[] }> {
   const forwardedFor: string[] = []
   const backend = await startBackend(t, (req, res) => {
     if (req.url !== '/warm') forwardedFor.push(String(req.headers['x-forwarded-for']))
     req.resume()
     res.end('ok')
   })
-  const logs = capturedLogs('info')
-  const { app, url, port } = await startBalancer(t, { backends: [backend.url] }, { logger: logs.logger })
+  return { url: backend.url, forwardedFor }
+}
+
+/**
+ * `tries` times: a warm-up request, so the balancer holds a keep-alive connection to the backend and sends the next
+ * request as soon as it is routed (the abort of the one before ended the last connection), then a raw request
+ * followed at once by a reset. Returns the access lines of the reset requests.
+ */
+async function resetAfterRequests (t: Test, port: number, clientHeader: string, lines: () => LogLine[]): Promise<LogLine[]> {
   for (let i = 0; i < tries; i++) {
-    // A keep-alive connection to the backend, so the request goes out as soon as it is routed (the abort of the one
-    // before ended the last connection).
-    t.equal((await request(url + '/warm')).status, 200)
+    t.equal((await request(`http://127.0.0.1:${port}/warm`)).status, 200)
     const socket = await connect(t, port)
     socket.on('error', () => {})
     const closed = new Promise((resolve) => socket.once('close', resolve))
     socket.write(`GET /reset-${i} HTTP/1.1\r\nHost: x\r\n${clientHeader}\r\n`)
     socket.resetAndDestroy()
     await deadline(closed, 5000, 'the reset socket to close')
-    // Its exchange ended (forwarded or dropped) before the next one starts.
     // Its exchange ended, forwarded or dropped with its client, before the next one starts: waiting for it here also
-    // lets the next warm request find the upstream connection free (about one try in two is forwarded).
-    await waitFor(() => accessLines(logs.lines).length === 2 * (i + 1), 'the access line of the reset request')
+    // lets the next warm-up request find the upstream connection free (about one try in two is forwarded).
+    await waitFor(() => accessLines(lines()).length === 2 * (i + 1), 'the access line of the reset request')
   }
-  await settled(app)
-  const resets = accessLines(logs.lines).filter((line) => line.req.url !== '/warm')
-  return { forwardedFor, accessAddresses: resets.map((line) => line.req.remoteAddress) }
+  return accessLines(lines()).filter((line) => line.req.url !== '/warm')
 }
 
 function accessLines (lines: LogLine[]): LogLine[] {
   return lines.filter((line) => line.msg === 'goload: access')
 }
 
-t.test('a client that resets after its request with X-Forwarded-For: 10.0.0.1: the backend gets 10.0.0.1, 127.0.0.1', async (t) => {
-  const { forwardedFor, accessAddresses } = await resetAfterRequests(t, 'X-Forwarded-For: 10.0.0.1\r\n')
-  t.ok(forwardedFor.length > 0, `some of the ${tries} requests reached the backend (${forwardedFor.length})`)
-  t.same(forwardedFor, forwardedFor.map(() => '10.0.0.1, 127.0.0.1'), 'the last entry is always the client\'s address')
-  t.same(accessAddresses, accessAddresses.map(() => '127.0.0.1'), 'the access line names the client too')
-})
+for (const [clientHeader, expected] of [['X-Forwarded-For: 10.0.0.1\r\n', '10.0.0.1, 127.0.0.1'], ['', '127.0.0.1']]) {
+  t.test(`a client that resets after its request${clientHeader === '' ? '' : ' with X-Forwarded-For: 10.0.0.1'}: the backend gets ${expected}`, async (t) => {
+    const backend = await recordingBackend(t)
+    const logs = capturedLogs('info')
+    const { port } = await startBalancer(t, { backends: [backend.url] }, { logger: logs.logger })
+    const resets = await resetAfterRequests(t, port, clientHeader, () => logs.lines)
+    t.ok(backend.forwardedFor.length > 0, `some of the ${tries} requests reached the backend (${backend.forwardedFor.length})`)
+    t.same(backend.forwardedFor, backend.forwardedFor.map(() => expected), 'the last entry is always the client\'s address')
+    t.same(resets.map((line) => line.req.remoteAddress), resets.map(() => '127.0.0.1'), 'the access line names the client too')
+  })
+}
 
-t.test('a client that resets after its request without X-Forwarded-For: the backend gets 127.0.0.1', async (t) => {
-  const { forwardedFor, accessAddresses } = await resetAfterRequests(t, '')
-  t.ok(forwardedFor.length > 0, `some of the ${tries} requests reached the backend (${forwardedFor.length})`)
-  t.same(forwardedFor, forwardedFor.map(() => '127.0.0.1'))
-  t.same(accessAddresses, accessAddresses.map(() => '127.0.0.1'))
+t.test('the goload command\'s listeners read the address on accept too', async (t) => {
+  const backend = await recordingBackend(t)
+  const port = await freePort()
+  const file = await configFile(t, [
+    'listeners:',
+    `  - { port: ${port}, host: 127.0.0.1, routes: [{ path: /, pool: web }] }`,
+    'pools:',
+    `  web: { backends: ['${backend.url}'] }`,
+    ''
+  ].join('\n'))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const lines = (): LogLine[] => run.logs().trim().split('\n').map((line) => JSON.parse(line) as LogLine)
+  const resets = await resetAfterRequests(t, port, 'X-Forwarded-For: 10.0.0.1\r\n', lines)
+  t.ok(backend.forwardedFor.length > 0, `some of the ${tries} requests reached the backend (${backend.forwardedFor.length})`)
+  t.same(backend.forwardedFor, backend.forwardedFor.map(() => '10.0.0.1, 127.0.0.1'))
+  t.same(resets.map((line) => line.req.remoteAddress), resets.map(() => '127.0.0.1'))
 })

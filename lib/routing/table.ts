@@ -40,7 +40,7 @@ export class RouteTable<Target> {
     if (same !== undefined) return same.route
     this.#routes.push({ route, prefix: matchPrefix(route.prefix) })
     // A stable sort: among equals, the route registered first stays first.
-    this.#routes.sort(({ route: a }, { route: b }) => specificity(b) - specificity(a) || (b.host?.length ?? 0) - (a.host?.length ?? 0) || b.prefix.length - a.prefix.length || conditions(b) - conditions(a))
+    this.#routes.sort((a, b) => specificity(b.route) - specificity(a.route) || (b.route.host?.length ?? 0) - (a.route.host?.length ?? 0) || b.prefix.length - a.prefix.length || conditions(b.route) - conditions(a.route))
     return undefined
   }
 

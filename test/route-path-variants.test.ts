@@ -41,8 +41,9 @@ t.test('/login limited to 3 a minute beside a catch-all on the same pool: every 
     t.equal(statusOf(answer), 400, `${target} is refused: ${JSON.stringify(answer.split('\r\n')[0])}`)
     t.match(answer, /FST_GOLOAD_BAD_REQUEST_TARGET/)
   }
-  // Not UTF-8 (an overlong '/'), or not an escape: refused before any route (by Fastify's router, which cannot decode them).
-  for (const target of ['/login%C0%AF', '/login%zz']) t.equal(statusOf(await get(port, target)), 400, target)
+  // Not UTF-8 (an overlong '/'), or not an escape: refused before any route (by Fastify's router, which cannot decode
+  // them). Raw control characters never get that far: Node's parser refuses them.
+  for (const target of ['/login%C0%AF', '/login%zz', '/login\x00', '/login\x7f']) t.equal(statusOf(await get(port, target)), 400, JSON.stringify(target))
   t.same(seen, counted, 'nothing over the limit or refused reached the backend')
 
   // Case is kept, as nginx and Fastify match it: /LOGIN is another path, taken by the catch-all.

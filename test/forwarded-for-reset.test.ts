@@ -2,13 +2,17 @@
 // by the time the request is parsed the socket no longer has a peer to ask for (getpeername fails): the address has
 // to have been read when the connection was accepted, or the backend gets `X-Forwarded-For: 10.0.0.1, ` and reads
 // 10.0.0.1 as the client. Over a warm upstream connection the request is forwarded at once, before the reset is seen.
+import https from 'node:https'
+import tls from 'node:tls'
+import type { FastifyServerOptions } from 'fastify'
 import t from 'tap'
 import type { Test } from 'tap'
 import { request } from './helpers/client.js'
 import { configFile, freePort, runMain } from './helpers/cli.js'
 import { capturedLogs, type LogLine } from './helpers/logs.js'
 import { connect, deadline } from './helpers/raw.js'
-import { startBackend, startBalancer, waitFor } from './helpers/servers.js'
+import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
+import { TestPki } from './helpers/tls.js'
 
 const tries = 20
 
@@ -77,4 +81,30 @@ t.test('the goload command\'s listeners read the address on accept too', async (
   t.ok(backend.forwardedFor.length > 0, `some of the ${tries} requests reached the backend (${backend.forwardedFor.length})`)
   t.same(backend.forwardedFor, backend.forwardedFor.map(() => '10.0.0.1, 127.0.0.1'))
   t.same(resets.map((line) => line.req.remoteAddress), resets.map(() => '127.0.0.1'))
+})
+
+t.test('over TLS: the TCP socket under the TLS one was read on accept', async (t) => {
+  const pki = new TestPki()
+  const ca = pki.ca('goload xff CA')
+  const local = pki.server(ca, { ip: ['127.0.0.1'] })
+  pki.close()
+  const backend = await recordingBackend(t)
+  const { app, port } = await startBalancer(t, { backends: [backend.url] }, { https: { ...local } } as FastifyServerOptions)
+  for (let i = 0; i < tries; i++) {
+    const warm = await deadline(new Promise<number>((resolve, reject) => {
+      https.get(`https://127.0.0.1:${port}/warm`, { ca: ca.cert, agent: false }, (res) => { res.resume().on('end', () => resolve(res.statusCode!)) }).on('error', reject)
+    }), 10_000, 'the warm-up request')
+    t.equal(warm, 200)
+    const socket = await connect(t, port)
+    socket.on('error', () => {})
+    const closed = new Promise((resolve) => socket.once('close', resolve))
+    const secure = tls.connect({ socket, ca: ca.cert, checkServerIdentity: () => undefined })
+    secure.on('error', () => {})
+    await deadline(new Promise((resolve) => secure.once('secureConnect', resolve)), 5000, 'the TLS handshake')
+    secure.write(`GET /reset-${i} HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n`, () => { socket.resetAndDestroy() })
+    await deadline(closed, 5000, 'the reset socket to close')
+    await settled(app)
+  }
+  t.ok(backend.forwardedFor.length > 0, `some of the ${tries} requests reached the backend (${backend.forwardedFor.length})`)
+  t.same(backend.forwardedFor, backend.forwardedFor.map(() => '10.0.0.1, 127.0.0.1'))
 })

@@ -2,6 +2,9 @@ import type { Server, Socket } from 'node:net'
 
 const kKept = Symbol('goload.clientAddresses')
 
+/** A TLS socket on a server keeps the TCP socket it reads from here (Node's `_parent`, there since TLSWrap came). */
+type ClientSocket = Socket & { _parent?: Socket | null }
+
 /**
  * Reads each client's address as its connection is accepted. A client that sends a request and resets at once has
  * its reset read with the request, and from then on the socket has no peer to ask (getpeername fails): read only
@@ -12,8 +15,6 @@ export function keepClientAddresses (server: Server & { [kKept]?: true }): void 
   if (server[kKept] === true) return
   server[kKept] = true
   server.on('connection', readAddress)
-  // A TLS server's requests come on the TLS socket, which asks its peer on its own.
-  server.on('secureConnection', readAddress)
 }
 
 function readAddress (socket: Socket): void {
@@ -22,8 +23,9 @@ function readAddress (socket: Socket): void {
 
 /**
  * The client's address for X-Forwarded-For: the connection's peer, or `unknown` (as RFC 7239 writes it) for one
- * that reset before it was even accepted, so the last entry is never empty and never another hop's.
+ * that reset before it was even accepted, so the last entry is never empty and never another hop's. A TLS socket
+ * asks its peer on its own, too late after such a reset: the TCP socket under it was read on accept.
  */
-export function clientAddress (socket: Socket | undefined): string {
-  return socket?.remoteAddress ?? 'unknown'
+export function clientAddress (socket: ClientSocket | undefined): string {
+  return socket?.remoteAddress ?? socket?._parent?.remoteAddress ?? 'unknown'
 }

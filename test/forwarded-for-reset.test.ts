@@ -3,9 +3,11 @@
 // to have been read when the connection was accepted, or the backend gets `X-Forwarded-For: 10.0.0.1, ` and reads
 // 10.0.0.1 as the client. Over a warm upstream connection the request is forwarded at once, before the reset is seen.
 import https from 'node:https'
+import net, { type Socket } from 'node:net'
 import tls from 'node:tls'
 import type { FastifyServerOptions } from 'fastify'
 import t from 'tap'
+import { clientAddress, keepClientAddresses } from '../lib/proxy/client-address.js'
 import type { Test } from 'tap'
 import { request } from './helpers/client.js'
 import { configFile, freePort, runMain } from './helpers/cli.js'
@@ -107,4 +109,15 @@ t.test('over TLS: the TCP socket under the TLS one was read on accept', async (t
   }
   t.ok(backend.forwardedFor.length > 0, `some of the ${tries} requests reached the backend (${backend.forwardedFor.length})`)
   t.same(backend.forwardedFor, backend.forwardedFor.map(() => '10.0.0.1, 127.0.0.1'))
+})
+
+t.test('clientAddress: the socket\'s peer, else the TCP socket\'s under a TLS one, else unknown', async (t) => {
+  t.equal(clientAddress({ remoteAddress: '10.0.0.1' } as Socket), '10.0.0.1')
+  t.equal(clientAddress({ remoteAddress: undefined, _parent: { remoteAddress: '10.0.0.2' } } as unknown as Socket), '10.0.0.2')
+  t.equal(clientAddress({ remoteAddress: undefined, _parent: null } as unknown as Socket), 'unknown')
+  t.equal(clientAddress(undefined), 'unknown')
+  const server = net.createServer()
+  keepClientAddresses(server)
+  keepClientAddresses(server)
+  t.equal(server.listenerCount('connection'), 1, 'one listener per server, however many registrations share it')
 })

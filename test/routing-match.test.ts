@@ -2,7 +2,7 @@
 // ends in the raw target, and header conditions on headers that came several times.
 import t from 'tap'
 import { checkedHost, hostMatcher, requestHost } from '../lib/routing/host.js'
-import { matchPath, rawEnd } from '../lib/routing/path.js'
+import { matchPath, matchPrefix, rawEnd } from '../lib/routing/path.js'
 import { RouteTable } from '../lib/routing/table.js'
 
 t.test('requestHost: lowercased, without port or trailing dot; an IPv6 literal keeps its brackets', async (t) => {
@@ -24,6 +24,7 @@ t.test('checkedHost: one Host, a host name or address with an optional port; an 
   t.equal(request.headers.host, 'b.test:81', 'the target\'s authority replaces Host')
   t.equal(check('a.test', 'http://user@b.test/'), undefined)
   t.equal(check('a.test', 'http:///x'), undefined)
+  t.equal(checkedHost({ headers: { host: 'a.test' }, rawHeaders: ['Host', 'a.test'] }), 'a.test', 'a request without url (as Node types it)')
 })
 
 t.test('hostMatcher: exact, wildcard of one or more labels, RegExp', async (t) => {
@@ -65,6 +66,14 @@ t.test('rawEnd: where a matched prefix ends in the raw target, so that the rest 
   t.equal(rawEnd('/api;v=1/x', 4), 4)
   t.equal(rawEnd('/%61pi/x', 4), 6)
   t.equal(rawEnd('/a%2Fb/x', 4), 6)
+  t.equal(rawEnd('/a%2F', 9), 5, 'a path shorter than the prefix (a target refused, matched as received): its length')
+})
+
+t.test('matchPrefix: a route prefix in the matched form, non-ASCII as UTF-8 bytes; one matchPath refuses stays as given', async (t) => {
+  t.equal(matchPrefix('/api'), '/api')
+  t.equal(matchPrefix('/caf\u00e9'), '/caf\u00c3\u00a9')
+  t.equal(matchPrefix('/a%2fb'), '/a/b')
+  t.equal(matchPrefix('/a/%zz'), '/a/%zz')
 })
 
 t.test('a route\'s prefix matches every spelling of its path, at a segment boundary only', async (t) => {

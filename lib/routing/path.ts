@@ -56,9 +56,7 @@ export function rawEnd (target: string, length: number): number {
   let previous = 0
   let i = 0
   while (i < length && plain(target.charCodeAt(i), previous)) previous = target.charCodeAt(i++)
-  if (i === length) return length
-  const end = walk(target, length)
-  return typeof end === 'number' && end >= 0 ? end : target.length
+  return i === length ? length : walk(target, length) as number
 }
 
 /** The route prefix in the form matchPath gives: non-ASCII as UTF-8 bytes, and normalised the same way. */
@@ -77,7 +75,8 @@ const refused = -1
 
 /**
  * The slow way: decodes and normalises the path. With `stop` at -1, returns the matched path (or -1 to refuse);
- * otherwise returns the index in `target` where the matched path reaches `stop` characters.
+ * otherwise returns the index in `target` where the matched path reaches `stop` characters (the target's length
+ * if it never does).
  */
 function walk (target: string, stop: number): string | number {
   let path = ''
@@ -113,9 +112,11 @@ function walk (target: string, stop: number): string | number {
     i = next
     if (path.length === stop) return i
   }
+  // Short of `stop`: the whole target (only a target refused, matched as received, can be).
+  if (stop !== -1) return target.length
   if (isDotSegment(path, segment)) return refused
   if (nonAscii && !isUtf8(Buffer.from(path, 'latin1'))) return refused
-  return stop === -1 ? path : refused
+  return path
 }
 
 /** Whether path[from…] is `.` or `..`. */

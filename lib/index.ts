@@ -2,6 +2,7 @@ import type { FastifyInstance, RegisterOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { Forwarder } from './proxy/forward.js'
 import { startLimiter } from './proxy/rate-limit.js'
+import { keepClientAddresses } from './proxy/client-address.js'
 import { proxyRoutes } from './proxy/routes.js'
 import { takeUpgrades } from './proxy/upgrade-takeover.js'
 import { InvalidOptionError } from './errors.js'
@@ -29,6 +30,7 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
   if (!fastify.hasDecorator('goload')) {
     const created = new Registry()
     fastify.decorate('goload', created)
+    keepClientAddresses(fastify.server)
     // Upgrades go through the server's 'upgrade' event, which Fastify leaves alone: once the app is ready (every
     // listener of it added), goload takes the event (see takeUpgrades).
     fastify.addHook('onReady', async () => { takeUpgrades(fastify, created.routes) })

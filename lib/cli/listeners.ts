@@ -6,6 +6,7 @@ import { normalizeOptions, type BackendConfig } from '../options.js'
 import type { PoolEntry } from '../registry.js'
 import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
+import { keepClientAddresses } from '../proxy/client-address.js'
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
@@ -144,6 +145,7 @@ export class Listeners {
     const server = http.createServer((request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) })
     // Upgrades too go to the current app: to goload's listener on the app's own server (never listening), told which
     // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
+    keepClientAddresses(server)
     server.on('upgrade', (request, socket, head) => { (this.#listeners.get(key)?.app ?? app).server.emit('upgrade', request, socket, head, server) })
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {

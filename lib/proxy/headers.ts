@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyRequest } from 'fastify'
+import { clientAddress } from './client-address.js'
 
 // RFC 9110 §7.6.1: these describe one connection and never cross a proxy. `expect` is answered by Node's
 // own server (100-continue) and undici refuses to send it, so it stops here too.
@@ -22,8 +23,8 @@ export function upstreamRequestHeaders (request: FastifyRequest, received: Incom
   // A GET or HEAD body is dropped by Fastify, and its Content-Length with it: undici writes the length of the body it
   // is given (none), over HTTP/1.1 and HTTP/2 alike (get-content-length and http2-backends tests guard it).
   const forwardedFor = headers['x-forwarded-for']
-  const clientAddress = request.raw.socket?.remoteAddress ?? ''
-  headers['x-forwarded-for'] = forwardedFor === undefined ? clientAddress : `${forwardedFor}, ${clientAddress}`
+  const client = clientAddress(request.raw.socket)
+  headers['x-forwarded-for'] = forwardedFor === undefined ? client : `${forwardedFor}, ${client}`
   headers['x-forwarded-proto'] = request.protocol
   headers['x-forwarded-host'] = request.host
   return headers

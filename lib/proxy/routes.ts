@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import type { Dispatcher } from 'undici'
-import { BadGatewayError, BadRequestTargetError, GatewayTimeoutError } from '../errors.js'
+import { BadGatewayError, BadRequestHostError, BadRequestTargetError, GatewayTimeoutError } from '../errors.js'
 import { matchRoute, type ProxyRoute } from '../routing/proxy-route.js'
 import type { RouteTable } from '../routing/table.js'
 import { kExchange, type Response } from './forward.js'
@@ -27,19 +27,20 @@ export async function proxyRoutes (fastify: FastifyInstance, { table }: { table:
   fastify.all('/*', handler)
 }
 
-/** One request's match: check the target, pick the route, rewrite its prefix, and hand it to the pool. */
+/** One request's match: check its Host and target, pick the route, rewrite its prefix, and hand it to the pool. */
 function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: FastifyReply): void {
-  const url = request.raw.url ?? '/'
-  if (url === '*' && request.method === 'OPTIONS') {
+  const { authority, target: received, match } = matchRoute(table, request.raw)
+  if (authority === undefined) {
+    reply.send(new BadRequestHostError())
+    return
+  }
+  if (request.raw.url === '*' && request.method === 'OPTIONS') {
     // `OPTIONS *` asks about the server, not a resource: the balancer answers it rather than let it become
     // `OPTIONS /` on the way.
     reply.code(204).header('allow', 'GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS').send()
     return
   }
-  const matched = matchRoute(table, url, request.method, request.headers)
-  const { match } = matched
-  let target = matched.target
-  if (target === undefined) {
+  if (received === undefined) {
     if (match === undefined) reply.send(new BadRequestTargetError())
     else match.route.target.forwarder.refuse(request, reply, match.route.target.accessLog, new BadRequestTargetError())
     return
@@ -48,6 +49,7 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     reply.callNotFound()
     return
   }
+  let target = received
   const { forwarder, rewritePrefix, preserveHost, accessLog, limiter } = match.route.target
   if (rewritePrefix !== undefined) target = rewrite(rewritePrefix, target.slice(match.prefixEnd))
   const host = preserveHost ? request.headers.host : undefined

@@ -80,11 +80,12 @@ function dispatch (server: GoloadServer, listening: Server, request: UpgradeRequ
   const { instances, others } = server[kUpgrades]!
   if (!offersOnly(request, 'h2c')) {
     for (const { fastify, table } of instances) {
-      const { target, match } = matchRoute(table, request.url!, request.method!, request.headers)
-      if (match === undefined) continue
+      const { authority, target, match } = matchRoute(table, request)
+      if (match === undefined && authority !== undefined) continue
+      // A Host refused (two of them, not a host name) is answered 400 as a plain request, never handed on.
       // `websocket: false`: the backend gets the request without Upgrade, and answers it as it would any other.
       // A target refused is answered by the route, as a plain request.
-      if (match.route.target.websocket && target !== undefined) tunnel(fastify, request, socket, head)
+      if (match?.route.target.websocket === true && target !== undefined) tunnel(fastify, request, socket, head)
       else asPlainRequest(listening, request, socket, head)
       return
     }

@@ -1,8 +1,8 @@
-import type { IncomingHttpHeaders } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { Forwarder } from '../proxy/forward.js'
 import type { Limiter } from '../proxy/rate-limit.js'
 import { upstreamTarget } from '../proxy/target.js'
-import { requestHost } from './host.js'
+import { checkedHost, requestHost } from './host.js'
 import type { Match, RouteTable } from './table.js'
 
 /** Where a matched request goes: a pool's forwarder, and how the route sends the target and Host on. */
@@ -19,14 +19,19 @@ export interface ProxyRoute {
 }
 
 export interface RouteMatch {
-  /** The request target to forward; undefined when it is refused (a dot segment). */
+  /** The authority the request is for (see checkedHost); undefined when its Host is refused, and nothing matched. */
+  authority: string | undefined
+  /** The request target to forward; undefined when it is refused (a dot segment, a control character). */
   target: string | undefined
   /** The route it takes; a refused target is matched as received, so that its route logs the refusal. */
   match: Match<ProxyRoute> | undefined
 }
 
 /** The one matching of a request to goload's routes, for requests and upgrades alike. */
-export function matchRoute (table: RouteTable<ProxyRoute>, url: string, method: string, headers: IncomingHttpHeaders): RouteMatch {
+export function matchRoute (table: RouteTable<ProxyRoute>, request: IncomingMessage): RouteMatch {
+  const authority = checkedHost(request)
+  const url = request.url ?? '/'
   const target = upstreamTarget(url)
-  return { target, match: table.match(target ?? url, requestHost(headers.host), method, headers) }
+  if (authority === undefined) return { authority, target, match: undefined }
+  return { authority, target, match: table.match(target ?? url, requestHost(authority), request.method!, request.headers) }
 }

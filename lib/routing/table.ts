@@ -1,5 +1,5 @@
 import type { HostMatcher } from './host.js'
-import { prefixEnd } from './prefix.js'
+import { matchPath, matchPrefix, rawEnd } from './path.js'
 
 /** One registration as the router sees it: what a request must match, and where it then goes. */
 export interface Route<Target> {
@@ -18,6 +18,12 @@ export interface Match<Target> {
   prefixEnd: number
 }
 
+/** A route, with its prefix in the form of the paths it is matched against (see matchPath). */
+interface Entry<Target> {
+  route: Route<Target>
+  prefix: string
+}
+
 /**
  * Every route of one Fastify instance, most specific first, as nginx picks a server and then a location: the host
  * first (exact, then the longest wildcard, then a RegExp, then none), then the longest prefix, then the route with
@@ -26,28 +32,40 @@ export interface Match<Target> {
  * all the routes; a match is the first route in this order whose conditions all hold.
  */
 export class RouteTable<Target> {
-  readonly #routes: Array<Route<Target>> = []
+  readonly #routes: Array<Entry<Target>> = []
 
   /** Adds a route; returns the one it duplicates (same host, prefix, methods and headers) instead, if any. */
   add (route: Route<Target>): Route<Target> | undefined {
-    const same = this.#routes.find((other) => sameConditions(other, route))
-    if (same !== undefined) return same
-    this.#routes.push(route)
+    const same = this.#routes.find((other) => sameConditions(other.route, route))
+    if (same !== undefined) return same.route
+    this.#routes.push({ route, prefix: matchPrefix(route.prefix) })
     // A stable sort: among equals, the route registered first stays first.
-    this.#routes.sort((a, b) => specificity(b) - specificity(a) || (b.host?.length ?? 0) - (a.host?.length ?? 0) || b.prefix.length - a.prefix.length || conditions(b) - conditions(a))
+    this.#routes.sort((a, b) => specificity(b.route) - specificity(a.route) || (b.route.host?.length ?? 0) - (a.route.host?.length ?? 0) || b.prefix.length - a.prefix.length || conditions(b.route) - conditions(a.route))
     return undefined
   }
 
+  /**
+   * The route a request takes, by its raw target (origin form): the prefix is matched against the target's matched
+   * path (decoded, separators merged, parameters cut: see matchPath), so every spelling of a path takes the same
+   * route and counts against the same rate limit. A target matchPath refuses is matched as received, only so that
+   * the route it was meant for can log its refusal.
+   */
   match (target: string, host: string, method: string, headers: Record<string, string | string[] | undefined>): Match<Target> | undefined {
-    for (const route of this.#routes) {
+    const path = matchPath(target) ?? target
+    for (const { route, prefix } of this.#routes) {
       if (route.host !== undefined && !route.host.matches(host)) continue
       if (route.methods !== undefined && !route.methods.has(method)) continue
       if (!route.headers.every(([name, value]) => headerMatches(headers[name], value))) continue
-      const end = prefixEnd(target, route.prefix)
-      if (end !== -1) return { route, prefixEnd: end }
+      if (under(path, prefix)) return { route, prefixEnd: rawEnd(target, prefix.length) }
     }
     return undefined
   }
+}
+
+/** The prefix ends at a segment boundary: `/api` holds `/api` and `/api/x`, not `/apix`. */
+function under (path: string, prefix: string): boolean {
+  if (prefix.length === 0) return true
+  return path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* '/' */)
 }
 
 function specificity (route: Route<unknown>): number {

@@ -3,7 +3,7 @@ import net, { type AddressInfo } from 'node:net'
 import { Worker } from 'node:worker_threads'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { Test } from 'tap'
-import goload, { type GoloadOptions } from '../../lib/index.js'
+import goload, { type GoloadOptions, type SharedPoolOptions } from '../../lib/index.js'
 import { deadline } from './raw.js'
 
 export type Handler = (request: http.IncomingMessage, response: http.ServerResponse) => void
@@ -88,7 +88,7 @@ export interface Balancer {
 }
 
 /** A Fastify app with goload registered, listening on 127.0.0.1, closed when the test ends. */
-export async function startBalancer (t: Test, options: GoloadOptions, fastifyOptions: FastifyServerOptions = {}, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<Balancer> {
+export async function startBalancer (t: Test, options: GoloadOptions | SharedPoolOptions, fastifyOptions: FastifyServerOptions = {}, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<Balancer> {
   const app = Fastify(fastifyOptions)
   await setup?.(app)
   await app.register(goload, options)

@@ -94,6 +94,19 @@ export class PoolRuntime {
     this.#probes?.renew(url)
   }
 
+  /**
+   * Replaced by a reload: serves what it has, the requests in flight and those waiting in its queue, then closes.
+   * Past closeTimeout, what is left is cut (see closing()), WebSockets included.
+   */
+  async retire (): Promise<void> {
+    this.closing()
+    const { pool } = this
+    // Its workers serve the queue as they free up; removed only once it is empty, so they go on taking from it.
+    while (pool.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+    await Promise.all([...pool.workers].map((worker) => pool.remove(worker)))
+    await this.close()
+  }
+
   /** The close begins: requests in flight may finish for closeTimeout; past it they are cut and the queue answered. */
   closing (): void {
     const { pool, forwarder: { agent } } = this

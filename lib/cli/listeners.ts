@@ -99,10 +99,8 @@ export class Listeners {
       if (!current.has(key)) this.#settle(closeServer(server))
       this.#settle(app.close())
     }
-    for (const runtime of retired) {
-      runtime.closing()
-      this.#settle(runtime.close())
-    }
+    // A pool retired serves what it has, its queue included, for closeTimeout at most.
+    for (const runtime of retired) this.#settle(runtime.retire())
   }
 
   /** Stops accepting, answers `Connection: close`, lets requests in flight finish within closeTimeout, closes all. */

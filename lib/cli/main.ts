@@ -76,7 +76,11 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
   // The handlers go in before anything asynchronous: a signal during start-up must not kill the process half-built.
   let received: (signal: NodeJS.Signals) => void = () => {}
   const stop = new Promise<NodeJS.Signals>((resolve) => { received = resolve })
-  const onShutdown = (signal: NodeJS.Signals): void => { received(signal) }
+  let shuttingDown = false
+  const onShutdown = (signal: NodeJS.Signals): void => {
+    shuttingDown = true
+    received(signal)
+  }
   let log: { info: (message: string) => void, error: (message: string) => void } = {
     info: (message) => { stdout.write(`${message}\n`) },
     error: (message) => { stderr.write(`${message}\n`) }
@@ -86,6 +90,11 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
   let reload = async (): Promise<void> => {}
   let reloading = Promise.resolve()
   const onHangUp = (): void => {
+    // A reload now would open listeners and start pools that the shutdown under way never closes.
+    if (shuttingDown) {
+      log.info('goload: SIGHUP received while shutting down: not reloading')
+      return
+    }
     log.info('goload: SIGHUP received, reloading the config')
     reloading = reloading.then(async () => { await reload() })
   }

@@ -88,8 +88,10 @@ export class Listeners {
     const current = new Map<string, Listener>()
     for (const [index, listener] of config.listeners.entries()) {
       const key = keyOf(listener)
-      const server = previous.get(key)?.server ?? opened.shift()!
-      current.set(key, { server, app: apps[index] })
+      const kept = previous.get(key)?.server
+      // Its checking interval was set when it started; the timeouts themselves are read at each check.
+      if (kept !== undefined) ({ headersTimeout: kept.headersTimeout, requestTimeout: kept.requestTimeout } = timeouts(listener))
+      current.set(key, { server: kept ?? opened.shift()!, app: apps[index] })
     }
     this.#listeners.clear()
     for (const [key, listener] of current) this.#listeners.set(key, listener)
@@ -142,10 +144,11 @@ export class Listeners {
     return { runtimes, retired, syncs }
   }
 
-  async #listen (index: number, { port, host }: GoloadFileConfig['listeners'][number], app: FastifyInstance): Promise<http.Server> {
+  async #listen (index: number, listener: GoloadFileConfig['listeners'][number], app: FastifyInstance): Promise<http.Server> {
+    const { port, host } = listener
     const key = keyOf({ port, host })
     // Until the swap, the app being started; from then on, whichever app is current for this listener.
-    const server = http.createServer((request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) })
+    const server = http.createServer(timeouts(listener), (request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) })
     // Upgrades too go to the current app: to goload's listener on the app's own server (never listening), told which
     // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
     server.on('upgrade', (request, socket, head) => { (this.#listeners.get(key)?.app ?? app).server.emit('upgrade', request, socket, head, server) })
@@ -202,6 +205,23 @@ function syncBackends (runtime: PoolRuntime, backends: BackendConfig[], current:
 function settingsOf (options: GoloadFileConfig['pools'][string]): string {
   const { backends, ...settings } = options
   return JSON.stringify({ ...settings, discovered: backends.filter((backend) => typeof backend === 'object' && backend.resolve !== undefined) })
+}
+
+/** nginx's client_header_timeout, and what the README has always said. */
+const defaultHeadersTimeout = 60_000
+
+/**
+ * A request whose headers have not all come within headersTimeout is answered 408 and its connection closed. Node
+ * checks every connectionsCheckingInterval (30 s by default, so a 60 s timeout cut at up to 90 s): checked here at
+ * a tenth of the timeout, at most every second, the cut comes within headersTimeout + 1 s. requestTimeout (the
+ * whole request, body included: Node's 300 s) may not be below it.
+ */
+function timeouts ({ headersTimeout = defaultHeadersTimeout }: GoloadFileConfig['listeners'][number]): http.ServerOptions & Pick<http.Server, 'headersTimeout' | 'requestTimeout'> {
+  return {
+    headersTimeout,
+    requestTimeout: Math.max(300_000, headersTimeout),
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 10))
+  }
 }
 
 function keyOf ({ port, host }: { port: number, host: string }): string {

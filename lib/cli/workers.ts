@@ -9,7 +9,7 @@ export interface RespawnPolicy {
   /** ms before the first new start; doubles with each quick failure in a row, up to maxDelay. */
   firstDelay: number
   maxDelay: number
-  /** A worker that served this long before it died was no quick failure: the count of them starts again. */
+  /** A worker up this long (from its fork) before it died was no quick failure: the count of them starts again. */
   stable: number
   /** Quick failures in a row, in one place, after which the primary stops every worker and exits 1. */
   maxQuickFailures: number

@@ -19,7 +19,7 @@ export interface RespawnPolicy {
 // quick failures in a row (some 40 s of them) are not going to get better: exit 1 and let the supervisor see it.
 export const defaultRespawn: RespawnPolicy = { firstDelay: 100, maxDelay: 10_000, stable: 10_000, maxQuickFailures: 10 }
 
-/** One of the N places a worker runs in: its current worker, and how its workers have been failing. */
+/** One of the N places a worker runs in: whether a worker there has served yet, and how its workers have been failing. */
 interface Place {
   /** A worker here has reported ready: from then on, one that dies is started again. */
   served: boolean

@@ -1,12 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify'
-import { Agent } from 'undici'
 import { HealthChecker } from './health/active.js'
 import { Discovery } from './health/discovery.js'
 import { PassiveHealth } from './health/passive.js'
 import type { BackendConfig, PoolConfig } from './options.js'
-import { Pool } from './pool/pool.js'
+import { Pool, type Worker } from './pool/pool.js'
 import { agentConnect } from './proxy/connect.js'
 import { Forwarder } from './proxy/forward.js'
+import { RenewableAgent } from './proxy/renewable-agent.js'
+import { sameTls } from './tls-options.js'
 
 /**
  * The registration option through which the goload command hands the plugin a pool it keeps across reloads, in
@@ -24,6 +25,8 @@ export class PoolRuntime {
   readonly pool: Pool
   readonly forwarder: Forwarder
   readonly #stops: Array<() => Promise<void> | void> = []
+  /** The health probes' connections, when the pool has active health checks. */
+  readonly #probes: RenewableAgent | undefined
   #cut: NodeJS.Timeout | undefined
 
   private constructor (config: PoolConfig, log: FastifyBaseLogger) {
@@ -46,7 +49,7 @@ export class PoolRuntime {
     if (config.healthCheck !== undefined) {
       // Probes have connections of their own, as HAProxy's checks do: a backend whose traffic connections are all
       // busy is busy, not down, and a probe queued behind them would take it out of rotation for being in use.
-      const probes = new Agent({ connections: 1, ...agentConnect(config) })
+      const probes = this.#probes = new RenewableAgent({ connections: 1, ...agentConnect(config) })
       const checker = new HealthChecker(this.pool, probes, config.healthCheck, log)
       checker.start()
       this.#stops.push(() => checker.stop(), async () => { await probes.destroy() })
@@ -63,6 +66,46 @@ export class PoolRuntime {
       await discovery.start(discovered as Array<BackendConfig & { resolve: NonNullable<BackendConfig['resolve']> }>)
     }
     return runtime
+  }
+
+  /** A backend joins the running pool, connecting with its own tls. */
+  add (backend: BackendConfig): void {
+    this.#connectAs(backend)
+    this.pool.add(backend)
+  }
+
+  /** A backend's weight, maxPending or tls changed (a reload): applied to it in place, its counts kept. */
+  update (worker: Worker, backend: BackendConfig): void {
+    if (worker.weight !== backend.weight || worker.maxPending !== backend.maxPending) this.pool.configure(worker, backend)
+    this.#connectAs(backend)
+  }
+
+  /**
+   * Records the tls an https backend's connections are made with; where that differs from what its origin's
+   * connections were made with so far, new requests go over new connections (see RenewableAgent).
+   */
+  #connectAs ({ url, tls }: BackendConfig): void {
+    if (!url.startsWith('https:')) return
+    const { backendTls } = this.config
+    const before = backendTls.has(url) ? backendTls.get(url) : this.config.tls
+    backendTls.set(url, tls)
+    if (sameTls(before, tls)) return
+    this.forwarder.agent.renew(url)
+    this.#probes?.renew(url)
+  }
+
+  /**
+   * Replaced by a reload: serves what it has, the requests in flight and those waiting in its queue, then closes.
+   * Past closeTimeout, what is left is cut (see closing()), WebSockets included.
+   */
+  async retire (): Promise<void> {
+    this.closing()
+    const { pool } = this
+    // Its workers serve the queue as they free up; removed only once it is empty, so they go on taking from it. No
+    // event says the queue emptied: looked at every 20 ms, only while a retired pool still has requests waiting.
+    while (pool.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+    await Promise.all([...pool.workers].map((worker) => pool.remove(worker)))
+    await this.close()
   }
 
   /** The close begins: requests in flight may finish for closeTimeout; past it they are cut and the queue answered. */

@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { mkdir, symlink, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import t from 'tap'
 import { accepting, configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
@@ -80,6 +83,32 @@ t.test('--check --config: "FILE: ok" and exit 0 for a good file, one line per pr
   const missing = runMain(t, ['--check', '--config', `${good}.missing.yaml`])
   t.equal(await exit(missing), 1)
   t.match(missing.stderr(), /^.*\.missing\.yaml: cannot read the file: ENOENT/)
+})
+
+t.test('a config path that is not a regular file, or is over 4 MiB, is refused at once: --check and at start', async (t) => {
+  const dir = dirname(await configFile(t, ''))
+  const fifo = join(dir, 'fifo.yaml')
+  execFileSync('mkfifo', [fifo])
+  const zero = join(dir, 'zero.yaml')
+  await symlink('/dev/zero', zero)
+  const folder = join(dir, 'folder.yaml')
+  await mkdir(folder)
+  const big = join(dir, 'big.yaml')
+  await writeFile(big, `# ${'x'.repeat(4 * 1024 * 1024)}\n`)
+  const cases: Array<[string, RegExp]> = [
+    // A FIFO opened for reading waits for a writer, and /dev/zero never ends: each would hang goload.
+    [fifo, /fifo\.yaml: not a regular file \(a FIFO\): a config file must be one\n$/],
+    [zero, /zero\.yaml: not a regular file \(a device or socket\)/],
+    [folder, /folder\.yaml: not a regular file \(a directory\)/],
+    [big, /big\.yaml: 4194307 bytes, more than a config file may have \(4 MiB\)\n$/]
+  ]
+  for (const [file, message] of cases) {
+    for (const argv of [['--check', '--config', file], ['--config', file]]) {
+      const run = runMain(t, argv)
+      t.equal(await exit(run), 1, argv.join(' '))
+      t.match(run.stderr(), message)
+    }
+  }
 })
 
 t.test('--config with a bad file exits 1 with its problems before listening', async (t) => {

@@ -1,6 +1,9 @@
+import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import t from 'tap'
-import { accepting, freePort, spawnGoload, type GoloadProcess } from './helpers/cli.js'
+import type { Snapshot } from '../lib/admin/snapshot.js'
+import { accepting, configFile, freePort, spawnGoload, type GoloadProcess } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 import { hello, startBackend, startSlowBackend, waitFor } from './helpers/servers.js'
@@ -52,6 +55,40 @@ t.test('goload --workers 2 forks itself: two processes on one port; SIGTERM stop
   await waitFor(() => run.stdout.match(/goload listening on port \d+, pid \d+/g)?.length === 2, 'both workers to listen', 20_000)
   t.equal(new Set(run.stdout.match(/pid \d+/g)).size, 2, 'two processes')
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1')
+  run.child.kill('SIGTERM')
+  t.same(await exit(run), [0, null])
+})
+
+// Issue 15 item 9 was reproduced with scripts against the built command: these two are those scripts.
+t.test('goload --config: SIGHUP once the path is a FIFO fails the reload at once; the old config serves; SIGTERM exits 0', async (t) => {
+  const backend = await startBackend(t, hello('a'))
+  const port = await freePort()
+  const file = await configFile(t, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${backend.url}]\n`)
+  const run = spawnGoload(t, ['--config', file])
+  await accepting(port, 15_000)
+  // Opened for reading, a FIFO waits for a writer: before, the reload never ended, nor the SIGTERM queued behind it.
+  await rm(file)
+  execFileSync('mkfifo', [file])
+  run.child.kill('SIGHUP')
+  await waitFor(() => /reload failed, the running config stays:\\n\S+: not a regular file \(a FIFO\)/.test(run.stdout), 'the reload to fail', 10_000)
+  t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a')
+  run.child.kill('SIGTERM')
+  t.same(await exit(run), [0, null])
+})
+
+t.test('goload --config: SIGHUP with the file unchanged leaves a resolve pool\'s discovered backends as they were', async (t) => {
+  const backend = await startBackend(t, hello('a'))
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const file = await configFile(t, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [{ url: "http://localhost:${new URL(backend.url).port}", id: api, resolve: { interval: 60000 } }]\nadmin:\n  port: ${adminPort}\n`)
+  const run = spawnGoload(t, ['--config', file])
+  await accepting(adminPort, 15_000)
+  const backends = async () => (JSON.parse((await request(`http://127.0.0.1:${adminPort}/stats`)).body) as Snapshot).pools[0].backends.map((b) => `${b.id} ${b.draining ? 'draining' : 'in'}`)
+  const before = await backends()
+  t.ok(before.includes('api#127.0.0.1 in'), before.join(', '))
+  run.child.kill('SIGHUP')
+  await waitFor(() => /config reloaded/.test(run.stdout), 'the reload', 10_000)
+  t.same(await backends(), before, 'no discovered backend drained, no bare hostname added')
+  t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a')
   run.child.kill('SIGTERM')
   t.same(await exit(run), [0, null])
 })

@@ -1,12 +1,15 @@
 // SIGHUP reloads the config file with nothing dropped and no count forgotten: pools of the same name keep their
 // backends' counts, backends added take traffic, backends removed finish what they have and get nothing new, a bad
 // file leaves the running config serving. main() runs in this process; its signals are an emitter.
-import { writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { rm, symlink, writeFile } from 'node:fs/promises'
 import http from 'node:http'
 import t from 'tap'
 import type { Test } from 'tap'
+import type { Snapshot } from '../lib/admin/snapshot.js'
 import { request } from './helpers/client.js'
 import { configFile, freePort, runMain } from './helpers/cli.js'
+import { deadline } from './helpers/raw.js'
 import { hello, startBackend, waitFor, type Backend } from './helpers/servers.js'
 
 function config (port: number, backends: Backend[], extra = ''): string {
@@ -189,4 +192,100 @@ t.test('a backend removed by one reload and given back by the next returns once 
   const bodies = new Set<string>()
   for (let i = 0; i < 20 && !bodies.has('Hello from a'); i++) bodies.add((await request(url + '/')).body)
   t.ok(bodies.has('Hello from a'), `a serves again (saw ${[...bodies].join(', ')})`)
+})
+
+/** Requests one after the other until one is answered `body` (a backend coming back), failing after a few seconds. */
+async function answers (url: string, body: string): Promise<void> {
+  const seen = new Set<string>()
+  const until = Date.now() + 5000
+  for (;;) {
+    const answer = await request(url)
+    if (answer.body === body) return
+    seen.add(`${answer.status} ${answer.body}`)
+    if (Date.now() > until) throw new Error(`never answered "${body}" (saw ${[...seen].join(', ')})`)
+  }
+}
+
+t.test('a reload that fails cancels nothing: a backend the running config gave back still returns once drained', async (t) => {
+  const { a, b, port, file, run, url, slow } = await slowRequestAtA(t, (a) => [a])
+  await writeFile(file, config(port, [b]))
+  await reload(run, 1)
+  // a is draining (its request is held); this config wants it back once it has left.
+  await writeFile(file, config(port, [a.backend]))
+  await reload(run, 2)
+  const busy = Number(new URL(b.url).port)
+  await writeFile(file, config(port, [a.backend]).replace('pools:', `  - port: ${busy}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:`))
+  await reload(run, 3)
+  t.match(run.logs(), new RegExp(`reload failed, the running config stays:\\\\nlisteners\\[1\\]: port ${busy} is in use`))
+  a.held[0]()
+  t.equal((await slow).status, 200)
+  await answers(url + '/', 'Hello from a')
+  t.pass('a is back in the pool')
+})
+
+t.test('a SIGHUP during shutdown is logged and ignored: no listener of a new config opens', async (t) => {
+  const { a, file, run, slow } = await slowRequestAtA(t, (a) => [a])
+  run.signals.emit('SIGTERM', 'SIGTERM')
+  await run.logged(/SIGTERM received, closing/, 'the shutdown to start')
+  const other = await freePort()
+  await writeFile(file, config(other, [a.backend]))
+  run.signals.emit('SIGHUP', 'SIGHUP')
+  await run.logged(/SIGHUP received while shutting down: not reloading/, 'the SIGHUP to be ignored')
+  a.held[0]()
+  t.equal((await slow).status, 200, 'the request in flight finished')
+  t.equal(await deadline(run.code, 10_000, 'goload to exit'), 0)
+  await t.rejects(request(`http://127.0.0.1:${other}/`, { deadline: 2000 }), 'nothing listens on the new config\'s port')
+  t.notOk(/config reloaded/.test(run.logs()))
+})
+
+t.test('a reload of a path that is no longer a regular file, or is too big, fails at once and the running config stays', async (t) => {
+  const a = await startBackend(t, hello('a'))
+  const port = await freePort()
+  const file = await configFile(t, config(port, [a]))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const url = `http://127.0.0.1:${port}/`
+
+  // Opened for reading, a FIFO waits for a writer: the reload, and any shutdown behind it, would wait for ever.
+  await rm(file)
+  execFileSync('mkfifo', [file])
+  await reload(run, 1)
+  t.match(run.logs(), /reload failed, the running config stays:\\n\S+goload\.yaml: not a regular file \(a FIFO\)/)
+  t.equal((await request(url)).body, 'Hello from a')
+
+  // /dev/zero never ends.
+  await rm(file)
+  await symlink('/dev/zero', file)
+  await reload(run, 2)
+  t.match(run.logs(), /goload\.yaml: not a regular file \(a device or socket\)/)
+  t.equal((await request(url)).body, 'Hello from a')
+
+  await rm(file)
+  await writeFile(file, config(port, [a]) + `# ${'x'.repeat(4 * 1024 * 1024)}\n`)
+  await reload(run, 3)
+  t.match(run.logs(), /goload\.yaml: \d+ bytes, more than a config file may have \(4 MiB\)/)
+  t.equal((await request(url)).body, 'Hello from a')
+})
+
+t.test('a pool a reload retires serves its queue: a request waiting there gets the backend\'s answer, not a 503', async (t) => {
+  const a = await holding(t, 'a')
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const admin = `admin:\n  port: ${adminPort}\n`
+  const file = await configFile(t, config(port, [a.backend], `    maxPending: 1\n${admin}`))
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const url = `http://127.0.0.1:${port}`
+  const slow = request(url + '/slow')
+  await waitFor(() => a.held.length === 1, 'the slow request at a')
+  const queued = request(url + '/')
+  const stats = async () => JSON.parse((await request(`http://127.0.0.1:${adminPort}/stats`)).body) as Snapshot
+  for (let i = 0; (await stats()).pools[0].queued === 0; i++) if (i === 1000) throw new Error('the request never queued')
+  // Other settings: the pool is started anew beside the old one, which is retired.
+  await writeFile(file, config(port, [a.backend], `    maxPending: 1\n    timeout: 30000\n${admin}`))
+  await reload(run, 1)
+  a.held[0]()
+  t.equal((await slow).body, 'Hello from a')
+  const answer = await queued
+  t.equal(answer.status, 200, 'the queued request was served')
+  t.equal(answer.body, 'Hello from a')
 })

@@ -79,3 +79,46 @@ t.test('--workers 2: SIGHUP to the primary reaches every worker, and each reload
   run.signals.emit('SIGTERM', 'SIGTERM')
   t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)
 })
+
+const workerPids = () => new Set(output.match(/goload listening on port \d+, pid \d+/g)?.map((line) => Number(line.split('pid ')[1])))
+
+t.test('--workers 2: a worker killed after it served is started again, logged, while the other goes on answering', async (t) => {
+  output = ''
+  const backend = await startBackend(t, hello('1'))
+  const port = await freePort()
+  const argv = ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2']
+  forkAs(argv)
+  const run = runMain(t, argv)
+  await waitFor(() => workerPids().size === 2, 'both workers to listen', 20_000)
+  const [killed, other] = [...workerPids()]
+  process.kill(killed, 'SIGKILL')
+  await waitFor(() => run.stdout().includes(`worker ${killed} exited with SIGKILL: starting another in 100 ms`), 'the primary to log the death', 5000)
+  for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1', 'answered meanwhile')
+  await waitFor(() => workerPids().size === 3, 'a new worker to listen', 20_000)
+  const started = [...workerPids()].find((pid) => pid !== killed && pid !== other)!
+  t.ok(started > 0, `a new worker, pid ${started}`)
+  t.doesNotThrow(() => { process.kill(other, 0) }, 'the other worker was never stopped')
+  for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1')
+  run.signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0, 'the new worker and the other one closed cleanly')
+})
+
+t.test('--workers 2: a worker that keeps dying soon after each start makes the primary give up, stop the other and return 1', async (t) => {
+  output = ''
+  const backend = await startBackend(t, hello('1'))
+  const port = await freePort()
+  const file = await configFile(t, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${backend.url}]\n`)
+  const argv = ['--config', file, '--workers', '2']
+  forkAs(argv)
+  const run = runMain(t, argv, {}, { respawn: { firstDelay: 10, maxDelay: 40, stable: 60_000, maxQuickFailures: 2 } })
+  await waitFor(() => workerPids().size === 2, 'both workers to listen', 20_000)
+  // Each new worker now fails at start: one quick failure after another.
+  await writeFile(file, 'listeners: [')
+  const [killed] = workerPids()
+  process.kill(killed, 'SIGKILL')
+  t.equal(await deadline(run.code, 20_000, 'the primary to give up'), 1)
+  t.match(run.stdout(), `worker ${killed} exited with SIGKILL: starting another in 10 ms`)
+  t.match(run.stdout(), /worker \d+ exited with code 1 before it was serving: starting another in 20 ms/)
+  t.match(run.stdout(), /worker \d+ exited with code 1 before it was serving: 2 quick failures in a row, giving up: stopping the others/)
+  t.equal(output.match(/SIGTERM received, closing/g)?.length, 1, 'the other worker was stopped')
+})

@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServ
 import type { GoloadFileConfig } from '../config/schema.js'
 import { normalizeOptions, type BackendConfig } from '../options.js'
 import type { PoolEntry } from '../registry.js'
+import type { Worker } from '../pool/pool.js'
 import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
 import { keepClientAddresses } from '../proxy/client-address.js'
@@ -61,10 +62,16 @@ export class Listeners {
    * the whole new config serves or, if a new port cannot be had, the old one goes on and this throws.
    */
   async apply (config: GoloadFileConfig): Promise<void> {
-    const { runtimes, started, retired, syncs } = await this.#bringPools(config)
+    // Counted only once this config serves: a reload that fails must not cancel what the running one scheduled.
+    const generation = this.#generation + 1
+    const started: PoolRuntime[] = []
     const apps: FastifyInstance[] = []
     const opened: http.Server[] = []
+    let retired: PoolRuntime[]
+    let syncs: Array<() => void>
     try {
+      let runtimes: Map<string, PoolRuntime>
+      ({ runtimes, retired, syncs } = await this.#bringPools(config, generation, started))
       for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
       for (const [index, listener] of config.listeners.entries()) {
         if (!this.#listeners.has(keyOf(listener))) opened.push(await this.#listen(index, listener, apps[index]))
@@ -74,6 +81,7 @@ export class Listeners {
       await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeServer), ...started.map((runtime) => runtime.close())])
       throw error
     }
+    this.#generation = generation
     for (const sync of syncs) sync()
     for (const runtime of retired) this.#pools.delete(runtime.config.name)
     // Everything needed is there: swap. New requests go to the new apps from here.
@@ -81,8 +89,10 @@ export class Listeners {
     const current = new Map<string, Listener>()
     for (const [index, listener] of config.listeners.entries()) {
       const key = keyOf(listener)
-      const server = previous.get(key)?.server ?? opened.shift()!
-      current.set(key, { server, app: apps[index] })
+      const kept = previous.get(key)?.server
+      // Its checking interval was set when it started; the timeouts themselves are read at each check.
+      if (kept !== undefined) ({ headersTimeout: kept.headersTimeout, requestTimeout: kept.requestTimeout } = timeouts(listener))
+      current.set(key, { server: kept ?? opened.shift()!, app: apps[index] })
     }
     this.#listeners.clear()
     for (const [key, listener] of current) this.#listeners.set(key, listener)
@@ -92,10 +102,8 @@ export class Listeners {
       if (!current.has(key)) this.#settle(closeServer(server))
       this.#settle(app.close())
     }
-    for (const runtime of retired) {
-      runtime.closing()
-      this.#settle(runtime.close())
-    }
+    // A pool retired serves what it has, its queue included, for closeTimeout at most.
+    for (const runtime of retired) this.#settle(runtime.retire())
   }
 
   /** Stops accepting, answers `Connection: close`, lets requests in flight finish within closeTimeout, closes all. */
@@ -113,18 +121,16 @@ export class Listeners {
    * The runtime of each pool the config names: kept, or started anew; and, for the swap, the kept pools' backend
    * changes and the pools to retire. Nothing running changes here, in case the new config cannot be served.
    */
-  async #bringPools (config: GoloadFileConfig): Promise<{ runtimes: Map<string, PoolRuntime>, started: PoolRuntime[], retired: PoolRuntime[], syncs: Array<() => void> }> {
+  async #bringPools (config: GoloadFileConfig, generation: number, started: PoolRuntime[]): Promise<{ runtimes: Map<string, PoolRuntime>, retired: PoolRuntime[], syncs: Array<() => void> }> {
     const runtimes = new Map<string, PoolRuntime>()
-    const started: PoolRuntime[] = []
     const retired: PoolRuntime[] = []
     const syncs: Array<() => void> = []
-    const generation = ++this.#generation
     const { log } = this
     for (const [name, options] of Object.entries(config.pools)) {
       const wanted = normalizeOptions({ ...options, name })
       const kept = this.#pools.get(name)
       if (kept !== undefined && kept.settings === settingsOf(options)) {
-        syncs.push(() => { syncBackends(kept.runtime, wanted.backends, wanted.backendTls, () => generation === this.#generation) })
+        syncs.push(() => { syncBackends(kept.runtime, wanted.backends, () => generation === this.#generation) })
         runtimes.set(name, kept.runtime)
       } else {
         const runtime = await PoolRuntime.start(wanted, log)
@@ -136,13 +142,14 @@ export class Listeners {
     for (const [name, { runtime }] of this.#pools) {
       if (!runtimes.has(name) && !retired.includes(runtime)) retired.push(runtime)
     }
-    return { runtimes, started, retired, syncs }
+    return { runtimes, retired, syncs }
   }
 
-  async #listen (index: number, { port, host }: GoloadFileConfig['listeners'][number], app: FastifyInstance): Promise<http.Server> {
+  async #listen (index: number, listener: GoloadFileConfig['listeners'][number], app: FastifyInstance): Promise<http.Server> {
+    const { port, host } = listener
     const key = keyOf({ port, host })
     // Until the swap, the app being started; from then on, whichever app is current for this listener.
-    const server = http.createServer((request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) })
+    const server = http.createServer(timeouts(listener), (request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) })
     // Upgrades too go to the current app: to goload's listener on the app's own server (never listening), told which
     // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
     keepClientAddresses(server)
@@ -167,35 +174,56 @@ export class Listeners {
 }
 
 /**
- * Adds the backends the config has and the pool lacks, and drains and removes the ones it no longer has. A backend
- * an earlier reload is still draining comes back once it has left (the pool takes no second backend of one id),
- * unless yet another config has come by then (`current`).
+ * Brings a kept pool's backends to the file's: adds those it lacks, drains and removes those it no longer has, and
+ * applies a weight, maxPending or tls changed in the file to those it keeps, counts and all. Backends found through
+ * DNS are the discovery's (ids `<id>#<address>`): a change to them starts the pool anew (see settingsOf). A backend
+ * an earlier reload is still draining, or whose url changed, comes back once it has left (the pool takes no second
+ * backend of one id), unless yet another config has come by then (`current`).
  */
-function syncBackends (runtime: PoolRuntime, backends: BackendConfig[], backendTls: Map<string, unknown>, current: () => boolean): void {
-  const { pool, config } = runtime
-  const wanted = new Set(backends.map((backend) => backend.id))
+function syncBackends (runtime: PoolRuntime, backends: BackendConfig[], current: () => boolean): void {
+  const { pool } = runtime
+  const listed = backends.filter((backend) => backend.resolve === undefined)
+  const discovered = backends.filter((backend) => backend.resolve !== undefined).map((backend) => `${backend.id}#`)
+  const wanted = new Set(listed.map((backend) => backend.id))
+  const byId = (id: string): Worker | undefined => pool.workers.find((worker) => worker.id === id)
   for (const worker of [...pool.workers]) {
+    if (wanted.has(worker.id) || worker.draining || discovered.some((prefix) => worker.id.startsWith(prefix))) continue
     // Drained now, gone once its requests in flight end: nobody waits for that here.
-    if (!wanted.has(worker.id) && !worker.draining) pool.remove(worker).catch(() => {})
+    pool.remove(worker).catch(() => {})
   }
-  const add = (backend: BackendConfig): void => {
-    const tls = backendTls.get(backend.url)
-    if (tls !== undefined) config.backendTls.set(backend.url, tls as never)
-    pool.add(backend)
-  }
-  for (const backend of backends) {
-    const found = pool.find(backend.id)
+  for (const backend of listed) {
+    const found = byId(backend.id)
     if (found === undefined) {
-      add(backend)
-    } else if (found.draining) {
-      pool.remove(found).then(() => { if (current() && pool.find(backend.id) === undefined) add(backend) }, () => {})
+      runtime.add(backend)
+    } else if (found.draining || found.url !== backend.url) {
+      pool.remove(found).then(() => { if (current() && byId(backend.id) === undefined) runtime.add(backend) }, () => {})
+    } else {
+      runtime.update(found, backend)
     }
   }
 }
 
+/** Everything of a pool but the backends it lists: what, changed, starts the pool anew. DNS discovery is set up once. */
 function settingsOf (options: GoloadFileConfig['pools'][string]): string {
   const { backends, ...settings } = options
-  return JSON.stringify(settings)
+  return JSON.stringify({ ...settings, discovered: backends.filter((backend) => typeof backend === 'object' && backend.resolve !== undefined) })
+}
+
+/** nginx's client_header_timeout, and what the README has always said. */
+const defaultHeadersTimeout = 60_000
+
+/**
+ * A request whose headers have not all come within headersTimeout is answered 408 and its connection closed. Node
+ * checks every connectionsCheckingInterval (30 s by default, so a 60 s timeout cut at up to 90 s): checked here at
+ * a tenth of the timeout, at most every second, the cut comes within headersTimeout + 1 s. requestTimeout (the
+ * whole request, body included: Node's 300 s) may not be below it.
+ */
+function timeouts ({ headersTimeout = defaultHeadersTimeout }: GoloadFileConfig['listeners'][number]): http.ServerOptions & Pick<http.Server, 'headersTimeout' | 'requestTimeout'> {
+  return {
+    headersTimeout,
+    requestTimeout: Math.max(300_000, headersTimeout),
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 10))
+  }
 }
 
 function keyOf ({ port, host }: { port: number, host: string }): string {

@@ -10,7 +10,7 @@ import { startAdmin, type Admin } from '../admin/server.js'
 import { createCliMetrics, type CliMetrics } from '../metrics/cli.js'
 import { parseCommand, usage, UsageError, type Command } from './args.js'
 import { Listeners } from './listeners.js'
-import { runWorkers } from './workers.js'
+import { runWorkers, workerReady, type RespawnPolicy } from './workers.js'
 
 export interface MainOptions {
   /** Where `${NAME}` in a config file is read from. Default process.env. */
@@ -23,6 +23,8 @@ export interface MainOptions {
   logStream?: Writable
   /** A pino transport for the logs, in place of logStream: the example prints them through pino-pretty. */
   logTransport?: { target: string, options?: Record<string, unknown> }
+  /** With --workers: how a worker that dies after it has served is started again. Default defaultRespawn. */
+  respawn?: RespawnPolicy
 }
 
 const shutdownSignals = ['SIGTERM', 'SIGINT'] as const
@@ -30,7 +32,7 @@ const shutdownSignals = ['SIGTERM', 'SIGINT'] as const
 type ServeCommand = Extract<Command, { action: 'serve' }>
 
 /** The goload command: runs what argv asks for and resolves with the exit code. */
-export async function main (argv: string[], { env = process.env, stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport }: MainOptions = {}): Promise<number> {
+export async function main (argv: string[], { env = process.env, stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, respawn }: MainOptions = {}): Promise<number> {
   const fail = failure(stderr)
   let command: Command
   try {
@@ -56,7 +58,7 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     return 0
   }
 
-  return await serve(() => configOf(command, env), command.workers, { stdout, stderr, signals, logStream, logTransport })
+  return await serve(() => configOf(command, env), command.workers, { stdout, stderr, signals, logStream, logTransport, respawn })
 }
 
 export interface ServeOptions extends Omit<MainOptions, 'env'> {
@@ -71,12 +73,16 @@ export interface ServeOptions extends Omit<MainOptions, 'env'> {
  * Runs a config's listeners until SIGTERM or SIGINT, then closes them gracefully; resolves with the exit code.
  * `load` gives the config (a file read, or flags turned into one); with workers > 1 this process is the primary.
  */
-export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, onListening }: ServeOptions = {}): Promise<number> {
+export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, respawn, onListening }: ServeOptions = {}): Promise<number> {
   const fail = failure(stderr)
   // The handlers go in before anything asynchronous: a signal during start-up must not kill the process half-built.
   let received: (signal: NodeJS.Signals) => void = () => {}
   const stop = new Promise<NodeJS.Signals>((resolve) => { received = resolve })
-  const onShutdown = (signal: NodeJS.Signals): void => { received(signal) }
+  let shuttingDown = false
+  const onShutdown = (signal: NodeJS.Signals): void => {
+    shuttingDown = true
+    received(signal)
+  }
   let log: { info: (message: string) => void, error: (message: string) => void } = {
     info: (message) => { stdout.write(`${message}\n`) },
     error: (message) => { stderr.write(`${message}\n`) }
@@ -86,6 +92,11 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
   let reload = async (): Promise<void> => {}
   let reloading = Promise.resolve()
   const onHangUp = (): void => {
+    // A reload now would open listeners and start pools that the shutdown under way never closes.
+    if (shuttingDown) {
+      log.info('goload: SIGHUP received while shutting down: not reloading')
+      return
+    }
     log.info('goload: SIGHUP received, reloading the config')
     reloading = reloading.then(async () => { await reload() })
   }
@@ -101,7 +112,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     if (workers > 1 && cluster.isPrimary) {
       // Each worker reads the file again itself.
       reload = async () => { for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP') }
-      return await runWorkers(workers, stop, log.info)
+      return await runWorkers(workers, stop, log.info, respawn)
     }
 
     const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...(logStream === undefined ? {} : { stream: logStream }), ...(logTransport === undefined ? {} : { transport: logTransport }) }
@@ -128,6 +139,8 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     const { ports } = listeners
     log.info(`goload listening on port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}, pid ${process.pid}`)
     onListening?.(ports, admin?.url, metrics)
+    // The primary respawns a worker that dies once it has served; one that fails before this stops them all.
+    if (cluster.isWorker) process.send?.({ type: workerReady })
     // SIGHUP: the same source again. A config that fails (a bad file, a port in use) leaves the running one serving.
     reload = async () => {
       try {

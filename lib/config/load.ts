@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises'
+import { constants } from 'node:fs'
+import { open } from 'node:fs/promises'
 import { extname } from 'node:path'
 import { exposureProblem, tokenProblem } from '../admin/auth.js'
 import { normalizeOptions, normalizeRateLimit } from '../options.js'
@@ -21,12 +22,7 @@ export async function loadConfig (file: string, { env = process.env }: LoadConfi
   if (formats[extname(file).toLowerCase()] === undefined) {
     throw new ConfigError([`${file}: unknown format "${extname(file)}": use .yaml, .yml, .toml or .json`])
   }
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (error) {
-    throw new ConfigError([`${file}: cannot read the file: ${(error as Error).message}`])
-  }
+  const text = await readText(file)
 
   const parsed = parseConfigText(file, text)
   if (Array.isArray(parsed)) throw new ConfigError(parsed.map((problem) => `${file}:${problem.line}:${problem.column}: ${problem.message}`))
@@ -42,6 +38,41 @@ export async function loadConfig (file: string, { env = process.env }: LoadConfi
   if (problems.length === 0) problems.push(...crossCheck(data as GoloadFileConfig))
   if (problems.length > 0) throw new ConfigError(problems.map((problem) => line(file, locate, problem)))
   return data as GoloadFileConfig
+}
+
+/** Config files are a few KiB: past this, the file is not one (or not one a reload should spend its time on). */
+export const maxConfigBytes = 4 * 1024 * 1024
+
+/**
+ * The file's text, if it is a regular file of at most maxConfigBytes. Opened without blocking: opening a FIFO for
+ * reading waits for a writer (a reload, and the shutdown behind it, would wait forever), and a device like
+ * /dev/zero never ends.
+ */
+async function readText (file: string): Promise<string> {
+  let handle
+  try {
+    handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK)
+  } catch (error) {
+    throw new ConfigError([`${file}: cannot read the file: ${(error as Error).message}`])
+  }
+  try {
+    const stats = await handle.stat()
+    if (!stats.isFile()) throw new ConfigError([`${file}: not a regular file (${kindOf(stats)}): a config file must be one`])
+    if (stats.size > maxConfigBytes) throw new ConfigError([`${file}: ${stats.size} bytes, more than a config file may have (${maxConfigBytes / 1024 / 1024} MiB)`])
+    // What the file held when it was measured: one growing meanwhile is not read past that.
+    const buffer = Buffer.alloc(stats.size)
+    let length = 0
+    for (let read = -1; read !== 0 && length < buffer.length; length += read) {
+      ({ bytesRead: read } = await handle.read(buffer, length, buffer.length - length, length))
+    }
+    return buffer.toString('utf8', 0, length)
+  } finally {
+    await handle.close()
+  }
+}
+
+function kindOf (stats: { isDirectory: () => boolean, isFIFO: () => boolean }): string {
+  return stats.isDirectory() ? 'a directory' : stats.isFIFO() ? 'a FIFO' : 'a device or socket'
 }
 
 // What the schema cannot say: a route's pool is one of the pools, each pool is options the plugin accepts, an admin

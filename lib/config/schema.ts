@@ -125,6 +125,7 @@ const route = Type.Object({
 const listener = Type.Object({
   port,
   host: Type.Optional(Type.String({ minLength: 1, default: '0.0.0.0' })),
+  headersTimeout: Type.Optional(positiveInteger('ms a client may take to send a request\'s headers, then 408 (nginx client_header_timeout); default 60000')),
   routes: Type.Array(route, { minItems: 1 })
 }, closed)
 

@@ -16,8 +16,9 @@ export type PoolChange = (worker: Worker) => void
 export class Worker {
   readonly id: string
   readonly url: string
-  readonly weight: number
-  readonly maxPending: number
+  /** Both set by Pool.configure only, which puts the worker where its new values belong. */
+  weight: number
+  maxPending: number
   /** Position in the backends list: the last tie-break, so the heap order is total. */
   readonly ordinal: number
   /** The weight the heap uses: below `weight` while a slow start ramps it up. */
@@ -251,6 +252,20 @@ export class Pool {
 
   add (config: BackendConfig): Worker {
     return this.#join(config, true)
+  }
+
+  /** New weight and maxPending for a worker (a reload changed them): its counts stay, its heap place follows. */
+  configure (worker: Worker, { weight, maxPending }: Pick<BackendConfig, 'weight' | 'maxPending'>): void {
+    worker.maxPending = maxPending
+    if (weight !== worker.weight) {
+      // A slow start under way reaches the new weight by its own steps.
+      if (!this.#ramps.has(worker)) worker.effectiveWeight = weight
+      worker.weight = weight
+      this.#selector.workersChanged?.()
+    }
+    this.#reorder(worker)
+    this.#changed(worker)
+    this.#serveQueue()
   }
 
   /** Stops new requests to the worker and resolves once its last request has ended; then it leaves the pool. */

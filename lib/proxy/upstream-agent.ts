@@ -1,4 +1,5 @@
-import { Agent, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
+import { RenewableAgent } from './renewable-agent.js'
 
 /** What the agent needs of the exchange an upstream request belongs to. */
 export interface UpstreamExchange {
@@ -38,7 +39,7 @@ function timedOnConnect (this: TimedHandler, abort: Parameters<OnConnect>[0], co
  * reply.from() calls request() synchronously, so the exchange set just before that call is the right one; it is
  * cleared right after, so a later call can never pick up another request's.
  */
-export class UpstreamAgent extends Agent {
+export class UpstreamAgent extends RenewableAgent {
   exchange: UpstreamExchange | undefined
 
   request (options: Dispatcher.RequestOptions, callback?: unknown): never {

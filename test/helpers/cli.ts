@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { PassThrough, type Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
-import { main } from '../../lib/cli/main.js'
+import { main, type MainOptions } from '../../lib/cli/main.js'
 import { deadline } from './raw.js'
 import { deadUrl, waitFor } from './servers.js'
 
@@ -32,10 +32,10 @@ const collect = () => {
 }
 
 /** The goload command run in this process (so its coverage counts), with its own signals and streams. */
-export function runMain (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}): MainRun {
+export function runMain (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}, options: Pick<MainOptions, 'respawn'> = {}): MainRun {
   const signals = new EventEmitter()
   const [stdout, stderr, logs] = [collect(), collect(), collect()]
-  const code = main(argv, { env, signals, stdout: stdout.stream, stderr: stderr.stream, logStream: logs.stream })
+  const code = main(argv, { ...options, env, signals, stdout: stdout.stream, stderr: stderr.stream, logStream: logs.stream })
   // A test that fails half-way still stops what it started.
   t.teardown(async () => {
     signals.emit('SIGTERM', 'SIGTERM')

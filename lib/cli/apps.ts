@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { requestLogging } from '../fastify-options.js'
 import goload from '../index.js'
 import type { SharedPoolOptions, Strategy } from '../options.js'
@@ -21,7 +21,7 @@ export function configOfBackends ({ backends, port, host, strategy }: { backends
 export async function buildApp (listener: ListenerConfig, pools: Map<string, PoolRuntime>, log: FastifyBaseLogger, closing: () => boolean): Promise<FastifyInstance> {
   // One logger for every app, made once (a transport is a worker thread). A proxied request has its one access
   // line: Fastify's own pair ("incoming request", "request completed") is kept for the requests no route took.
-  const app = Fastify({ loggerInstance: log, ...requestLogging(proxied) })
+  const app = Fastify({ loggerInstance: log, trustProxy: trustProxyOf(listener), ...requestLogging(proxied) })
   for (const { pool, path, ...route } of listener.routes) {
     await app.register(goload, { ...route, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
   }
@@ -31,6 +31,17 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   })
   await app.ready()
   return app
+}
+
+/**
+ * The listener's trustProxy as Fastify takes it. Fastify 5.12 turned a bare hop count off (it trusts the nearest peer
+ * whoever it is, as `true` does), so a count is given as the function proxy-addr used to make of it: the last
+ * `hops` addresses (the connection's peer first) are proxies, the one before them is the client.
+ */
+function trustProxyOf ({ trustProxy = false }: ListenerConfig): FastifyServerOptions['trustProxy'] {
+  if (typeof trustProxy !== 'number') return trustProxy
+  const hops = trustProxy
+  return (_address: string, hop: number) => hop < hops
 }
 
 function proxied (request: FastifyRequest): boolean {

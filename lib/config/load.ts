@@ -7,6 +7,7 @@ import { substituteEnv } from './env.js'
 import { ConfigError, keyPath, type Problem } from './errors.js'
 import { formats, parseConfigText, type Locate } from './parse.js'
 import type { GoloadFileConfig } from './schema.js'
+import { trustedProxyProblem } from './trusted-proxies.js'
 import { validateConfig } from './validate.js'
 
 export interface LoadConfigOptions {
@@ -75,12 +76,19 @@ function kindOf (stats: { isDirectory: () => boolean, isFIFO: () => boolean }): 
   return stats.isDirectory() ? 'a directory' : stats.isFIFO() ? 'a FIFO' : 'a device or socket'
 }
 
-// What the schema cannot say: a route's pool is one of the pools, each pool is options the plugin accepts, an admin
-// listener other machines can reach has a token, and the token is strong enough (a schema error would print it).
+// What the schema cannot say: a listener's trusted proxies are addresses, a route's pool is one of the pools, each
+// pool is options the plugin accepts, an admin listener other machines can reach has a token, and the token is
+// strong enough (a schema error would print it).
 function crossCheck (config: GoloadFileConfig): Problem[] {
   const problems: Problem[] = []
   const names = Object.keys(config.pools)
   config.listeners.forEach((listener, index) => {
+    if (Array.isArray(listener.trustProxy)) {
+      listener.trustProxy.forEach((entry, entryIndex) => {
+        const problem = trustedProxyProblem(entry)
+        if (problem !== undefined) problems.push({ path: ['listeners', index, 'trustProxy', entryIndex], message: problem })
+      })
+    }
     // The plugin refuses two routes no request could tell apart; say so here, with the file's line, for --check too.
     const seen = new Map<string, number>()
     listener.routes.forEach((route, routeIndex) => {

@@ -126,6 +126,14 @@ const listener = Type.Object({
   port,
   host: Type.Optional(Type.String({ minLength: 1, default: '0.0.0.0' })),
   headersTimeout: Type.Optional(positiveInteger('ms a client may take to send a request\'s headers, then 408 (nginx client_header_timeout); default 60000')),
+  trustProxy: Type.Optional(Type.Union([
+    Type.Boolean(),
+    Type.Integer({ minimum: 1 }),
+    Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })
+  ], {
+    title: 'true, a hop count (1 or more) or a list of addresses and CIDRs',
+    description: 'whose X-Forwarded-For, -Proto and -Host to believe (Fastify\'s trustProxy): the client address in the access log, rate limits and hashOn: ip follows them; default false'
+  })),
   routes: Type.Array(route, { minItems: 1 })
 }, closed)
 

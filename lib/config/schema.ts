@@ -126,6 +126,13 @@ const listener = Type.Object({
   port,
   host: Type.Optional(Type.String({ minLength: 1, default: '0.0.0.0' })),
   headersTimeout: Type.Optional(positiveInteger('ms a client may take to send a request\'s headers, then 408 (nginx client_header_timeout); default 60000')),
+  tls: Type.Optional(Type.Object({
+    certificates: Type.Array(Type.Object({
+      cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain after it), relative to the config file' }),
+      key: Type.String({ minLength: 1, description: 'PEM private key file, unencrypted, relative to the config file' })
+    }, closed), { minItems: 1, description: 'SNI picks the one whose names match; the first is the default' }),
+    minVersion: Type.Optional(Type.Unsafe<'TLSv1.2' | 'TLSv1.3'>({ enum: ['TLSv1.2', 'TLSv1.3'], description: 'default TLSv1.2' }))
+  }, { ...closed, description: 'serve HTTPS on this listener' })),
   routes: Type.Array(route, { minItems: 1 })
 }, closed)
 

@@ -90,8 +90,15 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
   const names = Object.keys(config.pools)
   config.listeners.forEach((listener, index) => {
     // The plugin refuses two routes no request could tell apart; say so here, with the file's line, for --check too.
+    // A redirecting listener answers every request itself: routes beside it would never be reached.
+    if (listener.redirectHttps !== undefined) {
+      if (listener.routes !== undefined) problems.push({ path: ['listeners', index, 'routes'], message: 'a listener with redirectHttps answers every request with a redirect: remove its routes' })
+      if (listener.tls !== undefined) problems.push({ path: ['listeners', index, 'redirectHttps'], message: 'a TLS listener already serves https: redirectHttps is for a plain one' })
+    } else if (listener.routes === undefined) {
+      problems.push({ path: ['listeners', index, 'routes'], message: 'is required (or redirectHttps)' })
+    }
     const seen = new Map<string, number>()
-    listener.routes.forEach((route, routeIndex) => {
+    listener.routes?.forEach((route, routeIndex) => {
       if (!Object.hasOwn(config.pools, route.pool)) {
         problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (pools: ${names.join(', ')})` })
       }

@@ -12,7 +12,6 @@ import { freePort, runMain } from './helpers/cli.js'
 import { deadline } from './helpers/raw.js'
 import { startBackend, waitFor } from './helpers/servers.js'
 import { TestPki, type KeyPair } from './helpers/tls.js'
-import { readCertificates } from '../lib/tls/certificates.js'
 
 const pki = new TestPki()
 t.teardown(() => { pki.close() })
@@ -165,14 +164,11 @@ t.test('a reload whose certificate no longer matches its key fails, and the runn
   t.equal(await presented(t, port, 'a.example.com'), 'DNS:a.example.com')
 })
 
-t.test('certificate files that cannot be served are errors at their line, for --check too', async (t) => {
-  const write = await configFolder(t)
-  await write('a.pem', a.cert)
-  await write('a-key.pem', a.key)
-  await write('b-key.pem', b.key)
-  await write('der.pem', 'not a certificate\n')
-  const config = (certificates: string) => `listeners:
-  - port: 8443
+/** A config with one TLS listener on 127.0.0.1 serving `certificates` (YAML list lines); its pool is never asked. */
+function oneListener (port: number, certificates: string): string {
+  return `listeners:
+  - port: ${port}
+    host: 127.0.0.1
     tls:
       certificates:
 ${certificates}
@@ -181,7 +177,15 @@ pools:
   web:
     backends: [http://127.0.0.1:3001]
 `
-  const file = await write('goload.yaml', config(`        - { cert: a.pem, key: a-key.pem }
+}
+
+t.test('certificate files that cannot be served are errors at their line, for --check too', async (t) => {
+  const write = await configFolder(t)
+  await write('a.pem', a.cert)
+  await write('a-key.pem', a.key)
+  await write('b-key.pem', b.key)
+  await write('der.pem', 'not a certificate\n')
+  const file = await write('goload.yaml', oneListener(8443, `        - { cert: a.pem, key: a-key.pem }
         - { cert: a.pem, key: b-key.pem }
         - { cert: missing.pem, key: a-key.pem }
         - { cert: der.pem, key: a-key.pem }
@@ -190,27 +194,31 @@ pools:
   const run = runMain(t, ['--check', '--config', file])
   t.equal(await run.code, 1)
   t.equal(run.stderr(), [
-    `${file}:6: listeners[0].tls.certificates[1].cert: ${folder}/a.pem does not match its key listeners[0].tls.certificates[1].key (${folder}/b-key.pem)`,
-    `${file}:7: listeners[0].tls.certificates[2].cert: cannot read ${folder}/missing.pem: ENOENT: no such file or directory, open '${folder}/missing.pem'`,
-    `${file}:8: listeners[0].tls.certificates[3].cert: ${folder}/der.pem is not PEM: expected -----BEGIN CERTIFICATE-----`,
-    `${file}:9: listeners[0].tls.certificates[4].key: ${folder}/a.pem is not PEM: expected -----BEGIN ... PRIVATE KEY-----`
+    `${file}:7: listeners[0].tls.certificates[1].cert: ${folder}/a.pem does not match its key listeners[0].tls.certificates[1].key (${folder}/b-key.pem)`,
+    `${file}:8: listeners[0].tls.certificates[2].cert: cannot read ${folder}/missing.pem: ENOENT: no such file or directory, open '${folder}/missing.pem'`,
+    `${file}:9: listeners[0].tls.certificates[3].cert: ${folder}/der.pem is not PEM: expected -----BEGIN CERTIFICATE-----`,
+    `${file}:10: listeners[0].tls.certificates[4].key: ${folder}/a.pem is not PEM: expected -----BEGIN ... PRIVATE KEY-----`
   ].join('\n') + '\n')
 
-  const good = await write('good.yaml', config('        - { cert: a.pem, key: a-key.pem }'))
+  const good = await write('good.yaml', oneListener(8443, '        - { cert: a.pem, key: a-key.pem }'))
   const check = runMain(t, ['--check', '--config', good])
   t.equal(await check.code, 0)
   t.equal(check.stderr(), '', 'a certificate within its dates: no warning')
 })
 
-t.test('an expired certificate is served, with a warning naming it', async (t) => {
+t.test('an expired certificate is served, with a warning at its line: by --check and at start', async (t) => {
+  const old = pki.expired(ca, 'old.example.com')
   const write = await configFolder(t)
-  const cert = await write('a.pem', a.cert)
-  const key = await write('a-key.pem', a.key)
-  // The test certificates last a day: two days on, this one has expired.
-  const later = new Date(Date.now() + 2 * 24 * 3600_000)
-  const { certificates, problems, warnings } = readCertificates([{ cert, key }], ['listeners', 0, 'tls', 'certificates'], later)
-  t.equal(certificates.length, 1, 'served anyway')
-  t.same(problems, [])
-  t.same(warnings.map(({ path }) => path), [['listeners', 0, 'tls', 'certificates', 0, 'cert']])
-  t.match(warnings[0].message, new RegExp(`^${cert} expired on \\d{4}-\\d\\d-\\d\\dT.*: clients will refuse it$`))
+  await write('old.pem', old.cert)
+  await write('old-key.pem', old.key)
+  const port = await freePort()
+  const file = await write('goload.yaml', oneListener(port, '        - { cert: old.pem, key: old-key.pem }'))
+  const warning = `goload: warning: ${file}:6: listeners[0].tls.certificates[0].cert: ${dirname(file)}/old.pem expired on 2020-01-02T00:00:00.000Z: clients will refuse it\n`
+  const check = runMain(t, ['--check', '--config', file])
+  t.equal(await check.code, 0, '--check passes')
+  t.equal(check.stderr(), warning)
+  const serving = runMain(t, ['--config', file])
+  await serving.logged(/goload listening/, 'goload to listen')
+  t.equal(serving.stderr(), warning, 'said at start')
+  t.equal(await presented(t, port), 'DNS:old.example.com', 'and served')
 })

@@ -32,7 +32,7 @@ export interface ReadCertificates {
  * Reads each certificate and key, as given in the config at `path`. Read synchronously: a few KiB each, at start
  * and on a reload only. Certificates and keys are parsed by node:crypto, never by hand.
  */
-export function readCertificates (files: CertificateFiles[], path: Array<string | number>, now = new Date()): ReadCertificates {
+export function readCertificates (files: CertificateFiles[], path: Array<string | number>): ReadCertificates {
   const result: ReadCertificates = { certificates: [], problems: [], warnings: [] }
   files.forEach((entry, index) => {
     const at = (field: keyof CertificateFiles): Array<string | number> => [...path, index, field]
@@ -58,7 +58,7 @@ export function readCertificates (files: CertificateFiles[], path: Array<string 
       return
     }
     const validTo = new Date(x509.validTo)
-    if (validTo < now) result.warnings.push({ path: at('cert'), message: `${entry.cert} expired on ${validTo.toISOString()}: clients will refuse it` })
+    if (validTo.getTime() < Date.now()) result.warnings.push({ path: at('cert'), message: `${entry.cert} expired on ${validTo.toISOString()}: clients will refuse it` })
     result.certificates.push({ cert, key, x509 })
   })
   return result

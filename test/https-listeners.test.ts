@@ -12,6 +12,7 @@ import { freePort, runMain } from './helpers/cli.js'
 import { deadline } from './helpers/raw.js'
 import { startBackend, waitFor } from './helpers/servers.js'
 import { TestPki, type KeyPair } from './helpers/tls.js'
+import { Listeners } from '../lib/cli/listeners.js'
 
 const pki = new TestPki()
 t.teardown(() => { pki.close() })
@@ -185,25 +186,42 @@ t.test('certificate files that cannot be served are errors at their line, for --
   await write('a-key.pem', a.key)
   await write('b-key.pem', b.key)
   await write('der.pem', 'not a certificate\n')
+  await write('garbled.pem', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')
+  await write('garbled-key.pem', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')
   const file = await write('goload.yaml', oneListener(8443, `        - { cert: a.pem, key: a-key.pem }
         - { cert: a.pem, key: b-key.pem }
         - { cert: missing.pem, key: a-key.pem }
         - { cert: der.pem, key: a-key.pem }
-        - { cert: a.pem, key: a.pem }`))
+        - { cert: a.pem, key: a.pem }
+        - { cert: garbled.pem, key: a-key.pem }
+        - { cert: a.pem, key: garbled-key.pem }`))
   const folder = dirname(file)
   const run = runMain(t, ['--check', '--config', file])
   t.equal(await run.code, 1)
-  t.equal(run.stderr(), [
+  const lines = run.stderr().split('\n')
+  t.equal(lines.slice(0, 4).join('\n'), [
     `${file}:7: listeners[0].tls.certificates[1].cert: ${folder}/a.pem does not match its key listeners[0].tls.certificates[1].key (${folder}/b-key.pem)`,
     `${file}:8: listeners[0].tls.certificates[2].cert: cannot read ${folder}/missing.pem: ENOENT: no such file or directory, open '${folder}/missing.pem'`,
     `${file}:9: listeners[0].tls.certificates[3].cert: ${folder}/der.pem is not PEM: expected -----BEGIN CERTIFICATE-----`,
     `${file}:10: listeners[0].tls.certificates[4].key: ${folder}/a.pem is not PEM: expected -----BEGIN ... PRIVATE KEY-----`
-  ].join('\n') + '\n')
+  ].join('\n'))
+  // What follows "not a valid" is OpenSSL's own reason, which its versions word differently.
+  t.match(lines[4], `${file}:11: listeners[0].tls.certificates[5].cert: ${folder}/garbled.pem is not a valid PEM certificate: `)
+  t.match(lines[5], `${file}:12: listeners[0].tls.certificates[6].key: ${folder}/garbled-key.pem is not a valid PEM private key (unencrypted): `)
+  t.equal(lines.length, 7, 'one line a problem')
 
   const good = await write('good.yaml', oneListener(8443, '        - { cert: a.pem, key: a-key.pem }'))
   const check = runMain(t, ['--check', '--config', good])
   t.equal(await check.code, 0)
   t.equal(check.stderr(), '', 'a certificate within its dates: no warning')
+})
+
+t.test('a certificate file gone between the check and the listening: the start fails naming it', async (t) => {
+  const listeners = new Listeners({ level: 'silent' })
+  t.teardown(() => listeners.close())
+  const missing = '/nonexistent/goload-test.pem'
+  const config = { listeners: [{ port: 0, host: '127.0.0.1', tls: { certificates: [{ cert: missing, key: missing }] }, routes: [{ path: '/', pool: 'web' }] }], pools: { web: { backends: ['http://127.0.0.1:3001'] } } }
+  await t.rejects(listeners.apply(config), { code: 'FST_GOLOAD_LISTEN', message: `listeners[0].tls: cannot read ${missing}: ENOENT: no such file or directory, open '${missing}'` })
 })
 
 t.test('an expired certificate is served, with a warning at its line: by --check and at start', async (t) => {

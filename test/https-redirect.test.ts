@@ -55,6 +55,8 @@ t.test('an absolute-form target redirects to its own authority and path', async 
   const { standard } = await started
   const answer = await send(t, standard, 'GET http://b.test:80/p?q HTTP/1.1\r\nHost: a.test\r\n\r\n')
   t.same(answer.headers.location, ['https://b.test/p?q'])
+  t.same((await send(t, standard, 'GET http://b.test HTTP/1.1\r\nHost: a.test\r\n\r\n')).headers.location, ['https://b.test/'], 'no path: /')
+  t.same((await send(t, standard, 'GET http://b.test?q HTTP/1.1\r\nHost: a.test\r\n\r\n')).headers.location, ['https://b.test/?q'], 'a query only: /?q')
 })
 
 t.test('a Host that is not one, none, or a target that is not a path: 400, never a redirect', async (t) => {
@@ -73,7 +75,7 @@ t.test('a Host that is not one, none, or a target that is not a path: 400, never
   }
 })
 
-t.test('an upgrade is answered with the same redirect, and the connection closed', async (t) => {
+t.test('an upgrade is answered with the same redirect (or 400), and the connection closed', async (t) => {
   const { port } = await started
   const reader = new ResponseReader(await connect(t, port))
   reader.socket.write('GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
@@ -81,6 +83,13 @@ t.test('an upgrade is answered with the same redirect, and the connection closed
   t.equal(answer.status, 308)
   t.same(answer.headers.location, ['https://a.test:8443/ws'])
   await reader.closes(10_000)
+
+  const refused = new ResponseReader(await connect(t, port))
+  refused.socket.write('GET /ws HTTP/1.1\r\nHost: evil.test/x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n')
+  const bad = await refused.next(10_000)
+  t.equal(bad.status, 400, 'an upgrade with a Host that is not one: 400')
+  t.equal(bad.headers.location, undefined)
+  await refused.closes(10_000)
 })
 
 t.test('redirectHttps in the config: a port or true, on a plain listener without routes', async (t) => {

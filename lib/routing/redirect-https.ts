@@ -12,7 +12,8 @@ export type HttpsLocation = { location: string } | { refused: 'host' | 'target' 
 export function httpsLocation (request: IncomingMessage, port: number): HttpsLocation {
   const authority = checkedHost(request)
   if (authority === undefined || authority === '') return { refused: 'host' }
-  const target = pathOf(request.url ?? '/')
+  // A server's request always has its target.
+  const target = pathOf(request.url!)
   if (target === undefined) return { refused: 'target' }
   return { location: `https://${requestHost(authority)}${port === 443 ? '' : `:${port}`}${target}` }
 }

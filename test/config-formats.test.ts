@@ -96,7 +96,7 @@ t.test('$${ stands for a literal ${, and a reference may sit inside a string', a
   const file = await write('goload.yaml', yaml.replace('[http://10.0.0.3:3000]', '["http://${WEB_HOST}:3000"]').replace('path: /v1', () => 'path: /$${v}'))
   const config = await loadConfig(file, { env: { ...env, WEB_HOST: '10.0.0.9' } })
   t.same(config.pools.web.backends, ['http://10.0.0.9:3000'])
-  t.equal(config.listeners[0].routes[0].path, '/${v}')
+  t.equal(config.listeners[0].routes![0].path, '/${v}')
 })
 
 t.test('env defaults to process.env', async (t) => {

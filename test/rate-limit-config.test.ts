@@ -45,7 +45,7 @@ t.test('a bad rateLimit in the file is reported at its line, naming the key', as
   }
   const file = await write('goload.yaml', config(8080, 'http://127.0.0.1:3001', "{ max: 5, timeWindow: '1 minute', allowList: ['10.0.0.1', '::1'], cache: 500000 }"))
   const loaded = await loadConfig(file, { env: {} })
-  t.same(loaded.listeners[0].routes[0].rateLimit, { max: 5, timeWindow: '1 minute', allowList: ['10.0.0.1', '::1'], cache: 500000 })
+  t.same(loaded.listeners[0].routes![0].rateLimit, { max: 5, timeWindow: '1 minute', allowList: ['10.0.0.1', '::1'], cache: 500000 })
 })
 
 t.test('goload --config applies the route\'s rateLimit; a reload starts in-memory counts afresh', async (t) => {

@@ -4,6 +4,7 @@ import goload from '../index.js'
 import type { SharedPoolOptions, Strategy } from '../options.js'
 import { kPoolRuntime, type PoolRuntime } from '../runtime.js'
 import type { GoloadFileConfig, ListenerConfig } from '../config/schema.js'
+import { redirectToHttps } from './redirect.js'
 
 /** `goload --backend URL…`: the config file those flags stand for, one listener with one route to one pool. */
 export function configOfBackends ({ backends, port, host, strategy }: { backends: string[], port: number, host: string, strategy?: string }): GoloadFileConfig {
@@ -22,7 +23,8 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   // One logger for every app, made once (a transport is a worker thread). A proxied request has its one access
   // line: Fastify's own pair ("incoming request", "request completed") is kept for the requests no route took.
   const app = Fastify({ loggerInstance: log, trustProxy: trustProxyOf(listener), ...requestLogging(proxied) })
-  for (const { pool, path, ...route } of listener.routes) {
+  if (listener.redirectHttps !== undefined) redirectToHttps(app, listener.redirectHttps === true ? 443 : listener.redirectHttps)
+  for (const { pool, path, ...route } of listener.routes ?? []) {
     await app.register(goload, { ...route, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
   }
   // While closing, ask clients not to send more on this connection.

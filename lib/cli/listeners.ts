@@ -1,4 +1,5 @@
 import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { GoloadFileConfig } from '../config/schema.js'
@@ -8,16 +9,22 @@ import type { Worker } from '../pool/pool.js'
 import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
 import { keepClientAddresses } from '../proxy/client-address.js'
+import { readCertificates } from '../tls/certificates.js'
+import { CertificateSelector } from '../tls/sni.js'
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
   readonly code = 'FST_GOLOAD_LISTEN'
 }
 
+type Server = http.Server | https.Server
+
 interface Listener {
-  server: http.Server
+  server: Server
   /** The app requests on this port go to now; a reload swaps it. */
   app: FastifyInstance
+  /** A TLS listener's certificates now: new handshakes pick from them, a reload swaps them. */
+  certificates?: CertificateSelector
 }
 
 interface KeptPool {
@@ -66,15 +73,18 @@ export class Listeners {
     const generation = this.#generation + 1
     const started: PoolRuntime[] = []
     const apps: FastifyInstance[] = []
-    const opened: http.Server[] = []
+    const opened: Server[] = []
     let retired: PoolRuntime[]
     let syncs: Array<() => void>
+    let selectors: Array<CertificateSelector | undefined>
     try {
+      // The files are read again (the config's check read them too): a reload is how new certificates come in.
+      selectors = config.listeners.map(selectorOf)
       let runtimes: Map<string, PoolRuntime>
       ({ runtimes, retired, syncs } = await this.#bringPools(config, generation, started))
       for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
       for (const [index, listener] of config.listeners.entries()) {
-        if (!this.#listeners.has(keyOf(listener))) opened.push(await this.#listen(index, listener, apps[index]))
+        if (!this.#listeners.has(keyOf(listener))) opened.push(await this.#listen(index, listener, apps[index], selectors[index]))
       }
     } catch (error) {
       // Nothing of the running config was touched: close what was built for the new one.
@@ -92,7 +102,10 @@ export class Listeners {
       const kept = previous.get(key)?.server
       // Its checking interval was set when it started; the timeouts themselves are read at each check.
       if (kept !== undefined) ({ headersTimeout: kept.headersTimeout, requestTimeout: kept.requestTimeout } = timeouts(listener))
-      current.set(key, { server: kept ?? opened.shift()!, app: apps[index] })
+      const certificates = selectors[index]
+      // Handshakes from now on: with SNI they ask the selector swapped in below, without it the server's own context.
+      if (kept instanceof https.Server && certificates !== undefined) kept.setSecureContext(certificates.defaults)
+      current.set(key, { server: kept ?? opened.shift()!, app: apps[index], certificates })
     }
     this.#listeners.clear()
     for (const [key, listener] of current) this.#listeners.set(key, listener)
@@ -145,11 +158,18 @@ export class Listeners {
     return { runtimes, retired, syncs }
   }
 
-  async #listen (index: number, listener: GoloadFileConfig['listeners'][number], app: FastifyInstance): Promise<http.Server> {
+  async #listen (index: number, listener: GoloadFileConfig['listeners'][number], app: FastifyInstance, certificates: CertificateSelector | undefined): Promise<Server> {
     const { port, host } = listener
-    const key = keyOf({ port, host })
+    const key = keyOf(listener)
     // Until the swap, the app being started; from then on, whichever app is current for this listener.
-    const server = http.createServer(timeouts(listener), (request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) })
+    const handle: http.RequestListener = (request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) }
+    const server = certificates === undefined
+      ? http.createServer(timeouts(listener), handle)
+      : https.createServer({
+        ...timeouts(listener),
+        ...certificates.defaults,
+        SNICallback: (servername, done) => { done(null, (this.#listeners.get(key)?.certificates ?? certificates).select(servername)) }
+      }, handle)
     // Upgrades too go to the current app: to goload's listener on the app's own server (never listening), told which
     // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
     keepClientAddresses(server)
@@ -226,12 +246,21 @@ function timeouts ({ headersTimeout = defaultHeadersTimeout }: GoloadFileConfig[
   }
 }
 
-function keyOf ({ port, host }: { port: number, host: string }): string {
-  return `${host}:${port}`
+// A listener turned from plain to TLS (or back) is a new server: the kept one cannot change what it speaks.
+function keyOf ({ port, host, tls }: { port: number, host: string, tls?: unknown }): string {
+  return `${host}:${port}${tls === undefined ? '' : ' tls'}`
+}
+
+/** A TLS listener's certificates, read from their files; loadConfig has checked them, but they may have changed since. */
+function selectorOf (listener: GoloadFileConfig['listeners'][number], index: number): CertificateSelector | undefined {
+  if (listener.tls === undefined) return undefined
+  const { certificates, problems } = readCertificates(listener.tls.certificates, ['listeners', index, 'tls', 'certificates'])
+  if (problems.length > 0) throw new ListenError(problems.map(({ message }) => `listeners[${index}].tls: ${message}`).join('\n'))
+  return new CertificateSelector({ certificates, minVersion: listener.tls.minVersion ?? 'TLSv1.2' })
 }
 
 // Node 20's server.close() leaves idle keep-alive sockets open until keepAliveTimeout: drop them as they go idle.
-async function closeServer (server: http.Server): Promise<void> {
+async function closeServer (server: Server): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => { resolve() }))
   server.closeIdleConnections()
   const idle = setInterval(() => { server.closeIdleConnections() }, 100)

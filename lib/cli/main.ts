@@ -50,7 +50,7 @@ export async function main (argv: string[], { env = process.env, stdout = proces
   }
   if (command.action === 'check') {
     try {
-      await loadConfig(command.config, { env })
+      await loadConfig(command.config, { env, warn: warning(stderr) })
     } catch (error) {
       return fail(error)
     }
@@ -58,7 +58,7 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     return 0
   }
 
-  return await serve(() => configOf(command, env), command.workers, { stdout, stderr, signals, logStream, logTransport, respawn })
+  return await serve(() => configOf(command, env, warning(stderr)), command.workers, { stdout, stderr, signals, logStream, logTransport, respawn })
 }
 
 export interface ServeOptions extends Omit<MainOptions, 'env'> {
@@ -176,8 +176,13 @@ function failure (stderr: Writable): (error: unknown) => number {
   }
 }
 
-async function configOf ({ source, admin }: ServeCommand, env: NodeJS.ProcessEnv): Promise<GoloadFileConfig> {
-  const config = 'config' in source ? await loadConfig(source.config, { env }) : configOfBackends(source)
+// What is served anyway but should be seen to (an expired certificate): at start, on each reload and by --check.
+function warning (stderr: Writable): (message: string) => void {
+  return (message) => { stderr.write(`goload: warning: ${message}\n`) }
+}
+
+async function configOf ({ source, admin }: ServeCommand, env: NodeJS.ProcessEnv, warn: (message: string) => void): Promise<GoloadFileConfig> {
+  const config = 'config' in source ? await loadConfig(source.config, { env, warn }) : configOfBackends(source)
   if (admin === undefined) return config
   // `--admin` stands for the file's admin block; its token is never a flag, where ps would show it.
   const token = env.GOLOAD_ADMIN_TOKEN === '' ? undefined : env.GOLOAD_ADMIN_TOKEN

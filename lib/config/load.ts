@@ -1,8 +1,9 @@
 import { constants } from 'node:fs'
 import { open } from 'node:fs/promises'
-import { extname } from 'node:path'
+import { dirname, extname, resolve } from 'node:path'
 import { exposureProblem, tokenProblem } from '../admin/auth.js'
 import { normalizeOptions, normalizeRateLimit } from '../options.js'
+import { readCertificates } from '../tls/certificates.js'
 import { substituteEnv } from './env.js'
 import { ConfigError, keyPath, type Problem } from './errors.js'
 import { formats, parseConfigText, type Locate } from './parse.js'
@@ -13,13 +14,15 @@ import { validateConfig } from './validate.js'
 export interface LoadConfigOptions {
   /** Where `${NAME}` values come from. Default `process.env`. */
   env?: NodeJS.ProcessEnv
+  /** Told what is served anyway but should not be (an expired certificate), one line each, at the file's line. */
+  warn?: (message: string) => void
 }
 
 /**
  * Reads a config file (.yaml, .yml, .toml or .json) into plugin options, or throws a ConfigError listing every
  * problem found. Nothing is built: each pool goes through the plugin's own option checks only to find its mistakes.
  */
-export async function loadConfig (file: string, { env = process.env }: LoadConfigOptions = {}): Promise<GoloadFileConfig> {
+export async function loadConfig (file: string, { env = process.env, warn }: LoadConfigOptions = {}): Promise<GoloadFileConfig> {
   if (formats[extname(file).toLowerCase()] === undefined) {
     throw new ConfigError([`${file}: unknown format "${extname(file)}": use .yaml, .yml, .toml or .json`])
   }
@@ -37,6 +40,11 @@ export async function loadConfig (file: string, { env = process.env }: LoadConfi
   const data = substituteEnv(raw, env, problems)
   problems.push(...validateConfig(data))
   if (problems.length === 0) problems.push(...crossCheck(data as GoloadFileConfig))
+  if (problems.length === 0) {
+    const { problems: unusable, warnings } = checkCertificates(data as GoloadFileConfig, dirname(file))
+    problems.push(...unusable)
+    if (problems.length === 0) for (const warning of warnings) warn?.(line(file, locate, warning))
+  }
   if (problems.length > 0) throw new ConfigError(problems.map((problem) => line(file, locate, problem)))
   return data as GoloadFileConfig
 }
@@ -90,8 +98,15 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
       })
     }
     // The plugin refuses two routes no request could tell apart; say so here, with the file's line, for --check too.
+    // A redirecting listener answers every request itself: routes beside it would never be reached.
+    if (listener.redirectHttps !== undefined) {
+      if (listener.routes !== undefined) problems.push({ path: ['listeners', index, 'routes'], message: 'a listener with redirectHttps answers every request with a redirect: remove its routes' })
+      if (listener.tls !== undefined) problems.push({ path: ['listeners', index, 'redirectHttps'], message: 'a TLS listener already serves https: redirectHttps is for a plain one' })
+    } else if (listener.routes === undefined) {
+      problems.push({ path: ['listeners', index, 'routes'], message: 'is required (or redirectHttps)' })
+    }
     const seen = new Map<string, number>()
-    listener.routes.forEach((route, routeIndex) => {
+    listener.routes?.forEach((route, routeIndex) => {
       if (!Object.hasOwn(config.pools, route.pool)) {
         problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (pools: ${names.join(', ')})` })
       }
@@ -124,6 +139,26 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
     }
   }
   return problems
+}
+
+/**
+ * Certificate files are read here, for --check and a reload alike: paths are made absolute (relative ones are the
+ * config file's neighbours, so the config and its certificates move together), then each is read and checked.
+ */
+function checkCertificates (config: GoloadFileConfig, folder: string): { problems: Problem[], warnings: Problem[] } {
+  const problems: Problem[] = []
+  const warnings: Problem[] = []
+  config.listeners.forEach((listener, index) => {
+    if (listener.tls === undefined) return
+    for (const entry of listener.tls.certificates) {
+      entry.cert = resolve(folder, entry.cert)
+      entry.key = resolve(folder, entry.key)
+    }
+    const read = readCertificates(listener.tls.certificates, ['listeners', index, 'tls', 'certificates'])
+    problems.push(...read.problems)
+    warnings.push(...read.warnings)
+  })
+  return { problems, warnings }
 }
 
 /** "fastify-goload: backends[0] is not a valid http(s) URL: ..." names the option first, where it names one. */

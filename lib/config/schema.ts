@@ -134,7 +134,19 @@ const listener = Type.Object({
     title: 'true, a hop count (1 or more) or a list of addresses and CIDRs',
     description: 'whose X-Forwarded-For, -Proto and -Host to believe (Fastify\'s trustProxy): the client address in the access log, rate limits and hashOn: ip follows them; default false'
   })),
-  routes: Type.Array(route, { minItems: 1 })
+  tls: Type.Optional(Type.Object({
+    certificates: Type.Array(Type.Object({
+      cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain after it), relative to the config file' }),
+      key: Type.String({ minLength: 1, description: 'PEM private key file, unencrypted, relative to the config file' })
+    }, closed), { minItems: 1, description: 'SNI picks the one whose names match; the first is the default' }),
+    minVersion: Type.Optional(Type.Unsafe<'TLSv1.2' | 'TLSv1.3'>({ enum: ['TLSv1.2', 'TLSv1.3'], description: 'default TLSv1.2' }))
+  }, { ...closed, description: 'serve HTTPS on this listener' })),
+  redirectHttps: Type.Optional(Type.Unsafe<number | true>({
+    title: 'a port number (1-65535) or true (443)',
+    anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { const: true }],
+    description: 'answer every request 308 to https://<host>[:port]<target>, before routing; such a listener has no routes'
+  })),
+  routes: Type.Optional(Type.Array(route, { minItems: 1, description: 'required unless redirectHttps' }))
 }, closed)
 
 const pools = Type.Unsafe<Record<string, Static<typeof poolSchema>>>({
@@ -169,7 +181,8 @@ export type PoolFileOptions = Static<typeof poolSchema>
 export type RouteConfig = Static<typeof route> & { path: string }
 export interface ListenerConfig extends Omit<Static<typeof listener>, 'host' | 'routes'> {
   host: string
-  routes: RouteConfig[]
+  /** Absent only on a listener with redirectHttps (loadConfig checks). */
+  routes?: RouteConfig[]
 }
 export interface AdminConfig extends Omit<Static<typeof admin>, 'host'> {
   host: string

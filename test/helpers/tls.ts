@@ -45,6 +45,24 @@ export class TestPki {
     return this.#issue(ca, name, ['extendedKeyUsage=clientAuth'])
   }
 
+  /**
+   * A server certificate for `name` that expired in 2020, signed by `ca`: `openssl x509` only counts days from now,
+   * `openssl ca` takes dates, and wants its database files.
+   */
+  expired (ca: KeyPair, name: string): KeyPair {
+    const base = this.#file()
+    writeFileSync(`${base}.ca.crt`, ca.cert)
+    writeFileSync(`${base}.ca.key`, ca.key)
+    writeFileSync(`${base}.index`, '')
+    writeFileSync(`${base}.serial`, `${randomBytes(8).toString('hex')}\n`)
+    writeFileSync(`${base}.cnf`, `[ca]\ndefault_ca = test\n[test]\ndatabase = ${base}.index\nserial = ${base}.serial\nnew_certs_dir = ${this.#dir}\ndefault_md = sha256\npolicy = any\ncopy_extensions = copy\n[any]\ncommonName = supplied\n`)
+    openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+      '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`, '-keyout', `${base}.key`, '-out', `${base}.csr`)
+    openssl('ca', '-batch', '-notext', '-config', `${base}.cnf`, '-cert', `${base}.ca.crt`, '-keyfile', `${base}.ca.key`,
+      '-startdate', '20200101000000Z', '-enddate', '20200102000000Z', '-in', `${base}.csr`, '-out', `${base}.crt`)
+    return this.#read(base)
+  }
+
   /** Removes the directory with the keys. */
   close (): void {
     rmSync(this.#dir, { recursive: true, force: true })

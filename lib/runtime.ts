@@ -101,9 +101,8 @@ export class PoolRuntime {
   async retire (): Promise<void> {
     this.closing()
     const { pool } = this
-    // Its workers serve the queue as they free up; removed only once it is empty, so they go on taking from it. No
-    // event says the queue emptied: looked at every 20 ms, only while a retired pool still has requests waiting.
-    while (pool.queue.length > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+    // Its workers serve the queue as they free up; removed only once it is empty, so they go on taking from it.
+    while (pool.queue.length > 0) await pool.queue.emptied()
     await Promise.all([...pool.workers].map((worker) => pool.remove(worker)))
     await this.close()
   }

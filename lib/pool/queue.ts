@@ -26,6 +26,8 @@ export class WaitQueue<T> {
   length = 0
   #first: Entry<T> | undefined
   #last: Entry<T> | undefined
+  /** Told when the last waiter leaves (see emptied). */
+  #onEmpty: Array<() => void> = []
 
   constructor (max: number, timeout: number) {
     this.max = max
@@ -58,6 +60,12 @@ export class WaitQueue<T> {
     return true
   }
 
+  /** Settles once nobody waits, at once if nobody does: a pool retired by a reload serves its queue, then closes. */
+  emptied (): Promise<void> {
+    if (this.length === 0) return Promise.resolve()
+    return new Promise((resolve) => { this.#onEmpty.push(resolve) })
+  }
+
   /** Expires every waiting entry: the pool is closing. */
   close (): void {
     // Only those waiting now: a waiter told it expired could queue again.
@@ -79,6 +87,11 @@ export class WaitQueue<T> {
     else next.previous = previous
     entry.previous = entry.next = entry.timer = undefined
     this.length--
+    if (this.length === 0 && this.#onEmpty.length > 0) {
+      const told = this.#onEmpty
+      this.#onEmpty = []
+      for (const resolve of told) resolve()
+    }
     return true
   }
 }

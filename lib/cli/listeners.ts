@@ -1,6 +1,7 @@
 import http from 'node:http'
 import https from 'node:https'
 import type { AddressInfo } from 'node:net'
+import type { SecureContext, SecureVersion } from 'node:tls'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { GoloadFileConfig } from '../config/schema.js'
 import { normalizeOptions, type BackendConfig } from '../options.js'
@@ -9,8 +10,11 @@ import type { Worker } from '../pool/pool.js'
 import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
 import { keepClientAddresses } from '../proxy/client-address.js'
-import { readCertificates } from '../tls/certificates.js'
+import { readCertificates, type ListenerCertificate } from '../tls/certificates.js'
 import { CertificateSelector } from '../tls/sni.js'
+import { endValidation, tlsAlpnOptions } from '../tls/acme/alpn.js'
+import type { CertificateManager } from '../tls/acme/manager.js'
+import { AcmeService } from '../tls/acme/service.js'
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
@@ -25,6 +29,26 @@ interface Listener {
   app: FastifyInstance
   /** A TLS listener's certificates now: new handshakes pick from them, a reload swaps them. */
   certificates?: CertificateSelector
+  /** What they were made from, to make them again when ACME issues a certificate. */
+  tls?: ListenerTls
+}
+
+/** A TLS listener's certificates from files, and its ACME block's (after the files: the first file is the default). */
+interface ListenerTls {
+  files: Array<{ certificate: ListenerCertificate, file: string }>
+  acme?: CertificateManager
+  minVersion: SecureVersion
+}
+
+/** A certificate a listener serves, for the status page and the expiry metric. */
+export interface ServedCertificate {
+  /** Who it is for: its first DNS name (else its subject). */
+  name: string
+  /** Where it comes from: its file, or `acme <directory>` (`acme placeholder` until issued). */
+  source: string
+  port: number
+  /** notAfter, in seconds since the epoch. */
+  expires: number
 }
 
 interface KeptPool {
@@ -49,14 +73,33 @@ export class Listeners {
   #generation = 0
   /** The log of the pools (health, ejections) and of the apps: Fastify's logger, made once. */
   readonly log: FastifyBaseLogger
+  /** Certificates ordered from ACME, and the challenges the listeners answer for them. */
+  readonly acme: AcmeService
 
   constructor (logger: FastifyServerOptions['logger']) {
     this.log = Fastify({ logger }).log
+    this.acme = new AcmeService(this.log, () => { this.#swapAcmeCertificates() })
   }
 
   /** The port of each listener, in the config's order (the real one where the config says 0). */
   get ports (): number[] {
     return [...this.#listeners.values()].map(({ server }) => (server.address() as AddressInfo).port)
+  }
+
+  /** Every certificate the TLS listeners serve now, for the status page and metrics. */
+  certificates (): ServedCertificate[] {
+    const served: ServedCertificate[] = []
+    for (const { server, tls } of this.#listeners.values()) {
+      if (tls === undefined) continue
+      const port = (server.address() as AddressInfo).port
+      const add = (certificate: ListenerCertificate, source: string): void => {
+        const name = /DNS:([^,\s]+)/.exec(certificate.x509.subjectAltName ?? '')?.[1] ?? certificate.x509.subject.replace(/\n/g, ', ')
+        served.push({ name, source, port, expires: Date.parse(certificate.x509.validTo) / 1000 })
+      }
+      for (const { certificate, file } of tls.files) add(certificate, file)
+      if (tls.acme !== undefined) add(tls.acme.current, tls.acme.current.placeholder ? 'acme placeholder' : `acme ${tls.acme.config.directory}`)
+    }
+    return served
   }
 
   /** The pools serving now, for what reads them live (the admin API, metrics): a reload may replace any of them, so ask each time. */
@@ -77,9 +120,14 @@ export class Listeners {
     let retired: PoolRuntime[]
     let syncs: Array<() => void>
     let selectors: Array<CertificateSelector | undefined>
+    let tlsOf: Array<ListenerTls | undefined>
+    let acme: Awaited<ReturnType<AcmeService['prepare']>> | undefined
     try {
+      // Each ACME block is ready to serve from here: its stored certificate, or a placeholder while it orders.
+      acme = await this.acme.prepare(config.listeners.map((listener) => listener.tls?.acme))
       // The files are read again (the config's check read them too): a reload is how new certificates come in.
-      selectors = config.listeners.map(selectorOf)
+      tlsOf = config.listeners.map((listener, index) => tlsConfigOf(listener, index, acme!.managers[index]))
+      selectors = tlsOf.map((tls) => tls === undefined ? undefined : selectorOf(tls))
       let runtimes: Map<string, PoolRuntime>
       ({ runtimes, retired, syncs } = await this.#bringPools(config, generation, started))
       for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
@@ -88,9 +136,10 @@ export class Listeners {
       }
     } catch (error) {
       // Nothing of the running config was touched: close what was built for the new one.
-      await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeServer), ...started.map((runtime) => runtime.close())])
+      await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeServer), ...started.map((runtime) => runtime.close()), acme?.abort()])
       throw error
     }
+    acme.commit()
     this.#generation = generation
     for (const sync of syncs) sync()
     for (const runtime of retired) this.#pools.delete(runtime.config.name)
@@ -105,7 +154,7 @@ export class Listeners {
       const certificates = selectors[index]
       // Handshakes from now on: with SNI they ask the selector swapped in below, without it the server's own context.
       if (kept instanceof https.Server && certificates !== undefined) kept.setSecureContext(certificates.defaults)
-      current.set(key, { server: kept ?? opened.shift()!, app: apps[index], certificates })
+      current.set(key, { server: kept ?? opened.shift()!, app: apps[index], certificates, tls: tlsOf[index] })
     }
     this.#listeners.clear()
     for (const [key, listener] of current) this.#listeners.set(key, listener)
@@ -127,7 +176,16 @@ export class Listeners {
       await closeServer(server)
       await app.close()
     }))
-    await Promise.all([...[...this.#pools.values()].map(({ runtime }) => runtime.close()), ...this.#retiring])
+    await Promise.all([...[...this.#pools.values()].map(({ runtime }) => runtime.close()), ...this.#retiring, this.acme.close()])
+  }
+
+  // A certificate issued (or renewed): new handshakes get it, connections open go on with theirs.
+  #swapAcmeCertificates (): void {
+    for (const listener of this.#listeners.values()) {
+      if (listener.tls?.acme === undefined) continue
+      listener.certificates = selectorOf(listener.tls)
+      if (listener.server instanceof https.Server) listener.server.setSecureContext(listener.certificates.defaults)
+    }
   }
 
   /**
@@ -163,13 +221,20 @@ export class Listeners {
     const key = keyOf(listener)
     // Until the swap, the app being started; from then on, whichever app is current for this listener.
     const handle: http.RequestListener = (request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) }
+    // HTTP-01 challenges are answered on every plain listener, before routing and redirectHttps.
+    const plain: http.RequestListener = (request, response) => { if (!this.acme.challenges.answerHttp(request, response)) handle(request, response) }
+    const select = (servername: string): SecureContext => (this.#listeners.get(key)?.certificates ?? certificates!).select(servername)
+    const alpn = listener.tls?.acme?.challenge === 'tls-alpn-01'
     const server = certificates === undefined
-      ? http.createServer(timeouts(listener), handle)
+      ? http.createServer(timeouts(listener), plain)
       : https.createServer({
         ...timeouts(listener),
         ...certificates.defaults,
-        SNICallback: (servername, done) => { done(null, (this.#listeners.get(key)?.certificates ?? certificates).select(servername)) }
+        ...(alpn
+          ? tlsAlpnOptions(this.acme.challenges, ['http/1.1'], select)
+          : { SNICallback: (servername: string, done: (error: Error | null, context?: SecureContext) => void) => { done(null, select(servername)) } })
       }, handle)
+    if (alpn) server.on('secureConnection', endValidation)
     // Upgrades too go to the current app: to goload's listener on the app's own server (never listening), told which
     // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
     keepClientAddresses(server)
@@ -252,11 +317,16 @@ function keyOf ({ port, host, tls }: { port: number, host: string, tls?: unknown
 }
 
 /** A TLS listener's certificates, read from their files; loadConfig has checked them, but they may have changed since. */
-function selectorOf (listener: GoloadFileConfig['listeners'][number], index: number): CertificateSelector | undefined {
+function tlsConfigOf (listener: GoloadFileConfig['listeners'][number], index: number, acme: CertificateManager | undefined): ListenerTls | undefined {
   if (listener.tls === undefined) return undefined
-  const { certificates, problems } = readCertificates(listener.tls.certificates, ['listeners', index, 'tls', 'certificates'])
+  const files = listener.tls.certificates ?? []
+  const { certificates, problems } = readCertificates(files, ['listeners', index, 'tls', 'certificates'])
   if (problems.length > 0) throw new ListenError(problems.map(({ message }) => `listeners[${index}].tls: ${message}`).join('\n'))
-  return new CertificateSelector({ certificates, minVersion: listener.tls.minVersion ?? 'TLSv1.2' })
+  return { files: certificates.map((certificate, i) => ({ certificate, file: files[i].cert })), acme, minVersion: listener.tls.minVersion ?? 'TLSv1.2' }
+}
+
+function selectorOf ({ files, acme, minVersion }: ListenerTls): CertificateSelector {
+  return new CertificateSelector({ certificates: [...files.map(({ certificate }) => certificate), ...(acme === undefined ? [] : [acme.current])], minVersion })
 }
 
 // Node 20's server.close() leaves idle keep-alive sockets open until keepAliveTimeout: drop them as they go idle.

@@ -8,6 +8,7 @@ import { substituteEnv } from './env.js'
 import { ConfigError, keyPath, type Problem } from './errors.js'
 import { formats, parseConfigText, type Locate } from './parse.js'
 import type { GoloadFileConfig } from './schema.js'
+import { acmeProblems, checkAcme } from './acme.js'
 import { trustedProxyProblem } from './trusted-proxies.js'
 import { validateConfig } from './validate.js'
 
@@ -105,6 +106,10 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
     } else if (listener.routes === undefined) {
       problems.push({ path: ['listeners', index, 'routes'], message: 'is required (or redirectHttps)' })
     }
+    if (listener.tls !== undefined && listener.tls.certificates === undefined && listener.tls.acme === undefined) {
+      problems.push({ path: ['listeners', index, 'tls'], message: 'needs certificates, acme, or both' })
+    }
+    if (listener.tls?.acme !== undefined) problems.push(...acmeProblems(config, index))
     const seen = new Map<string, number>()
     listener.routes?.forEach((route, routeIndex) => {
       if (!Object.hasOwn(config.pools, route.pool)) {
@@ -150,13 +155,14 @@ function checkCertificates (config: GoloadFileConfig, folder: string): { problem
   const warnings: Problem[] = []
   config.listeners.forEach((listener, index) => {
     if (listener.tls === undefined) return
-    for (const entry of listener.tls.certificates) {
+    for (const entry of listener.tls.certificates ?? []) {
       entry.cert = resolve(folder, entry.cert)
       entry.key = resolve(folder, entry.key)
     }
-    const read = readCertificates(listener.tls.certificates, ['listeners', index, 'tls', 'certificates'])
+    const read = readCertificates(listener.tls.certificates ?? [], ['listeners', index, 'tls', 'certificates'])
     problems.push(...read.problems)
     warnings.push(...read.warnings)
+    if (listener.tls.acme !== undefined) problems.push(...checkAcme(listener.tls.acme, folder, ['listeners', index, 'tls', 'acme']))
   })
   return { problems, warnings }
 }

@@ -135,10 +135,18 @@ const listener = Type.Object({
     description: 'whose X-Forwarded-For, -Proto and -Host to believe (Fastify\'s trustProxy): the client address in the access log, rate limits and hashOn: ip follows them; default false'
   })),
   tls: Type.Optional(Type.Object({
-    certificates: Type.Array(Type.Object({
+    certificates: Type.Optional(Type.Array(Type.Object({
       cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain after it), relative to the config file' }),
       key: Type.String({ minLength: 1, description: 'PEM private key file, unencrypted, relative to the config file' })
-    }, closed), { minItems: 1, description: 'SNI picks the one whose names match; the first is the default' }),
+    }, closed), { minItems: 1, description: 'SNI picks the one whose names match; the first is the default' })),
+    acme: Type.Optional(Type.Object({
+      directory: Type.String({ pattern: '^https?://', description: 'the ACME directory URL (Let\'s Encrypt: https://acme-v02.api.letsencrypt.org/directory)' }),
+      email: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$', description: 'the account\'s contact, told of expiries and problems' })),
+      domains: Type.Array(Type.String({ pattern: '^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$', description: 'a DNS name' }), { minItems: 1, description: 'the names of one certificate, ordered together' }),
+      challenge: Type.Optional(Type.Unsafe<'http-01' | 'tls-alpn-01'>({ enum: ['http-01', 'tls-alpn-01'], description: 'http-01 (default) on every plain listener, or tls-alpn-01 on this listener' })),
+      storage: Type.String({ minLength: 1, description: 'a folder (relative to the config file) or redis://…, shared by every instance' }),
+      directoryCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the CA the directory\'s HTTPS is signed by (Pebble, step-ca)' }))
+    }, { ...closed, description: 'order and renew a certificate from an ACME CA (Let\'s Encrypt)' })),
     minVersion: Type.Optional(Type.Unsafe<'TLSv1.2' | 'TLSv1.3'>({ enum: ['TLSv1.2', 'TLSv1.3'], description: 'default TLSv1.2' }))
   }, { ...closed, description: 'serve HTTPS on this listener' })),
   redirectHttps: Type.Optional(Type.Unsafe<number | true>({

@@ -144,16 +144,16 @@ export class CertificateManager {
         // Another instance sharing the storage may have renewed it while this one waited for the lock.
         const stored = await this.#readStored()
         if (stored !== undefined && stored.x509.fingerprint256 !== this.#current.x509.fingerprint256) {
-          this.#log.info(`goload: ACME ${this.#what()}: certificate taken from ${this.#storage.location}, valid until ${new Date(stored.x509.validTo).toISOString()}`)
-          return stored
+          return { certificate: stored, from: `taken from ${this.#storage.location}` }
         }
         if (this.#closed) return undefined
-        return await this.#order()
+        return { certificate: await this.#order(), from: `issued by ${this.config.directory}` }
       })
       if (this.#closed || issued === undefined) return
       this.#failures = 0
-      this.#take(issued)
+      this.#take(issued.certificate)
       this.#changed()
+      this.#log.info(`goload: ACME ${this.#what()}: certificate ${issued.from}, valid until ${issued.certificate.x509.validTo}, now served`)
       this.#schedule(this.#due - Date.now())
     } catch (error) {
       if (this.#closed) return
@@ -192,7 +192,6 @@ export class CertificateManager {
     const x509 = new X509Certificate(cert)
     await storage.write(this.#names.key, key)
     await storage.write(this.#names.cert, cert)
-    this.#log.info(`goload: ACME ${this.#what()}: certificate issued, valid until ${new Date(x509.validTo).toISOString()}`)
     return { cert, key, x509 }
   }
 

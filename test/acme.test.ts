@@ -1,0 +1,207 @@
+// tls.acme orders certificates from a real ACME server (Debian's pebble): HTTP-01 answered on the plain listener
+// before redirectHttps, TLS-ALPN-01 on the TLS listener itself; the certificate issued is served to real TLS clients
+// that trust pebble's root, reused from the storage after a restart, renewed without dropping an open connection,
+// shared through Redis by two instances that order it once; a CA that is down leaves the listener serving.
+import { once } from 'node:events'
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import tls from 'node:tls'
+import t, { type Test } from 'tap'
+import { configFolder } from './helpers/config-files.js'
+import { freePort, runMain, type MainRun } from './helpers/cli.js'
+import { startPebble, withoutPebble, type Pebble } from './helpers/pebble.js'
+import { deadline } from './helpers/raw.js'
+import { startRedis, withoutRedis } from './helpers/redis.js'
+import { deadUrl, waitFor } from './helpers/servers.js'
+
+// pebble validates HTTP-01 on one port and TLS-ALPN-01 on another: the plain and TLS listeners of the goload
+// serving a challenge take them, one goload at a time.
+const ports = { http: 0, tls: 0 }
+let pebble: Pebble
+t.before(async () => {
+  if (withoutPebble !== false) return
+  ports.http = await freePort()
+  ports.tls = await freePort()
+  pebble = await startPebble(t, { httpPort: ports.http, tlsPort: ports.tls })
+})
+
+interface Goload {
+  run: MainRun
+  tls: number
+  http: number
+  stop: () => Promise<void>
+}
+
+/** goload with a plain listener (redirectHttps) and a TLS one ordering `domains` into `storage`. */
+async function startGoload (t: Test, { domains, storage, challenge = 'http-01', http = ports.http, tlsPort, directory = pebble.directory }: { domains: string[], storage: string, challenge?: string, http?: number, tlsPort?: number, directory?: string }): Promise<Goload> {
+  const write = await configFolder(t)
+  const tlsListener = tlsPort ?? await freePort()
+  const file = await write('goload.yaml', `listeners:
+  - port: ${http}
+    host: 127.0.0.1
+    redirectHttps: ${tlsListener}
+  - port: ${tlsListener}
+    host: 127.0.0.1
+    tls:
+      acme:
+        directory: ${directory}
+        directoryCa: ${pebble.directoryCa}
+        email: ops@example.com
+        domains: [${domains.join(', ')}]
+        challenge: ${challenge}
+        storage: ${storage}
+    routes: [{ pool: web }]
+pools:
+  web:
+    backends: [http://127.0.0.1:1]
+`)
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  return {
+    run,
+    tls: tlsListener,
+    http,
+    stop: async () => {
+      run.signals.emit('SIGTERM', 'SIGTERM')
+      t.equal(await deadline(run.code, 10_000, 'goload to stop'), 0)
+    }
+  }
+}
+
+/** A TLS connection that trusts only pebble's root (`ca`), once its handshake is done or has failed. */
+async function handshake (t: Test, port: number, servername: string, ca?: string): Promise<tls.TLSSocket> {
+  const socket = tls.connect({ port, host: '127.0.0.1', servername, ...(ca === undefined ? { rejectUnauthorized: false } : { ca }) })
+  t.teardown(() => { socket.destroy() })
+  await deadline(once(socket, 'secureConnect'), 10_000, 'the TLS handshake')
+  return socket
+}
+
+async function fingerprint (t: Test, port: number, servername: string): Promise<string> {
+  const socket = await handshake(t, port, servername)
+  const print = socket.getPeerCertificate().fingerprint256
+  socket.destroy()
+  return print
+}
+
+const skip = withoutPebble
+
+t.test('http-01: the certificate issued is served, and a client trusting pebble\'s root accepts it', { skip }, async (t) => {
+  const storage = join(await folder(t), 'acme')
+  const issuedBefore = pebble.issued()
+  const goload = await startGoload(t, { domains: ['app.acme.example.com', 'www.acme.example.com'], storage })
+  // The listener serves at once, a placeholder until the order is done.
+  const placeholder = (await handshake(t, goload.tls, 'app.acme.example.com')).getPeerCertificate()
+  t.match(placeholder.subject.O, /placeholder/)
+  await goload.run.logged(/certificate issued/, 'the certificate to be issued')
+  t.equal(pebble.issued(), issuedBefore + 1)
+  const root = await pebble.root()
+  for (const name of ['app.acme.example.com', 'www.acme.example.com']) {
+    const socket = await handshake(t, goload.tls, name, root)
+    t.ok(socket.authorized, `${name}: verified against pebble's root`)
+    t.match(socket.getPeerCertificate().subjectaltname, /DNS:app\.acme\.example\.com, DNS:www\.acme\.example\.com/)
+    socket.destroy()
+  }
+  t.match(goload.run.logs(), /ordering a certificate .*\(http-01\)/)
+})
+
+t.test('a restart serves the stored certificate and orders nothing; the storage is readable by goload alone', { skip }, async (t) => {
+  const storage = join(await folder(t), 'acme')
+  const first = await startGoload(t, { domains: ['restart.acme.example.com'], storage })
+  await first.run.logged(/certificate issued/, 'the certificate to be issued')
+  const issued = await fingerprint(t, first.tls, 'restart.acme.example.com')
+  await first.stop()
+  const issuedBefore = pebble.issued()
+
+  const second = await startGoload(t, { domains: ['restart.acme.example.com'], storage })
+  t.equal(await fingerprint(t, second.tls, 'restart.acme.example.com'), issued, 'the stored certificate, from the first handshake on')
+  await second.stop()
+  t.equal(pebble.issued(), issuedBefore, 'no new certificate')
+  t.notMatch(second.run.logs(), /ordering/, 'no order')
+  const files = await filesUnder(storage)
+  t.ok(files.some((file) => file.endsWith('restart.acme.example.com.key')), 'the key is stored')
+  for (const file of files) t.equal((await stat(file)).mode & 0o777, 0o600, `${file} is 0600`)
+})
+
+t.test('renewal swaps the certificate for new handshakes; a connection opened before goes on', { skip }, async (t) => {
+  // Test-only: renew 1.5 s after a certificate is taken into service instead of at 2/3 of its lifetime.
+  process.env.GOLOAD_ACME_RENEW_AFTER_MS = '1500'
+  t.teardown(() => { delete process.env.GOLOAD_ACME_RENEW_AFTER_MS })
+  const storage = join(await folder(t), 'acme')
+  const goload = await startGoload(t, { domains: ['renew.acme.example.com'], storage })
+  await goload.run.logged(/certificate issued/, 'the certificate to be issued')
+  const before = await handshake(t, goload.tls, 'renew.acme.example.com', await pebble.root())
+  const old = before.getPeerCertificate().fingerprint256
+  t.match(await redirected(before), /^HTTP\/1\.1 502 /, 'the connection serves (its pool has no live backend)')
+  await waitFor(() => (goload.run.logs().match(/certificate issued/g)?.length ?? 0) >= 2, 'the renewal')
+  t.not(await fingerprint(t, goload.tls, 'renew.acme.example.com'), old, 'new handshakes get the renewed certificate')
+  t.match(await redirected(before), /^HTTP\/1\.1 502 /, 'the connection opened before still serves')
+  t.equal(before.getPeerCertificate().fingerprint256, old, 'with the certificate it was opened with')
+})
+
+t.test('the CA down at start: the listener serves its placeholder, each failed try is one warning, nothing crashes', { skip }, async (t) => {
+  process.env.GOLOAD_ACME_RETRY_MS = '50'
+  t.teardown(() => { delete process.env.GOLOAD_ACME_RETRY_MS })
+  const storage = join(await folder(t), 'acme')
+  const goload = await startGoload(t, { domains: ['down.acme.example.com'], storage, directory: `${await deadUrl()}/dir` })
+  await waitFor(() => /failed \(attempt 3\)/.test(goload.run.logs()), 'three failed tries')
+  const failures = goload.run.logs().split('\n').filter((line) => line.includes('failed (attempt'))
+  t.match(failures[0], /"level":40.*serving the placeholder certificate, next try in 0 s: GET http:\/\/127\.0\.0\.1:\d+\/dir: ECONNREFUSED/)
+  t.equal(failures.filter((line) => line.includes('(attempt 1)')).length, 1, 'one line per failure')
+  const socket = await handshake(t, goload.tls, 'down.acme.example.com')
+  t.match(socket.getPeerCertificate().subject.O, /placeholder/, 'the listener serves')
+  socket.destroy()
+  await goload.stop()
+})
+
+t.test('two instances on one Redis order once: one orders, the other waits and takes its certificate', { skip: skip || withoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const issuedBefore = pebble.issued()
+  const domains = ['shared.acme.example.com']
+  // Only the first is where pebble validates: whichever instance orders, the other answers the challenge from Redis.
+  const [first, second] = await Promise.all([
+    startGoload(t, { domains, storage: redis.url }),
+    startGoload(t, { domains, storage: redis.url, http: await freePort() })
+  ])
+  const served = async (goload: Goload): Promise<string> => {
+    await waitFor(() => /certificate (issued|taken from)/.test(goload.run.logs()), 'a certificate')
+    return await fingerprint(t, goload.tls, domains[0])
+  }
+  const [a, b] = await Promise.all([served(first), served(second)])
+  t.equal(a, b, 'both serve the same certificate')
+  t.equal(pebble.issued(), issuedBefore + 1, 'pebble issued one certificate')
+  t.equal([first, second].filter((goload) => /ordering/.test(goload.run.logs())).length, 1, 'one instance ordered')
+})
+
+t.test('tls-alpn-01: answered on the TLS listener itself', { skip }, async (t) => {
+  const storage = join(await folder(t), 'acme')
+  const goload = await startGoload(t, { domains: ['alpn.acme.example.com'], storage, challenge: 'tls-alpn-01', tlsPort: ports.tls, http: await freePort() })
+  await goload.run.logged(/certificate issued/, 'the certificate to be issued')
+  t.match(goload.run.logs(), /\(tls-alpn-01\)/)
+  const socket = await handshake(t, goload.tls, 'alpn.acme.example.com', await pebble.root())
+  t.ok(socket.authorized, 'verified against pebble\'s root')
+})
+
+/** One request on an open TLS connection, read to the end of its body. */
+async function redirected (socket: tls.TLSSocket): Promise<string> {
+  let text = ''
+  const onData = (chunk: Buffer): void => { text += chunk.toString('latin1') }
+  socket.on('data', onData)
+  socket.write('GET / HTTP/1.1\r\nHost: renew.acme.example.com\r\n\r\n')
+  await waitFor(() => {
+    const length = /content-length: (\d+)/i.exec(text)
+    return length !== null && text.length >= text.indexOf('\r\n\r\n') + 4 + Number(length[1])
+  }, 'a whole response')
+  socket.off('data', onData)
+  return text
+}
+
+async function filesUnder (dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true })
+  return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath ?? entry.path, entry.name))
+}
+
+async function folder (t: Test): Promise<string> {
+  const write = await configFolder(t)
+  const file = await write('x', '')
+  return join(file, '..')
+}

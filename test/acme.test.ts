@@ -13,6 +13,7 @@ import { startPebble, withoutPebble, type Pebble } from './helpers/pebble.js'
 import { deadline } from './helpers/raw.js'
 import { startRedis, withoutRedis } from './helpers/redis.js'
 import { deadUrl, waitFor } from './helpers/servers.js'
+import { TestPki, type KeyPair } from './helpers/tls.js'
 
 // pebble validates HTTP-01 on one port and TLS-ALPN-01 on another: the plain and TLS listeners of the goload
 // serving a challenge take them, one goload at a time.
@@ -29,20 +30,27 @@ interface Goload {
   run: MainRun
   tls: number
   http: number
+  /** The admin listener's URL. */
+  admin: string
   stop: () => Promise<void>
 }
 
 /** goload with a plain listener (redirectHttps) and a TLS one ordering `domains` into `storage`. */
-async function startGoload (t: Test, { domains, storage, challenge = 'http-01', http = ports.http, tlsPort, directory = pebble.directory }: { domains: string[], storage: string, challenge?: string, http?: number, tlsPort?: number, directory?: string }): Promise<Goload> {
+async function startGoload (t: Test, { domains, storage, challenge = 'http-01', http = ports.http, tlsPort, directory = pebble.directory, file: pair }: { domains: string[], storage: string, challenge?: string, http?: number, tlsPort?: number, directory?: string, file?: KeyPair }): Promise<Goload> {
   const write = await configFolder(t)
+  if (pair !== undefined) {
+    await write('file.pem', pair.cert)
+    await write('file-key.pem', pair.key)
+  }
   const tlsListener = tlsPort ?? await freePort()
+  const admin = await freePort()
   const file = await write('goload.yaml', `listeners:
   - port: ${http}
     host: 127.0.0.1
     redirectHttps: ${tlsListener}
   - port: ${tlsListener}
     host: 127.0.0.1
-    tls:
+    tls:${pair === undefined ? '' : '\n      certificates: [{ cert: file.pem, key: file-key.pem }]'}
       acme:
         directory: ${directory}
         directoryCa: ${pebble.directoryCa}
@@ -54,6 +62,7 @@ async function startGoload (t: Test, { domains, storage, challenge = 'http-01', 
 pools:
   web:
     backends: [http://127.0.0.1:1]
+admin: { port: ${admin} }
 `)
   const run = runMain(t, ['--config', file])
   await run.logged(/goload listening/, 'goload to listen')
@@ -61,6 +70,7 @@ pools:
     run,
     tls: tlsListener,
     http,
+    admin: `http://127.0.0.1:${admin}`,
     stop: async () => {
       run.signals.emit('SIGTERM', 'SIGTERM')
       t.equal(await deadline(run.code, 10_000, 'goload to stop'), 0)
@@ -102,6 +112,13 @@ t.test('http-01: the certificate issued is served, and a client trusting pebble\
     socket.destroy()
   }
   t.match(goload.run.logs(), /ordering a certificate .*\(http-01\)/)
+
+  // The admin shows it, and its expiry is a metric.
+  const expires = Date.parse((await handshake(t, goload.tls, 'app.acme.example.com')).getPeerCertificate().valid_to) / 1000
+  const stats = await (await fetch(`${goload.admin}/stats`)).json() as { certificates: Array<Record<string, unknown>> }
+  t.match(stats.certificates, [{ name: 'app.acme.example.com', port: goload.tls, source: `acme ${pebble.directory}`, expires }])
+  const metrics = await (await fetch(`${goload.admin}/metrics`)).text()
+  t.match(metrics, `goload_tls_certificate_expiry_timestamp_seconds{name="app.acme.example.com"} ${expires}`)
 })
 
 t.test('a restart serves the stored certificate and orders nothing; the storage is readable by goload alone', { skip }, async (t) => {
@@ -172,13 +189,21 @@ t.test('two instances on one Redis order once: one orders, the other waits and t
   t.equal([first, second].filter((goload) => /ordering/.test(goload.run.logs())).length, 1, 'one instance ordered')
 })
 
-t.test('tls-alpn-01: answered on the TLS listener itself', { skip }, async (t) => {
+t.test('tls-alpn-01: answered on the TLS listener itself, beside a certificate file that stays the default', { skip }, async (t) => {
+  const pki = new TestPki()
+  t.teardown(() => { pki.close() })
+  const fileCertificate = pki.server(pki.ca('goload test CA'), { dns: ['file.example.com'] })
   const storage = join(await folder(t), 'acme')
-  const goload = await startGoload(t, { domains: ['alpn.acme.example.com'], storage, challenge: 'tls-alpn-01', tlsPort: ports.tls, http: await freePort() })
+  const goload = await startGoload(t, { domains: ['alpn.acme.example.com'], storage, challenge: 'tls-alpn-01', tlsPort: ports.tls, http: await freePort(), file: fileCertificate })
   await goload.run.logged(/certificate issued/, 'the certificate to be issued')
   t.match(goload.run.logs(), /\(tls-alpn-01\)/)
   const socket = await handshake(t, goload.tls, 'alpn.acme.example.com', await pebble.root())
   t.ok(socket.authorized, 'verified against pebble\'s root')
+  const unknown = await handshake(t, goload.tls, 'unknown.example.com')
+  t.equal(unknown.getPeerCertificate().subjectaltname, 'DNS:file.example.com', 'the file is the default')
+  const metrics = await (await fetch(`${goload.admin}/metrics`)).text()
+  t.match(metrics, /goload_tls_certificate_expiry_timestamp_seconds\{name="file\.example\.com"\} \d+/, 'the file\'s expiry is a metric too')
+  t.match(metrics, /goload_tls_certificate_expiry_timestamp_seconds\{name="alpn\.acme\.example\.com"\} \d+/)
 })
 
 /** One request on an open TLS connection, read to the end of its body. */

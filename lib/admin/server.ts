@@ -12,6 +12,7 @@ import { bearer, exposureProblem, tokenProblem } from './auth.js'
 import { EventStreams } from './events.js'
 import { actionGuard, ownHost } from './guard.js'
 import { Snapshots } from './snapshot.js'
+import type { CertificateSource } from '../tls/served.js'
 
 export interface AdminOptions {
   host: string
@@ -24,6 +25,8 @@ export interface AdminOptions {
   token?: string
   /** The live pools, walked on every use: a reload may replace them. */
   source: () => Iterable<PoolEntry>
+  /** The TLS listeners' certificates, shown with their expiry. */
+  certificates?: CertificateSource
   /** Prometheus text for GET /metrics; without it, /metrics is 404. */
   metrics?: () => Promise<{ contentType: string, text: string }>
   log: FastifyBaseLogger
@@ -81,10 +84,10 @@ export async function startAdmin (options: AdminOptions): Promise<Admin> {
   return { url, port, close: () => app.close() }
 }
 
-function buildAdmin ({ host, token, source, metrics, log, streamMaxAge }: AdminOptions): FastifyInstance {
+function buildAdmin ({ host, token, source, certificates, metrics, log, streamMaxAge }: AdminOptions): FastifyInstance {
   // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
   const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
-  const snapshots = new Snapshots(source)
+  const snapshots = new Snapshots(source, certificates)
   const streams = new EventStreams(snapshots, source, log, streamMaxAge)
   // An open event stream is a hijacked reply that close() would wait for forever.
   app.addHook('preClose', (done) => { streams.close(); done() })

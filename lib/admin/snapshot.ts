@@ -1,6 +1,7 @@
 import { latencyBuckets } from '../pool/latency.js'
 import type { BackendStats, Pool, Worker } from '../pool/pool.js'
 import type { PoolEntry } from '../registry.js'
+import type { CertificateSource, ServedCertificate } from '../tls/served.js'
 
 export type BackendState = 'up' | 'ejected' | 'unhealthy' | 'draining' | 'slow-start'
 
@@ -33,6 +34,8 @@ export interface Snapshot {
   at: number
   pid: number
   pools: PoolSnapshot[]
+  /** The TLS listeners' certificates and their expiry (the goload command's; none for the plugin). */
+  certificates: ServedCertificate[]
 }
 
 /** Ticks kept: one a `tick` (500 ms) for a minute. */
@@ -66,13 +69,15 @@ export function stateOf (worker: Worker): BackendState {
  */
 export class Snapshots {
   readonly #source: () => Iterable<PoolEntry>
+  readonly #certificates: CertificateSource
   readonly #histories = new WeakMap<Worker, History>()
   readonly #times = new Float64Array(ring)
   /** Ticks so far; the latest is `#tick - 1`. */
   #tick = 0
 
-  constructor (source: () => Iterable<PoolEntry>) {
+  constructor (source: () => Iterable<PoolEntry>, certificates: CertificateSource = () => []) {
     this.#source = source
+    this.#certificates = certificates
     this.tick()
   }
 
@@ -135,7 +140,7 @@ export class Snapshots {
         backends
       })
     }
-    return { at, pid: process.pid, pools }
+    return { at, pid: process.pid, pools, certificates: this.#certificates() }
   }
 
   /** A backend's counts at `tick`: zero before it joined, or its first kept ones if it was there before the admin. */

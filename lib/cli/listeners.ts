@@ -15,6 +15,7 @@ import { CertificateSelector } from '../tls/sni.js'
 import { endValidation, tlsAlpnOptions } from '../tls/acme/alpn.js'
 import type { CertificateManager } from '../tls/acme/manager.js'
 import { AcmeService } from '../tls/acme/service.js'
+import type { ServedCertificate } from '../tls/served.js'
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
@@ -38,17 +39,6 @@ interface ListenerTls {
   files: Array<{ certificate: ListenerCertificate, file: string }>
   acme?: CertificateManager
   minVersion: SecureVersion
-}
-
-/** A certificate a listener serves, for the status page and the expiry metric. */
-export interface ServedCertificate {
-  /** Who it is for: its first DNS name (else its subject). */
-  name: string
-  /** Where it comes from: its file, or `acme <directory>` (`acme placeholder` until issued). */
-  source: string
-  port: number
-  /** notAfter, in seconds since the epoch. */
-  expires: number
 }
 
 interface KeptPool {

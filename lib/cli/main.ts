@@ -124,13 +124,13 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     }
     log = listeners.log
     // Read from the live pools at each scrape; SIGHUP reloads counted below.
-    const metrics = createCliMetrics(() => listeners.entries())
+    const metrics = createCliMetrics(() => listeners.entries(), () => listeners.certificates())
     // The admin shows the pools serving now, whatever a reload does to them. With --workers, each worker has its
     // own on the shared port, showing and acting on its own pools (/metrics sums them all).
     let admin: Admin | undefined
     if (config.admin !== undefined) {
       try {
-        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), metrics: metrics.scrape, log: listeners.log })
+        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), metrics: metrics.scrape, log: listeners.log })
       } catch (error) {
         await listeners.close()
         return fail(error)

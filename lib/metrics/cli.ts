@@ -1,6 +1,7 @@
 import cluster from 'node:cluster'
 import { AggregatorRegistry, Registry } from 'prom-client'
 import { addPoolMetrics, ReadMetric, type PoolSource } from './collectors.js'
+import type { CertificateSource } from '../tls/served.js'
 
 /** What `/metrics` answers with: Prometheus' text format. */
 export interface Scrape {
@@ -27,10 +28,17 @@ interface MetricsMessage { type: string, id: number, text?: string, error?: stri
  * The command's metrics over the pools `source` gives at each scrape (Listeners.entries()). In a cluster worker the
  * state gauges get a `worker` label and a scrape goes through the primary, which sums the workers' registries.
  */
-export function createCliMetrics (source: PoolSource): CliMetrics {
+export function createCliMetrics (source: PoolSource, certificates: CertificateSource = () => []): CliMetrics {
   const registry = new Registry()
   const worker = cluster.isWorker ? String(cluster.worker!.id) : undefined
   addPoolMetrics(registry, source, worker)
+  // One sample a name: a name served from two places (two listeners, a file and ACME) expires with the first of them.
+  registry.registerMetric(new ReadMetric('goload_tls_certificate_expiry_timestamp_seconds', 'gauge', 'min', 'When each certificate the TLS listeners serve expires (notAfter), in seconds since the epoch, by its first DNS name.',
+    (samples) => {
+      const earliest = new Map<string, number>()
+      for (const { name, expires } of certificates()) earliest.set(name, Math.min(expires, earliest.get(name) ?? Infinity))
+      for (const [name, expires] of earliest) samples.push({ value: expires, labels: { name } })
+    }) as never)
   const reloads = { count: 0, success: 1, at: Date.now() / 1000 }
   // Every worker hears every SIGHUP: the most any worker counted is how many there were, the least whether all took it.
   registry.registerMetric(new ReadMetric('goload_config_reloads_total', 'counter', 'max', 'SIGHUP reloads of the config, failed ones included.',

@@ -12,6 +12,8 @@ const $ = (id) => document.getElementById(id)
 const statusLine = $('status')
 const updatedLine = $('updated')
 const poolsMain = $('pools')
+const certificatesSection = $('certificates')
+const certificateRows = $('certificate-rows')
 const tokenForm = $('token-form')
 const tokenInput = $('token')
 const forgetButton = $('forget')
@@ -277,6 +279,24 @@ function render () {
       pools.delete(name)
     }
   }
+  renderCertificates(snapshot.certificates ?? [], snapshot.at)
+}
+
+// Few rows that rarely change (a renewal, a reload): made again only when what they show changes.
+let certificatesShown = ''
+function renderCertificates (certificates, at) {
+  const days = (expires) => Math.floor((expires * 1000 - at) / 86_400_000)
+  const key = JSON.stringify(certificates.map(({ name, port, source, expires }) => [name, port, source, expires, days(expires)]))
+  if (key === certificatesShown) return
+  certificatesShown = key
+  certificatesSection.hidden = certificates.length === 0
+  certificateRows.replaceChildren(...certificates.map(({ name, port, source, expires }) => {
+    const left = days(expires)
+    const when = `${new Date(expires * 1000).toISOString().slice(0, 10)} (${left < 0 ? 'expired' : `${left} days`})`
+    return el('tr', { 'data-certificate': name },
+      el('th', { scope: 'row' }, name), el('td', { class: 'num' }, String(port)), el('td', {}, source),
+      el('td', left < 14 ? { class: 'expiring' } : {}, when))
+  }))
 }
 
 function renderPool (view, pool) {

@@ -206,6 +206,51 @@ t.test('tls-alpn-01: answered on the TLS listener itself, beside a certificate f
   t.match(metrics, /goload_tls_certificate_expiry_timestamp_seconds\{name="alpn\.acme\.example\.com"\} \d+/)
 })
 
+t.test('--check: tls.acme mistakes at their line, without contacting the CA', async (t) => {
+  const write = await configFolder(t)
+  await write('not-pem.txt', 'hello\n')
+  const file = await write('goload.yaml', `listeners:
+  - port: 8443
+    tls:
+      acme:
+        directory: http://127.0.0.1:1/dir
+        domains: [ok.example.com, '*.example.com', localhost]
+        challenge: http-01
+        storage: acme
+        directoryCa: not-pem.txt
+    routes: [{ pool: web }]
+  - port: 9443
+    tls: {}
+    routes: [{ pool: web }]
+pools:
+  web:
+    backends: [http://127.0.0.1:3001]
+`)
+  const run = runMain(t, ['--check', '--config', file])
+  t.equal(await run.code, 1)
+  const errors = run.stderr()
+  t.match(errors, /goload\.yaml:6: listeners\[0\]\.tls\.acme\.domains\[1\]: \*\.example\.com: a wildcard needs the dns-01 challenge/)
+  t.match(errors, /goload\.yaml:6: listeners\[0\]\.tls\.acme\.domains\[2\]: localhost: not a public DNS name/)
+  t.match(errors, /goload\.yaml:7: listeners\[0\]\.tls\.acme\.challenge: http-01 is answered on the plain listeners, and this config has none/)
+  t.match(errors, /goload\.yaml:12: listeners\[1\]\.tls: needs certificates, acme, or both/)
+
+  const fine = await write('fine.yaml', `listeners:
+  - port: 80
+    redirectHttps: true
+  - port: 443
+    tls:
+      acme: { directory: 'http://127.0.0.1:1/dir', domains: [app.example.com], storage: 'redis://127.0.0.1:1', directoryCa: not-pem.txt }
+    routes: [{ pool: web }]
+pools:
+  web:
+    backends: [http://127.0.0.1:3001]
+`)
+  const check = runMain(t, ['--check', '--config', fine])
+  t.equal(await check.code, 1)
+  t.match(check.stderr(), /fine\.yaml:6: listeners\[1\]\.tls\.acme\.directoryCa: .*not-pem\.txt is not PEM/)
+  t.equal(check.stderr().split('\n').filter(Boolean).length, 1, 'nothing else: the CA and Redis are not asked')
+})
+
 /** One request on an open TLS connection, read to the end of its body. */
 async function redirected (socket: tls.TLSSocket): Promise<string> {
   let text = ''

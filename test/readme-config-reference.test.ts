@@ -28,6 +28,12 @@ t.test('every route key of the schema is a row of the README\'s Routes table', a
   }
 })
 
+t.test('every tls.acme key of the schema is a row of the README\'s Automatic certificates table', async (t) => {
+  const documented = tableKeys('### Automatic certificates')
+  const acme = configSchema.properties.listeners.items.properties.tls.properties.acme
+  for (const key of Object.keys(acme.properties)) t.ok(documented.has(key), `listeners[].tls.acme.${key} is in the Automatic certificates table`)
+})
+
 t.test('listener and log keys appear in the config file sample', async (t) => {
   const sample = readme.slice(readme.indexOf('### Config file'), readme.indexOf('## Development'))
   for (const key of [...Object.keys(configSchema.properties.listeners.items.properties), ...Object.keys(configSchema.properties), 'level']) {

@@ -10,6 +10,7 @@ const agents = new Map<string, https.Agent | undefined>()
 const requireFromAcme = createRequire(createRequire(import.meta.url).resolve('acme-client'))
 const { getAdapter } = requireFromAcme('axios') as { getAdapter: (name: string) => (config: unknown) => Promise<unknown> }
 let intercepting = false
+const requestTimeout = 30_000
 
 function intercept (): void {
   if (intercepting) return
@@ -20,6 +21,8 @@ function intercept (): void {
     if (origin === undefined || !agents.has(origin)) return config
     const agent = agents.get(origin)
     if (agent !== undefined) config.httpsAgent = agent
+    // axios waits forever by default: a CA that accepts and never answers would hold the order, and its lock, for good.
+    if (config.timeout === undefined || config.timeout === 0) config.timeout = requestTimeout
     const settings = (acme.axios.defaults as { acmeSettings?: { retryMaxAttempts: number } }).acmeSettings
     if (!('retryAttempt' in config)) Object.assign(config, { retryAttempt: settings?.retryMaxAttempts ?? 0 })
     // A response with an error status is acme-client's to read. A network error is thrown again without `config`,

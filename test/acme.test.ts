@@ -3,7 +3,7 @@
 // that trust pebble's root, reused from the storage after a restart, renewed without dropping an open connection,
 // shared through Redis by two instances that order it once; a CA that is down leaves the listener serving.
 import { once } from 'node:events'
-import { readdir, stat } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import tls from 'node:tls'
 import t, { type Test } from 'tap'
@@ -32,6 +32,8 @@ interface Goload {
   http: number
   /** The admin listener's URL. */
   admin: string
+  /** The config file. */
+  config: string
   stop: () => Promise<void>
 }
 
@@ -71,6 +73,7 @@ admin: { port: ${admin} }
     tls: tlsListener,
     http,
     admin: `http://127.0.0.1:${admin}`,
+    config: file,
     stop: async () => {
       run.signals.emit('SIGTERM', 'SIGTERM')
       t.equal(await deadline(run.code, 10_000, 'goload to stop'), 0)
@@ -86,11 +89,16 @@ async function handshake (t: Test, port: number, servername: string, ca?: string
   return socket
 }
 
-async function fingerprint (t: Test, port: number, servername: string): Promise<string> {
+/** The certificate served for `servername`, its connection closed (one left open would hold goload's stop). */
+async function peer (t: Test, port: number, servername: string): Promise<tls.PeerCertificate> {
   const socket = await handshake(t, port, servername)
-  const print = socket.getPeerCertificate().fingerprint256
+  const certificate = socket.getPeerCertificate()
   socket.destroy()
-  return print
+  return certificate
+}
+
+async function fingerprint (t: Test, port: number, servername: string): Promise<string> {
+  return (await peer(t, port, servername)).fingerprint256
 }
 
 const skip = withoutPebble
@@ -113,6 +121,14 @@ t.test('http-01: the certificate issued is served, and a client trusting pebble\
   }
   t.match(goload.run.logs(), /ordering a certificate .*\(http-01\)/)
 
+  // The challenge path is ACME's on a plain listener, before redirectHttps; anything else is redirected.
+  const plain = `http://127.0.0.1:${goload.http}`
+  const unknown = await fetch(`${plain}/.well-known/acme-challenge/no-such-token`)
+  t.equal(unknown.status, 404)
+  t.equal(await unknown.text(), 'no such ACME challenge\n')
+  t.equal((await fetch(`${plain}/.well-known/acme-challenge/no-such-token`, { method: 'POST', redirect: 'manual' })).status, 308, 'only GET and HEAD are ACME\'s')
+  t.equal((await fetch(`${plain}/other`, { redirect: 'manual' })).status, 308)
+
   // The admin shows it, and its expiry is a metric.
   const expires = Date.parse((await handshake(t, goload.tls, 'app.acme.example.com')).getPeerCertificate().valid_to) / 1000
   const stats = await (await fetch(`${goload.admin}/stats`)).json() as { certificates: Array<Record<string, unknown>> }
@@ -131,9 +147,16 @@ t.test('a restart serves the stored certificate and orders nothing; the storage 
 
   const second = await startGoload(t, { domains: ['restart.acme.example.com'], storage })
   t.equal(await fingerprint(t, second.tls, 'restart.acme.example.com'), issued, 'the stored certificate, from the first handshake on')
-  await second.stop()
   t.equal(pebble.issued(), issuedBefore, 'no new certificate')
   t.notMatch(second.run.logs(), /ordering/, 'no order')
+
+  // A reload with other names orders for them, and the block it replaces stops.
+  await writeFile(second.config, (await readFile(second.config, 'utf8')).replace('restart.acme.example.com', 'reloaded.acme.example.com'))
+  second.run.signals.emit('SIGHUP', 'SIGHUP')
+  await second.run.logged(/reloaded\.acme\.example\.com: certificate issued/, 'the certificate for the new names')
+  t.equal(pebble.issued(), issuedBefore + 1)
+  t.match((await peer(t, second.tls, 'restart.acme.example.com')).subjectaltname, 'DNS:reloaded.acme.example.com', 'the only certificate left, as the default')
+  await second.stop()
   const files = await filesUnder(storage)
   t.ok(files.some((file) => file.endsWith('restart.acme.example.com.key')), 'the key is stored')
   for (const file of files) t.equal((await stat(file)).mode & 0o777, 0o600, `${file} is 0600`)
@@ -164,29 +187,53 @@ t.test('the CA down at start: the listener serves its placeholder, each failed t
   const failures = goload.run.logs().split('\n').filter((line) => line.includes('failed (attempt'))
   t.match(failures[0], /"level":40.*serving the placeholder certificate, next try in 0 s: GET http:\/\/127\.0\.0\.1:\d+\/dir: ECONNREFUSED/)
   t.equal(failures.filter((line) => line.includes('(attempt 1)')).length, 1, 'one line per failure')
-  const socket = await handshake(t, goload.tls, 'down.acme.example.com')
-  t.match(socket.getPeerCertificate().subject.O, /placeholder/, 'the listener serves')
-  socket.destroy()
+  t.match((await peer(t, goload.tls, 'down.acme.example.com')).subject.O, /placeholder/, 'the listener serves')
   await goload.stop()
 })
 
-t.test('two instances on one Redis order once: one orders, the other waits and takes its certificate', { skip: skip || withoutRedis }, async (t) => {
-  const redis = await startRedis(t)
+/** Two goload on one storage, started together: they order once, and serve the same certificate. */
+async function twoInstances (t: Test, storage: string, domain: string): Promise<[Goload, Goload]> {
   const issuedBefore = pebble.issued()
-  const domains = ['shared.acme.example.com']
-  // Only the first is where pebble validates: whichever instance orders, the other answers the challenge from Redis.
+  // Only the first is where pebble validates: whichever instance orders, the other answers the challenge from the storage.
   const [first, second] = await Promise.all([
-    startGoload(t, { domains, storage: redis.url }),
-    startGoload(t, { domains, storage: redis.url, http: await freePort() })
+    startGoload(t, { domains: [domain], storage }),
+    startGoload(t, { domains: [domain], storage, http: await freePort() })
   ])
   const served = async (goload: Goload): Promise<string> => {
     await waitFor(() => /certificate (issued|taken from)/.test(goload.run.logs()), 'a certificate')
-    return await fingerprint(t, goload.tls, domains[0])
+    return await fingerprint(t, goload.tls, domain)
   }
   const [a, b] = await Promise.all([served(first), served(second)])
   t.equal(a, b, 'both serve the same certificate')
   t.equal(pebble.issued(), issuedBefore + 1, 'pebble issued one certificate')
   t.equal([first, second].filter((goload) => /ordering/.test(goload.run.logs())).length, 1, 'one instance ordered')
+  return [first, second]
+}
+
+t.test('two instances on one Redis order once: one orders, the other waits and takes its certificate', { skip: skip || withoutRedis }, async (t) => {
+  const redis = await startRedis(t)
+  const [, second] = await twoInstances(t, redis.url, 'shared.acme.example.com')
+
+  // Redis gone: a challenge cannot be looked up (503), and a goload starting serves a placeholder and says why.
+  await redis.kill()
+  t.equal((await fetch(`http://127.0.0.1:${second.http}/.well-known/acme-challenge/some-token`)).status, 503)
+  process.env.GOLOAD_ACME_RETRY_MS = '50'
+  t.teardown(() => { delete process.env.GOLOAD_ACME_RETRY_MS })
+  const third = await startGoload(t, { domains: ['shared.acme.example.com'], storage: redis.url, http: await freePort() })
+  t.match(third.run.logs(), /cannot read the storage redis:\/\/127\.0\.0\.1:\d+/)
+  await third.run.logged(/failed \(attempt 1\)/, 'a failed try')
+  t.match((await peer(t, third.tls, 'shared.acme.example.com')).subject.O, /placeholder/)
+})
+
+t.test('two instances on one folder order once, past a lock file its dead holder left', { skip }, async (t) => {
+  const storage = join(await folder(t), 'acme')
+  const directory = new URL(pebble.directory)
+  const lock = join(storage, `${directory.host}${directory.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '_'), 'certificates', 'folder.acme.example.com.lock')
+  await mkdir(join(lock, '..'), { recursive: true })
+  await writeFile(lock, '')
+  const longAgo = new Date(Date.now() - 60_000)
+  await utimes(lock, longAgo, longAgo)
+  await twoInstances(t, storage, 'folder.acme.example.com')
 })
 
 t.test('tls-alpn-01: answered on the TLS listener itself, beside a certificate file that stays the default', { skip }, async (t) => {
@@ -199,6 +246,15 @@ t.test('tls-alpn-01: answered on the TLS listener itself, beside a certificate f
   t.match(goload.run.logs(), /\(tls-alpn-01\)/)
   const socket = await handshake(t, goload.tls, 'alpn.acme.example.com', await pebble.root())
   t.ok(socket.authorized, 'verified against pebble\'s root')
+  const http1 = tls.connect({ port: goload.tls, host: '127.0.0.1', servername: 'alpn.acme.example.com', ALPNProtocols: ['h2', 'http/1.1'], ca: await pebble.root() })
+  t.teardown(() => { http1.destroy() })
+  await deadline(once(http1, 'secureConnect'), 10_000, 'an http/1.1 handshake')
+  t.equal(http1.alpnProtocol, 'http/1.1', 'other clients are offered the listener\'s own protocols')
+  t.ok(http1.authorized)
+  const validator = tls.connect({ port: goload.tls, host: '127.0.0.1', servername: 'alpn.acme.example.com', ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false })
+  t.teardown(() => { validator.destroy() })
+  await deadline(once(validator, 'error'), 10_000, 'acme-tls/1 refused')
+  t.pass('acme-tls/1 with no challenge under way is refused')
   const unknown = await handshake(t, goload.tls, 'unknown.example.com')
   t.equal(unknown.getPeerCertificate().subjectaltname, 'DNS:file.example.com', 'the file is the default')
   const metrics = await (await fetch(`${goload.admin}/metrics`)).text()
@@ -222,6 +278,10 @@ t.test('--check: tls.acme mistakes at their line, without contacting the CA', as
   - port: 9443
     tls: {}
     routes: [{ pool: web }]
+  - port: 9444
+    tls:
+      acme: { directory: 'http://127.0.0.1:1/dir', domains: [b.example.com], challenge: tls-alpn-01, storage: 'redis://[bad' }
+    routes: [{ pool: web }]
 pools:
   web:
     backends: [http://127.0.0.1:3001]
@@ -233,6 +293,7 @@ pools:
   t.match(errors, /goload\.yaml:6: listeners\[0\]\.tls\.acme\.domains\[2\]: localhost: not a public DNS name/)
   t.match(errors, /goload\.yaml:7: listeners\[0\]\.tls\.acme\.challenge: http-01 is answered on the plain listeners, and this config has none/)
   t.match(errors, /goload\.yaml:12: listeners\[1\]\.tls: needs certificates, acme, or both/)
+  t.match(errors, /goload\.yaml:16: listeners\[2\]\.tls\.acme\.storage: redis:\/\/\[bad is not a valid redis:\/\/ URL/)
 
   const fine = await write('fine.yaml', `listeners:
   - port: 80
@@ -241,6 +302,10 @@ pools:
     tls:
       acme: { directory: 'http://127.0.0.1:1/dir', domains: [app.example.com], storage: 'redis://127.0.0.1:1', directoryCa: not-pem.txt }
     routes: [{ pool: web }]
+  - port: 444
+    tls:
+      acme: { directory: 'http://127.0.0.1:1/dir', domains: [b.example.com], storage: acme, directoryCa: missing.pem }
+    routes: [{ pool: web }]
 pools:
   web:
     backends: [http://127.0.0.1:3001]
@@ -248,7 +313,8 @@ pools:
   const check = runMain(t, ['--check', '--config', fine])
   t.equal(await check.code, 1)
   t.match(check.stderr(), /fine\.yaml:6: listeners\[1\]\.tls\.acme\.directoryCa: .*not-pem\.txt is not PEM/)
-  t.equal(check.stderr().split('\n').filter(Boolean).length, 1, 'nothing else: the CA and Redis are not asked')
+  t.match(check.stderr(), /fine\.yaml:10: listeners\[2\]\.tls\.acme\.directoryCa: cannot read .*missing\.pem/)
+  t.equal(check.stderr().split('\n').filter(Boolean).length, 2, 'nothing else: the CA and Redis are not asked')
 })
 
 /** One request on an open TLS connection, read to the end of its body. */

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { link, mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { lockPoll, lockTtl, type AcmeStorage } from './storage.js'
@@ -49,7 +49,7 @@ export class DirectoryStorage implements AcmeStorage {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
       }
       const held = await stat(path).catch(() => undefined)
-      if (held !== undefined && Date.now() - held.mtimeMs > lockTtl) await rm(path, { force: true })
+      if (held !== undefined && Date.now() - held.mtimeMs > lockTtl) await breakStale(path)
       else await sleep(lockPoll)
     }
     const touch = setInterval(() => { const now = new Date(); utimes(path, now, now).catch(() => {}) }, lockTtl / 3).unref()
@@ -66,4 +66,21 @@ export class DirectoryStorage implements AcmeStorage {
   #path (name: string): string {
     return join(this.location, ...name.split('/'))
   }
+}
+
+/**
+ * Removes a lock its holder left (untouched for lockTtl). Two waiters may both find it stale, and the first may have
+ * made a new lock by the time the second removes "it": so it is moved aside first, and put back if what was moved
+ * turns out to be a live lock.
+ */
+async function breakStale (path: string): Promise<void> {
+  const aside = `${path}.${randomBytes(6).toString('hex')}.stale`
+  try {
+    await rename(path, aside)
+  } catch {
+    return
+  }
+  const moved = await stat(aside)
+  if (Date.now() - moved.mtimeMs <= lockTtl) await link(aside, path).catch(() => {})
+  await rm(aside, { force: true })
 }

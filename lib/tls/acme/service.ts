@@ -65,11 +65,6 @@ export class AcmeService {
     return { managers, commit, abort }
   }
 
-  /** Every manager running, for tests waiting on an order. */
-  get managers (): CertificateManager[] {
-    return [...this.#managers.values()]
-  }
-
   async close (): Promise<void> {
     for (const manager of this.#managers.values()) manager.close()
     this.#managers.clear()

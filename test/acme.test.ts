@@ -3,6 +3,7 @@
 // that trust pebble's root, reused from the storage after a restart, renewed without dropping an open connection,
 // shared through Redis by two instances that order it once; a CA that is down leaves the listener serving.
 import { once } from 'node:events'
+import net from 'node:net'
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import tls from 'node:tls'
@@ -189,6 +190,54 @@ t.test('the CA down at start: the listener serves its placeholder, each failed t
   t.equal(failures.filter((line) => line.includes('(attempt 1)')).length, 1, 'one line per failure')
   t.match((await peer(t, goload.tls, 'down.acme.example.com')).subject.O, /placeholder/, 'the listener serves')
   await goload.stop()
+})
+
+t.test('a garbled stored certificate, or a storage that is not a folder: the placeholder serves, and the log says why', { skip }, async (t) => {
+  process.env.GOLOAD_ACME_RETRY_MS = '50'
+  t.teardown(() => { delete process.env.GOLOAD_ACME_RETRY_MS })
+  const directory = `${await deadUrl()}/dir`
+  const garbled = join(await folder(t), 'acme')
+  const namespace = new URL(directory)
+  const certificates = join(garbled, `${namespace.host}${namespace.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '_'), 'certificates')
+  await mkdir(certificates, { recursive: true })
+  await writeFile(join(certificates, 'garbled.acme.example.com.crt'), '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')
+  await writeFile(join(certificates, 'garbled.acme.example.com.key'), 'not a key\n')
+  const first = await startGoload(t, { domains: ['garbled.acme.example.com'], storage: garbled, directory, http: await freePort() })
+  t.match((await peer(t, first.tls, 'garbled.acme.example.com')).subject.O, /placeholder/)
+  await first.run.logged(/failed \(attempt 1\)/, 'a failed try')
+  await first.stop()
+
+  const notAFolder = join(await folder(t), 'file')
+  await writeFile(notAFolder, '')
+  const second = await startGoload(t, { domains: ['file.acme.example.com'], storage: notAFolder, directory, http: await freePort() })
+  t.match(second.run.logs(), /cannot read the storage .*file: ENOTDIR/)
+  t.match((await peer(t, second.tls, 'file.acme.example.com')).subject.O, /placeholder/)
+  await second.run.logged(/failed \(attempt 1\).*ENOTDIR/, 'a failed try')
+  await second.stop()
+})
+
+t.test('a TLS port in use: goload does not start, and leaves nothing running', { skip }, async (t) => {
+  const busy = net.createServer().listen(0, '127.0.0.1')
+  await once(busy, 'listening')
+  t.teardown(() => { busy.close() })
+  const write = await configFolder(t)
+  const file = await write('goload.yaml', `listeners:
+  - port: ${await freePort()}
+    host: 127.0.0.1
+    redirectHttps: true
+  - port: ${(busy.address() as net.AddressInfo).port}
+    host: 127.0.0.1
+    tls:
+      acme: { directory: 'http://127.0.0.1:1/dir', domains: [busy.acme.example.com], storage: '${join(await folder(t), 'acme')}' }
+    routes: [{ pool: web }]
+pools:
+  web:
+    backends: [http://127.0.0.1:1]
+`)
+  const run = runMain(t, ['--config', file])
+  t.equal(await run.code, 1)
+  t.match(run.stderr(), /listeners\[1\]: port \d+ is in use/)
+  t.notMatch(run.logs(), /ordering/, 'no order was left running')
 })
 
 /** Two goload on one storage, started together: they order once, and serve the same certificate. */

@@ -70,8 +70,8 @@ export class CertificateManager {
     return this.#current
   }
 
-  /** Ready to serve once this resolves (a stored certificate or a placeholder); ordering goes on in the background. */
-  async start (): Promise<void> {
+  /** Ready to serve once this resolves: the stored certificate, or a placeholder. Nothing is ordered before begin(). */
+  async load (): Promise<void> {
     const stored = await this.#readStored().catch((error: Error) => {
       this.#log.warn(`goload: ACME ${this.#what()}: cannot read the storage ${this.#storage.location}: ${error.message}`)
       return undefined
@@ -82,6 +82,10 @@ export class CertificateManager {
       this.#current = { ...await this.#placeholder(), placeholder: true }
       this.#due = 0
     }
+  }
+
+  /** Orders now if there is nothing valid, else when the certificate is due; in the background from here on. */
+  begin (): void {
     this.#schedule(this.#due - Date.now())
   }
 

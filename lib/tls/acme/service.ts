@@ -43,7 +43,7 @@ export class AcmeService {
         if (manager === undefined) {
           manager = new CertificateManager(block, this.#storage(block.storage), this.challenges, this.#log, this.#changed)
           started.set(key, manager)
-          await manager.start()
+          await manager.load()
         }
         managers.push(manager)
       }
@@ -59,7 +59,11 @@ export class AcmeService {
           this.#managers.delete(key)
         }
       }
-      for (const [key, manager] of started) this.#managers.set(key, manager)
+      // Only once the listeners serve: a config that fails to start orders nothing.
+      for (const [key, manager] of started) {
+        this.#managers.set(key, manager)
+        manager.begin()
+      }
       this.#closeUnused().catch(() => {})
     }
     return { managers, commit, abort }

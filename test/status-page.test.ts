@@ -243,3 +243,22 @@ t.test('a page on another origin cannot drive a tokenless admin: its no-cors POS
   t.same(await backends(), [{ id: a.url, draining: true }], 'drained from its own page')
   t.same(await own.evaluate(() => (window as unknown as { said: string[] }).said), [`${a.url} is draining`], 'nothing said of the renewal')
 })
+
+t.test('the Certificates table: each certificate served with its port, source and expiry; one close to expiry is marked', { skip: chromium.skip }, async (t) => {
+  const balancer = await startBalancer(t, { name: 'app', backends: [(await startBackend(t)).url] })
+  const now = Date.now() / 1000
+  const admin = await startAdminOf(t, balancer, {
+    certificates: () => [
+      { name: 'app.example.com', source: 'acme https://acme.example.com/dir', port: 443, expires: now + 60 * 86_400 + 3600 },
+      { name: 'old.example.com', source: '/etc/goload/old.pem', port: 8443, expires: now + 3 * 86_400 + 3600 }
+    ]
+  })
+  const { page, errors } = await openPage(t, `${admin.url}/`)
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-certificate]').length === 2)
+  t.equal(await page.$eval('#certificates', (section) => (section as HTMLElement).hidden), false)
+  const rows = await page.$$eval('tr[data-certificate]', (rows) => rows.map((row) => [...row.children].map((cell) => ({ text: cell.textContent, expiring: cell.classList.contains('expiring') }))))
+  t.same(rows.map((cells) => cells.slice(0, 3).map(({ text }) => text)), [['app.example.com', '443', 'acme https://acme.example.com/dir'], ['old.example.com', '8443', '/etc/goload/old.pem']])
+  t.match(rows[0][3], { text: /^\d{4}-\d\d-\d\d \(60 days\)$/, expiring: false })
+  t.match(rows[1][3], { text: /^\d{4}-\d\d-\d\d \(3 days\)$/, expiring: true }, 'under two weeks left is marked')
+  t.same(errors, [], 'no errors in the page')
+})

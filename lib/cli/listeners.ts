@@ -64,11 +64,11 @@ export class Listeners {
   /** The log of the pools (health, ejections) and of the apps: Fastify's logger, made once. */
   readonly log: FastifyBaseLogger
   /** Certificates ordered from ACME, and the challenges the listeners answer for them. */
-  readonly acme: AcmeService
+  readonly #acme: AcmeService
 
   constructor (logger: FastifyServerOptions['logger']) {
     this.log = Fastify({ logger }).log
-    this.acme = new AcmeService(this.log, () => { this.#swapAcmeCertificates() })
+    this.#acme = new AcmeService(this.log, () => { this.#swapAcmeCertificates() })
   }
 
   /** The port of each listener, in the config's order (the real one where the config says 0). */
@@ -114,7 +114,7 @@ export class Listeners {
     let acme: Awaited<ReturnType<AcmeService['prepare']>> | undefined
     try {
       // Each ACME block is ready to serve from here: its stored certificate, or a placeholder while it orders.
-      acme = await this.acme.prepare(config.listeners.map((listener) => listener.tls?.acme))
+      acme = await this.#acme.prepare(config.listeners.map((listener) => listener.tls?.acme))
       // The files are read again (the config's check read them too): a reload is how new certificates come in.
       tlsOf = config.listeners.map((listener, index) => tlsConfigOf(listener, index, acme!.managers[index]))
       selectors = tlsOf.map((tls) => tls === undefined ? undefined : selectorOf(tls))
@@ -166,7 +166,7 @@ export class Listeners {
       await closeServer(server)
       await app.close()
     }))
-    await Promise.all([...[...this.#pools.values()].map(({ runtime }) => runtime.close()), ...this.#retiring, this.acme.close()])
+    await Promise.all([...[...this.#pools.values()].map(({ runtime }) => runtime.close()), ...this.#retiring, this.#acme.close()])
   }
 
   // A certificate issued (or renewed): new handshakes get it, connections open go on with theirs.
@@ -212,7 +212,7 @@ export class Listeners {
     // Until the swap, the app being started; from then on, whichever app is current for this listener.
     const handle: http.RequestListener = (request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) }
     // HTTP-01 challenges are answered on every plain listener, before routing and redirectHttps.
-    const plain: http.RequestListener = (request, response) => { if (!this.acme.challenges.answerHttp(request, response)) handle(request, response) }
+    const plain: http.RequestListener = (request, response) => { if (!this.#acme.challenges.answerHttp(request, response)) handle(request, response) }
     const select = (servername: string): SecureContext => (this.#listeners.get(key)?.certificates ?? certificates!).select(servername)
     const alpn = listener.tls?.acme?.challenge === 'tls-alpn-01'
     const server = certificates === undefined
@@ -221,7 +221,7 @@ export class Listeners {
         ...timeouts(listener),
         ...certificates.defaults,
         ...(alpn
-          ? tlsAlpnOptions(this.acme.challenges, ['http/1.1'], select)
+          ? tlsAlpnOptions(this.#acme.challenges, ['http/1.1'], select)
           : { SNICallback: (servername: string, done: (error: Error | null, context?: SecureContext) => void) => { done(null, select(servername)) } })
       }, handle)
     if (alpn) server.on('secureConnection', endValidation)

@@ -122,8 +122,11 @@ async function exchange (t: Test, port: number, chunks: Buffer[], { byByte = fal
       socket.write(chunk)
       continue
     }
-    // Each byte handed to the kernel before the next, Nagle off: a segment each on loopback.
-    for (const byte of chunk) await new Promise<void>((resolve, reject) => { socket.write(Buffer.from([byte]), (error) => { if (error == null) resolve(); else reject(error) }) })
+    // Nagle off, each byte written on a turn of the loop of its own: goload, in this process, reads between them.
+    for (const byte of chunk) {
+      socket.write(Buffer.from([byte]))
+      await new Promise((resolve) => setImmediate(resolve))
+    }
   }
   return { response: await reader.next(5000), reader }
 }
@@ -168,6 +171,8 @@ t.test('v2 PROXY over TCP4 and TCP6, with TLVs; LOCAL keeps the peer', async (t)
   t.equal(await forwardedFor(t, setup.ports.local, v2('PROXY', 0x11, tcp4('198.51.100.20', '10.0.0.5'), tlvs)), '198.51.100.20')
   t.equal(await forwardedFor(t, setup.ports.local, v2('PROXY', 0x21, tcp6('20010db8000000000000000000000007', '20010db8000000000000000000000001'), tlvs)), '2001:db8::7')
   t.equal(await forwardedFor(t, setup.ports.local, v2('PROXY', 0x21, tcp6('00000000000000000000ffffc0000201', '20010db8000000000000000000000001'))), '::ffff:192.0.2.1', 'an IPv4-mapped address as Node writes one')
+  t.equal(await forwardedFor(t, setup.ports.local, v2('PROXY', 0x21, tcp6('20010db8000100020003000400050006', '20010db8000000000000000000000001'))), '2001:db8:1:2:3:4:5:6', 'no zeros to shorten')
+  t.equal(await forwardedFor(t, setup.ports.local, v2('PROXY', 0x21, tcp6('20010db8000000010000000000000001', '20010db8000000000000000000000001'))), '2001:db8:0:1::1', 'the longest run of zeros shortened')
   t.equal(await forwardedFor(t, setup.ports.local, v2('LOCAL', 0x00, Buffer.alloc(0))), '127.0.0.1', 'LOCAL: the balancer\'s own health check')
   t.equal(await forwardedFor(t, setup.ports.local, v2('LOCAL', 0x11, tcp4('198.51.100.20', '10.0.0.5'))), '127.0.0.1', 'LOCAL: addresses ignored')
   t.equal(await forwardedFor(t, setup.ports.local, v2('PROXY', 0x00, Buffer.alloc(0))), '127.0.0.1', 'AF_UNSPEC: no address to take')
@@ -214,6 +219,9 @@ t.test('no valid header: closed at once with no byte written', async (t) => {
     ['a v2 command other than LOCAL or PROXY', [Buffer.concat([signature, Buffer.from([0x22, 0x11, 0, 12]), tcp4('1.2.3.4', '5.6.7.8'), get()])]],
     ['a v2 length past the 4096-byte cap', [v2('PROXY', 0x11, tcp4('198.51.100.20', '10.0.0.5'), [], 0xffff)]],
     ['a v2 length too short for its addresses', [Buffer.concat([v2('PROXY', 0x21, tcp6('20010db8000000000000000000000007', '20010db8000000000000000000000001'), [], 12), get()])]],
+    ['a v2 address family past AF_UNIX', [Buffer.concat([signature, Buffer.from([0x21, 0x41, 0, 12]), tcp4('1.2.3.4', '5.6.7.8'), get()])]],
+    ['a v2 transport past DGRAM', [Buffer.concat([signature, Buffer.from([0x21, 0x13, 0, 12]), tcp4('1.2.3.4', '5.6.7.8'), get()])]],
+    ['a v2 TLV cut short before its length', [Buffer.concat([v2('PROXY', 0x11, Buffer.concat([tcp4('198.51.100.20', '10.0.0.5'), Buffer.from([0x02, 0])])), get()])]],
     ['a v2 TLV longer than the header', [Buffer.concat([v2('PROXY', 0x11, Buffer.concat([tcp4('198.51.100.20', '10.0.0.5'), Buffer.from([0x02, 0, 9, 0x61])])), get()])]],
     ['a v1 line for another protocol', [Buffer.concat([v1('PROXY UDP4 203.0.113.7 192.0.2.1 51000 443'), get()])]],
     ['a v1 line with a bad address', [Buffer.concat([v1('PROXY TCP4 203.0.113.999 192.0.2.1 51000 443'), get()])]],
@@ -222,6 +230,9 @@ t.test('no valid header: closed at once with no byte written', async (t) => {
     ['a v1 line with a field missing', [Buffer.concat([v1('PROXY TCP4 203.0.113.7 192.0.2.1 51000'), get()])]],
     ['a v1 line with two spaces', [Buffer.concat([v1('PROXY TCP4  203.0.113.7 192.0.2.1 51000 443'), get()])]],
     ['a v1 line longer than 107 bytes', [Buffer.from(`PROXY UNKNOWN ${'x'.repeat(100)}`)]],
+    ['"PROXY" without its space', [Buffer.concat([v1('PROXYTCP4 203.0.113.7 192.0.2.1 51000 443'), get()])]],
+    ['a v1 line with a tab', [Buffer.concat([v1('PROXY TCP4 203.0.113.7\t192.0.2.1 51000 443'), get()])]],
+    ['a v1 line with a lone CR', [Buffer.concat([v1('PROXY TCP4 203.0.113.7 192.0.2.1\r51000 443'), get()])]],
     ['lower-case "proxy"', [Buffer.concat([v1('proxy TCP4 203.0.113.7 192.0.2.1 51000 443'), get()])]]
   ]
   for (const [name, chunks] of cases) {
@@ -233,9 +244,19 @@ t.test('no valid header: closed at once with no byte written', async (t) => {
   await settled()
 })
 
-t.test('a header cut short, then the connection ended: closed, nothing forwarded', async (t) => {
+t.test('a header cut short, then the connection ended or reset: closed, nothing forwarded', async (t) => {
   await refused(t, setup.ports.quick, [v1('PROXY TCP4 203.0.113.7 192.0.2.1 51000 443').subarray(0, 20)], { end: true })
   await refused(t, setup.ports.quick, [v2('PROXY', 0x11, tcp4('198.51.100.20', '10.0.0.5')).subarray(0, 20)], { end: true })
+  const before = setup.forwardedFor.length
+  const socket = await connect(t, setup.ports.local)
+  socket.on('error', () => {})
+  await new Promise((resolve) => socket.write(v1('PROXY TCP4 203.0.113.7 192.0.2.1 51000 443').subarray(0, 20), resolve))
+  socket.resetAndDestroy()
+  // Node reads the reset as an error or as the end, depending on when it comes: either way, closed and said.
+  const reason = new RegExp(`^goload: 127\\.0\\.0\\.1:${setup.ports.local}: closed a connection from 127\\.0\\.0\\.1: (read ECONNRESET|closed after 20 bytes, before a whole PROXY protocol header)$`)
+  await waitFor(() => setup.logs.lines.some((line) => reason.test(line.msg as string)), 'the reset seen')
+  t.equal(setup.forwardedFor.length, before, 'nothing reached the backend')
+  await settled()
 })
 
 t.test('silence, or half a header, until the timeout: closed then', async (t) => {
@@ -389,4 +410,17 @@ pools:
   await deadline(listeners.close(), 5000, 'goload to close (the header timeout is 30 s)')
   await reader.closes(1000)
   t.equal(reader.received.length, 0, 'closed with no byte written')
+})
+
+t.test('the parser takes every prefix of a header for a header still coming, and the whole for the header', async (t) => {
+  const { parseProxyHeader } = await import('../lib/proxy/proxy-protocol-header.js')
+  const headers = [
+    v1('PROXY TCP6 2001:db8::7 2001:db8::1 51000 443'),
+    v2('PROXY', 0x21, tcp6('20010db8000000000000000000000007', '20010db8000000000000000000000001', 51000), [[0x02, Buffer.from('app.example.com')]])
+  ]
+  for (const header of headers) {
+    const taken = Array.from({ length: header.length - 1 }, (_, index) => index + 1).filter((length) => parseProxyHeader(header.subarray(0, length)) !== undefined)
+    t.same(taken, [], `no prefix of the ${header.length} bytes is taken for a header`)
+    t.match(parseProxyHeader(Buffer.concat([header, get()])), { length: header.length, source: { address: '2001:db8::7', port: 51000, family: 'IPv6' } })
+  }
 })

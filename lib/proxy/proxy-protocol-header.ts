@@ -46,12 +46,11 @@ export interface ProxyHeader {
 export class ProxyHeaderError extends Error {}
 
 /**
- * The header at the start of `bytes`, or undefined while what came so far could still become one. Throws
- * ProxyHeaderError as soon as it cannot: the first byte decides the version, so an HTTP request or a TLS
- * ClientHello sent without a header is refused at its first byte.
+ * The header at the start of `bytes` (one byte at least), or undefined while what came so far could still become
+ * one. Throws ProxyHeaderError as soon as it cannot: the first byte decides the version, so an HTTP request or a
+ * TLS ClientHello sent without a header is refused at its first byte.
  */
 export function parseProxyHeader (bytes: Buffer): ProxyHeader | undefined {
-  if (bytes.length === 0) return undefined
   if (bytes[0] === v2Signature[0]) return parseV2(bytes)
   if (bytes[0] === v1Prefix[0]) return parseV1(bytes)
   throw new ProxyHeaderError('no PROXY protocol header')

@@ -285,8 +285,11 @@ t.test('TLS: the header comes before the ClientHello', async (t) => {
   socket.write(v2('PROXY', 0x11, tcp4('198.51.100.40', '10.0.0.5'), [[0x02, Buffer.from('app.example.com')]]))
   const secure = await handshake(t, socket)
   const reader = new ResponseReader(secure)
-  secure.write(get())
+  secure.write(get('/over-tls'))
   t.equal((await reader.next(5000)).body.toString(), '198.51.100.40')
+  // request.ip asks the TLS socket, which reads its peer off the TCP handle under it: given the client too.
+  await waitFor(() => setup.logs.lines.some((line) => line.msg === 'goload: access' && line.req?.url === '/over-tls'), 'the access line')
+  t.equal(setup.logs.lines.find((line) => line.msg === 'goload: access' && line.req?.url === '/over-tls')?.req.remoteAddress, '198.51.100.40', 'the access line\'s remoteAddress')
   secure.write(get())
   t.equal((await reader.next(5000)).body.toString(), '198.51.100.40', 'the next request on the connection too')
 
@@ -316,7 +319,7 @@ t.test('HTTP/2 servers, with and without TLS, take the socket after the header t
   const servers = [http2.createSecureServer({ ...certificate, allowHTTP1: true }, handler), http2.createServer(handler)]
   for (const server of servers) {
     const secure = server instanceof tls.Server
-    acceptProxyProtocol(server, () => proxyProtocolOf({ proxyProtocol: true }), { warn: () => {}, debug: () => {}, listener: 'h2' })
+    acceptProxyProtocol(server, () => proxyProtocolOf({ proxyProtocol: true }), { log: { warn: () => {}, debug: () => {} }, listener: 'h2' })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     t.teardown(() => new Promise((resolve) => server.close(resolve)))
     const { port } = server.address() as AddressInfo

@@ -49,8 +49,8 @@ type ConnectionListener = (this: Server, socket: Socket) => void
  * socket. A connection from a peer not trusted, without a valid header, or whose header is not whole within the
  * timeout, is closed without a byte written. Call it once every 'connection' listener of the server is in place.
  */
-export function acceptProxyProtocol (server: Server, current: () => ProxyProtocol | undefined, log: RefusalLog): void {
-  const refused = refusalLogger(log)
+export function acceptProxyProtocol (server: Server, current: () => ProxyProtocol | undefined, refusals: RefusalLog): void {
+  const refused = refusalLogger(refusals)
   const listeners = server.listeners('connection') as ConnectionListener[]
   server.removeAllListeners('connection')
   const handOver = (socket: Socket): void => {
@@ -100,10 +100,9 @@ export function acceptProxyProtocol (server: Server, current: () => ProxyProtoco
 
 const kSource = Symbol('goload.proxySource')
 
-/** Where refused connections are told, and the listener they came to (`0.0.0.0:8080`). */
+/** Where refused connections are told (goload's logger), and the listener they came to (`0.0.0.0:8080`). */
 export interface RefusalLog {
-  warn: (message: string) => void
-  debug: (message: string) => void
+  log: { warn: (message: string) => void, debug: (message: string) => void }
   listener: string
 }
 
@@ -112,16 +111,16 @@ export interface RefusalLog {
  * warn, since nothing else would show it, but at most one line every 10 s, so that nobody can flood the log by
  * connecting; the others at debug.
  */
-function refusalLogger ({ warn, debug, listener }: RefusalLog): (reason: string) => void {
+function refusalLogger ({ log, listener }: RefusalLog): (reason: string) => void {
   let quietUntil = 0
   return (reason) => {
     const line = `goload: ${listener}: closed ${reason}`
     const now = Date.now()
     if (now < quietUntil) {
-      debug(line)
+      log.debug(line)
     } else {
       quietUntil = now + 10_000
-      warn(line)
+      log.warn(line)
     }
   }
 }

@@ -52,8 +52,8 @@ const get = (path = '/'): Buffer => Buffer.from(`GET ${path} HTTP/1.1\r\nHost: a
 
 interface Setup {
   listeners: Listeners
-  /** Ports: any peer with a 300 ms timeout, trusted 127.0.0.1, trusted only others, TLS. */
-  ports: { quick: number, local: number, elsewhere: number, secure: number }
+  /** Ports: any peer with a 300 ms timeout, trusted 127.0.0.1, trusted only others, TLS, with trustProxy too. */
+  ports: { quick: number, local: number, elsewhere: number, secure: number, chained: number }
   /** Requests the backend got, and the X-Forwarded-For of each. */
   forwardedFor: Array<string | undefined>
   logs: ReturnType<typeof capturedLogs>
@@ -72,7 +72,7 @@ async function start (t: Test): Promise<Setup> {
   const write = await configFolder(t)
   await write('app.pem', certificate.cert)
   await write('app-key.pem', certificate.key)
-  const [quick, local, elsewhere, secure] = await Promise.all([freePort(), freePort(), freePort(), freePort()])
+  const [quick, local, elsewhere, secure, chained] = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()])
   const configText = (proxyProtocolOfLocal: string | undefined): string => `listeners:
   - port: ${quick}
     host: 127.0.0.1
@@ -92,6 +92,11 @@ ${proxyProtocolOfLocal === undefined ? '' : `    proxyProtocol: ${proxyProtocolO
     proxyProtocol: true
     tls: { certificates: [{ cert: app.pem, key: app-key.pem }] }
     routes: [{ pool: web }]
+  - port: ${chained}
+    host: 127.0.0.1
+    proxyProtocol: true
+    trustProxy: [203.0.113.0/24]
+    routes: [{ pool: web }]
 pools:
   web:
     backends: [${backend.url}]
@@ -101,7 +106,7 @@ pools:
   const listeners = new Listeners(logs.logger)
   t.teardown(() => listeners.close())
   await listeners.apply(await loadConfig(file, { env: {} }))
-  return { listeners, ports: { quick, local, elsewhere, secure }, forwardedFor, logs, configText, file }
+  return { listeners, ports: { quick, local, elsewhere, secure, chained }, forwardedFor, logs, configText, file }
 }
 
 const setup = await start(t)
@@ -208,6 +213,17 @@ t.test('the access line and the rate-limit key are the client\'s', async (t) => 
   const line = setup.logs.lines.find((entry) => entry.msg === 'goload: access' && entry.req?.url === '/limited')
   t.equal(line?.req.remoteAddress, '203.0.113.30')
   t.equal(line?.req.remotePort, 51000)
+  await settled()
+})
+
+t.test('trustProxy starts from the client the header names: a proxy behind the balancer', async (t) => {
+  const { response } = await exchange(t, setup.ports.chained, [Buffer.concat([
+    v1('PROXY TCP4 203.0.113.70 192.0.2.1 51000 443'),
+    Buffer.from('GET /chained HTTP/1.1\r\nHost: app.example.com\r\nX-Forwarded-For: 198.51.100.70\r\n\r\n')
+  ])])
+  t.equal(response.body.toString(), '198.51.100.70, 203.0.113.70', 'upstream: the chain, with the header\'s client appended')
+  await waitFor(() => setup.logs.lines.some((line) => line.msg === 'goload: access' && line.req?.url === '/chained'), 'the access line')
+  t.equal(setup.logs.lines.find((line) => line.msg === 'goload: access' && line.req?.url === '/chained')?.req.remoteAddress, '198.51.100.70', 'request.ip: the client the trusted proxy names')
   await settled()
 })
 

@@ -181,8 +181,8 @@ export class Listeners {
     server.on('upgrade', (request, socket, head) => { (this.#listeners.get(key)?.app ?? app).server.emit('upgrade', request, socket, head, server) })
     // Last, once the server's own 'connection' listeners are on: it holds each connection back until its header is read.
     const proxyProtocol = proxyProtocolOf(listener)
-    const current = (): ProxyProtocol | undefined => this.#proxyProtocols.has(key) ? this.#proxyProtocols.get(key) : proxyProtocol
-    acceptProxyProtocol(server, current, { log: this.log, listener: `${host}:${port}` })
+    const currentProxyProtocol = (): ProxyProtocol | undefined => this.#proxyProtocols.has(key) ? this.#proxyProtocols.get(key) : proxyProtocol
+    acceptProxyProtocol(server, currentProxyProtocol, { log: this.log, listener: `${host}:${port}` })
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
         reject(new ListenError(error.code === 'EADDRINUSE'

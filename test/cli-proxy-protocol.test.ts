@@ -251,18 +251,14 @@ t.test('no valid header: closed at once with no byte written', async (t) => {
     ['a v1 line with a lone CR', [Buffer.concat([v1('PROXY TCP4 203.0.113.7 192.0.2.1\r51000 443'), get()])]],
     ['lower-case "proxy"', [Buffer.concat([v1('proxy TCP4 203.0.113.7 192.0.2.1 51000 443'), get()])]]
   ]
-  for (const [name, chunks] of cases) {
-    t.test(name, async (t) => {
-      const took = await refused(t, setup.ports.quick, chunks)
-      t.ok(took < 250, `closed before the 300 ms timeout (${took} ms): the bytes decided it`)
-    })
-  }
+  // On a listener that waits 30 s for a header: closed within refused()'s 5 s, so the bytes decided it.
+  for (const [name, chunks] of cases) t.test(name, async (t) => { await refused(t, setup.ports.local, chunks) })
   await settled()
 })
 
 t.test('a header cut short, then the connection ended or reset: closed, nothing forwarded', async (t) => {
-  await refused(t, setup.ports.quick, [v1('PROXY TCP4 203.0.113.7 192.0.2.1 51000 443').subarray(0, 20)], { end: true })
-  await refused(t, setup.ports.quick, [v2('PROXY', 0x11, tcp4('198.51.100.20', '10.0.0.5')).subarray(0, 20)], { end: true })
+  await refused(t, setup.ports.local, [v1('PROXY TCP4 203.0.113.7 192.0.2.1 51000 443').subarray(0, 20)], { end: true })
+  await refused(t, setup.ports.local, [v2('PROXY', 0x11, tcp4('198.51.100.20', '10.0.0.5')).subarray(0, 20)], { end: true })
   const before = setup.forwardedFor.length
   const socket = await connect(t, setup.ports.local)
   socket.on('error', () => {})

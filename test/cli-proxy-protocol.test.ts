@@ -3,6 +3,7 @@
 // from a peer not trusted, or whose header does not come whole within the timeout, is closed without a byte written,
 // and nothing reaches a backend. Raw bytes through `net` against goload's Listeners, with a real backend.
 import { once } from 'node:events'
+import { writeFile } from 'node:fs/promises'
 import http2 from 'node:http2'
 import net, { type AddressInfo } from 'node:net'
 import { Duplex } from 'node:stream'
@@ -12,6 +13,7 @@ import { Listeners } from '../lib/cli/listeners.js'
 import { loadConfig } from '../lib/config/load.js'
 import { ConfigError } from '../lib/config/errors.js'
 import { acceptProxyProtocol, proxyProtocolOf } from '../lib/proxy/proxy-protocol.js'
+import { parseProxyHeader } from '../lib/proxy/proxy-protocol-header.js'
 import { freePort, runMain } from './helpers/cli.js'
 import { configFolder } from './helpers/config-files.js'
 import { capturedLogs } from './helpers/logs.js'
@@ -402,7 +404,6 @@ t.test('a reload turns proxyProtocol off (or on) on the port it keeps, for the n
 })
 
 async function writeConfig (text: string): Promise<string> {
-  const { writeFile } = await import('node:fs/promises')
   await writeFile(setup.file, text)
   return setup.file
 }
@@ -428,7 +429,6 @@ pools:
 })
 
 t.test('the parser takes every prefix of a header for a header still coming, and the whole for the header', async (t) => {
-  const { parseProxyHeader } = await import('../lib/proxy/proxy-protocol-header.js')
   const headers = [
     v1('PROXY TCP6 2001:db8::7 2001:db8::1 51000 443'),
     v2('PROXY', 0x21, tcp6('20010db8000000000000000000000007', '20010db8000000000000000000000001', 51000), [[0x02, Buffer.from('app.example.com')]])

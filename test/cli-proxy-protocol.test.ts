@@ -439,3 +439,14 @@ t.test('the parser takes every prefix of a header for a header still coming, and
     t.match(parseProxyHeader(Buffer.concat([header, get()])), { length: header.length, source: { address: '2001:db8::7', port: 51000, family: 'IPv6' } })
   }
 })
+
+t.test('trusted: names, CIDRs and addresses; a peer on a dual-stack listener (::ffff:a.b.c.d) is checked as its IPv4', async (t) => {
+  const { trusted } = proxyProtocolOf({ proxyProtocol: { trusted: ['loopback', '10.0.0.0/8', '2001:db8::/32', '192.0.2.7'] } })!
+  const check = (address: string): boolean => trusted!.check(address, address.includes(':') ? 'ipv6' : 'ipv4')
+  t.same(['127.0.0.1', '::1', '::ffff:127.0.0.1', '10.1.2.3', '::ffff:10.1.2.3', '2001:db8::5', '192.0.2.7'].filter((address) => !check(address)), [], 'trusted')
+  t.same(['192.0.2.8', '11.0.0.1', '::ffff:11.0.0.1', '2001:db9::1', 'fe80::1'].filter(check), [], 'not trusted')
+  t.equal(proxyProtocolOf({ proxyProtocol: true })?.trusted, undefined, 'true: any peer')
+  t.equal(proxyProtocolOf({ proxyProtocol: false }), undefined, 'false: off')
+  t.equal(proxyProtocolOf({})?.timeout, undefined, 'absent: off')
+  t.equal(proxyProtocolOf({ proxyProtocol: true })?.timeout, 30_000, 'waits 30 s by default')
+})

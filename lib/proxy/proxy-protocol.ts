@@ -147,8 +147,8 @@ function readHeader (socket: Socket, timeout: number, done: (source: ProxySource
     clearTimeout(timer)
     socket.off('data', onData)
     socket.off('end', onEnd)
-    socket.off('close', onEnd)
-    socket.off('error', onError)
+    socket.off('close', onClose)
+    socket.off('error', onEnd)
   }
   const onData = (chunk: Buffer): void => {
     received = received.length === 0 ? chunk : Buffer.concat([received, chunk])
@@ -171,20 +171,19 @@ function readHeader (socket: Socket, timeout: number, done: (source: ProxySource
     done(header.source)
     if (socket.listenerCount('data') > 0) socket.resume()
   }
-  const onEnd = (): void => {
+  // A reset comes as an error, or as the end when Node reads it so; either way the peer is gone.
+  const onEnd = (error?: Error): void => {
     stop()
-    fail(`closed after ${received.length} bytes, before a whole PROXY protocol header`)
+    fail(error?.message ?? `closed after ${received.length} bytes, before a whole PROXY protocol header`)
   }
-  const onError = (error: Error): void => {
-    stop()
-    fail(error.message)
-  }
+  // 'close' passes whether it had an error: not one.
+  const onClose = (): void => { onEnd() }
   const timer = setTimeout(() => {
     stop()
     fail(`no whole PROXY protocol header within ${timeout} ms (${received.length} bytes came)`)
   }, timeout)
   socket.on('data', onData)
   socket.on('end', onEnd)
-  socket.on('close', onEnd)
-  socket.on('error', onError)
+  socket.on('close', onClose)
+  socket.on('error', onEnd)
 }

@@ -9,6 +9,7 @@ import type { PoolEntry } from '../registry.js'
 import type { Worker } from '../pool/pool.js'
 import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
+import { acceptProxyProtocol, proxyProtocolOf, type ProxyProtocol } from '../proxy/proxy-protocol.js'
 import { keepClientAddresses } from '../proxy/client-address.js'
 import { readCertificates, type ListenerCertificate } from '../tls/certificates.js'
 import { CertificateSelector } from '../tls/sni.js'
@@ -58,6 +59,8 @@ export class Listeners {
   readonly #pools = new Map<string, KeptPool>()
   /** Servers, apps and pools replaced by a reload, closing once their requests in flight have ended. */
   readonly #retiring = new Set<Promise<void>>()
+  /** Each listener's proxyProtocol now, by key: read at each connection, so a reload applies it to the ports it keeps. */
+  readonly #proxyProtocols = new Map<string, ProxyProtocol | undefined>()
   #closing = false
   /** Counts the configs applied: a backend's return scheduled by one reload must not outlive the next. */
   #generation = 0
@@ -148,6 +151,8 @@ export class Listeners {
     }
     this.#listeners.clear()
     for (const [key, listener] of current) this.#listeners.set(key, listener)
+    this.#proxyProtocols.clear()
+    for (const listener of config.listeners) this.#proxyProtocols.set(keyOf(listener), proxyProtocolOf(listener))
     for (const runtime of started) this.#pools.set(runtime.config.name, { runtime, settings: settingsOf(config.pools[runtime.config.name]) })
     // What the new config no longer uses goes in the background; close() waits for it.
     for (const [key, { server, app }] of previous) {
@@ -229,6 +234,10 @@ export class Listeners {
     // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
     keepClientAddresses(server)
     server.on('upgrade', (request, socket, head) => { (this.#listeners.get(key)?.app ?? app).server.emit('upgrade', request, socket, head, server) })
+    // Last, once the server's own 'connection' listeners are on: it holds each connection back until its header is read.
+    const proxyProtocol = proxyProtocolOf(listener)
+    const currentProxyProtocol = (): ProxyProtocol | undefined => this.#proxyProtocols.has(key) ? this.#proxyProtocols.get(key) : proxyProtocol
+    acceptProxyProtocol(server, currentProxyProtocol, { log: this.log, listener: `${host}:${port}` })
     await new Promise<void>((resolve, reject) => {
       server.once('error', (error: NodeJS.ErrnoException) => {
         reject(new ListenError(error.code === 'EADDRINUSE'

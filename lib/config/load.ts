@@ -85,9 +85,9 @@ function kindOf (stats: { isDirectory: () => boolean, isFIFO: () => boolean }): 
   return stats.isDirectory() ? 'a directory' : stats.isFIFO() ? 'a FIFO' : 'a device or socket'
 }
 
-// What the schema cannot say: a listener's trusted proxies are addresses, a route's pool is one of the pools, each
-// pool is options the plugin accepts, an admin listener other machines can reach has a token, and the token is
-// strong enough (a schema error would print it).
+// What the schema cannot say: a listener's trusted proxies (trustProxy, proxyProtocol.trusted) are addresses, a
+// route's pool is one of the pools, each pool is options the plugin accepts, an admin listener other machines can
+// reach has a token, and the token is strong enough (a schema error would print it).
 function crossCheck (config: GoloadFileConfig): Problem[] {
   const problems: Problem[] = []
   const names = Object.keys(config.pools)
@@ -96,6 +96,12 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
       listener.trustProxy.forEach((entry, entryIndex) => {
         const problem = trustedProxyProblem(entry)
         if (problem !== undefined) problems.push({ path: ['listeners', index, 'trustProxy', entryIndex], message: problem })
+      })
+    }
+    if (typeof listener.proxyProtocol === 'object') {
+      listener.proxyProtocol.trusted?.forEach((entry, entryIndex) => {
+        const problem = trustedProxyProblem(entry)
+        if (problem !== undefined) problems.push({ path: ['listeners', index, 'proxyProtocol', 'trusted', entryIndex], message: problem })
       })
     }
     // The plugin refuses two routes no request could tell apart; say so here, with the file's line, for --check too.

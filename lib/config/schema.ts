@@ -134,6 +134,16 @@ const listener = Type.Object({
     title: 'true, a hop count (1 or more) or a list of addresses and CIDRs',
     description: 'whose X-Forwarded-For, -Proto and -Host to believe (Fastify\'s trustProxy): the client address in the access log, rate limits and hashOn: ip follows them; default false'
   })),
+  proxyProtocol: Type.Optional(Type.Union([
+    Type.Boolean(),
+    Type.Object({
+      trusted: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'addresses and CIDRs that may connect (the balancers); others are closed at once; default any' })),
+      timeout: Type.Optional(positiveInteger('ms a connection may take to send its header, then it is closed; default 30000 (nginx proxy_protocol_timeout)'))
+    }, closed)
+  ], {
+    title: 'true, false or { trusted, timeout }',
+    description: 'every connection starts with a PROXY protocol v1 or v2 header (AWS NLB, HAProxy send-proxy): its source is the client address; a connection without one is closed; default false'
+  })),
   tls: Type.Optional(Type.Object({
     certificates: Type.Optional(Type.Array(Type.Object({
       cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain after it), relative to the config file' }),

@@ -1,8 +1,8 @@
-import http from 'node:http'
-import https from 'node:https'
+import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import tls from 'node:tls'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { GoloadFileConfig } from '../config/schema.js'
+import type { GoloadFileConfig, ListenerConfig } from '../config/schema.js'
 import { normalizeOptions, type BackendConfig } from '../options.js'
 import type { PoolEntry } from '../registry.js'
 import type { Worker } from '../pool/pool.js'
@@ -11,16 +11,17 @@ import { buildApp } from './apps.js'
 import { keepClientAddresses } from '../proxy/client-address.js'
 import { readCertificates } from '../tls/certificates.js'
 import { CertificateSelector } from '../tls/sni.js'
+import { closeListenerServer, createListenerServer, setTimeouts, type ListenerServer } from './servers.js'
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
   readonly code = 'FST_GOLOAD_LISTEN'
 }
 
-type Server = http.Server | https.Server
-
 interface Listener {
-  server: Server
+  server: ListenerServer
+  /** Its part of the config now: a reload may change what a kept server reads from it (h2 offered or not). */
+  config: ListenerConfig
   /** The app requests on this port go to now; a reload swaps it. */
   app: FastifyInstance
   /** A TLS listener's certificates now: new handshakes pick from them, a reload swaps them. */
@@ -34,8 +35,8 @@ interface KeptPool {
 }
 
 /**
- * What `goload` runs: one long-lived http.Server per listener, handing each request to the current app of that
- * listener, and pools that outlive the apps. A reload builds new apps over the kept pools and swaps them in, so
+ * What `goload` runs: one long-lived server per listener (see createListenerServer), handing each request to the
+ * current app of that listener, and pools that outlive the apps. A reload builds new apps over the kept pools and swaps them in, so
  * connections on kept ports stay open and no count is forgotten: a pool whose settings are unchanged keeps its
  * backends' counts and state, takes the backends added and drains the ones removed.
  */
@@ -73,7 +74,7 @@ export class Listeners {
     const generation = this.#generation + 1
     const started: PoolRuntime[] = []
     const apps: FastifyInstance[] = []
-    const opened: Server[] = []
+    const opened: ListenerServer[] = []
     let retired: PoolRuntime[]
     let syncs: Array<() => void>
     let selectors: Array<CertificateSelector | undefined>
@@ -88,7 +89,7 @@ export class Listeners {
       }
     } catch (error) {
       // Nothing of the running config was touched: close what was built for the new one.
-      await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeServer), ...started.map((runtime) => runtime.close())])
+      await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeListenerServer), ...started.map((runtime) => runtime.close())])
       throw error
     }
     this.#generation = generation
@@ -100,19 +101,18 @@ export class Listeners {
     for (const [index, listener] of config.listeners.entries()) {
       const key = keyOf(listener)
       const kept = previous.get(key)?.server
-      // Its checking interval was set when it started; the timeouts themselves are read at each check.
-      if (kept !== undefined) ({ headersTimeout: kept.headersTimeout, requestTimeout: kept.requestTimeout } = timeouts(listener))
+      if (kept !== undefined) setTimeouts(kept, listener)
       const certificates = selectors[index]
       // Handshakes from now on: with SNI they ask the selector swapped in below, without it the server's own context.
-      if (kept instanceof https.Server && certificates !== undefined) kept.setSecureContext(certificates.defaults)
-      current.set(key, { server: kept ?? opened.shift()!, app: apps[index], certificates })
+      if (kept instanceof tls.Server && certificates !== undefined) kept.setSecureContext(certificates.defaults)
+      current.set(key, { server: kept ?? opened.shift()!, config: listener, app: apps[index], certificates })
     }
     this.#listeners.clear()
     for (const [key, listener] of current) this.#listeners.set(key, listener)
     for (const runtime of started) this.#pools.set(runtime.config.name, { runtime, settings: settingsOf(config.pools[runtime.config.name]) })
     // What the new config no longer uses goes in the background; close() waits for it.
     for (const [key, { server, app }] of previous) {
-      if (!current.has(key)) this.#settle(closeServer(server))
+      if (!current.has(key)) this.#settle(closeListenerServer(server))
       this.#settle(app.close())
     }
     // A pool retired serves what it has, its queue included, for closeTimeout at most.
@@ -124,7 +124,7 @@ export class Listeners {
     this.#closing = true
     for (const { runtime } of this.#pools.values()) runtime.closing()
     await Promise.all([...this.#listeners.values()].map(async ({ server, app }) => {
-      await closeServer(server)
+      await closeListenerServer(server)
       await app.close()
     }))
     await Promise.all([...[...this.#pools.values()].map(({ runtime }) => runtime.close()), ...this.#retiring])
@@ -158,18 +158,19 @@ export class Listeners {
     return { runtimes, retired, syncs }
   }
 
-  async #listen (index: number, listener: GoloadFileConfig['listeners'][number], app: FastifyInstance, certificates: CertificateSelector | undefined): Promise<Server> {
+  async #listen (index: number, listener: GoloadFileConfig['listeners'][number], app: FastifyInstance, certificates: CertificateSelector | undefined): Promise<ListenerServer> {
     const { port, host } = listener
     const key = keyOf(listener)
     // Until the swap, the app being started; from then on, whichever app is current for this listener.
-    const handle: http.RequestListener = (request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) }
-    const server = certificates === undefined
-      ? http.createServer(timeouts(listener), handle)
-      : https.createServer({
-        ...timeouts(listener),
-        ...certificates.defaults,
-        SNICallback: (servername, done) => { done(null, (this.#listeners.get(key)?.certificates ?? certificates).select(servername)) }
-      }, handle)
+    const current = (): Partial<Listener> => this.#listeners.get(key) ?? {}
+    // HTTP/2 requests too: Fastify routes Node's compatibility request and response as it does HTTP/1.1 ones.
+    const handle: http.RequestListener = (request, response) => { (current().app ?? app).routing(request, response) }
+    const server = createListenerServer(listener, handle, {
+      certificates: certificates === undefined
+        ? undefined
+        : { defaults: certificates.defaults, select: (servername) => (current().certificates ?? certificates).select(servername) },
+      offersH2: () => (current().config ?? listener).http2 !== false
+    })
     // Upgrades too go to the current app: to goload's listener on the app's own server (never listening), told which
     // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
     keepClientAddresses(server)
@@ -229,26 +230,10 @@ function settingsOf (options: GoloadFileConfig['pools'][string]): string {
   return JSON.stringify({ ...settings, discovered: backends.filter((backend) => typeof backend === 'object' && backend.resolve !== undefined) })
 }
 
-/** nginx's client_header_timeout, and what the README has always said. */
-const defaultHeadersTimeout = 60_000
-
-/**
- * A request whose headers have not all come within headersTimeout is answered 408 and its connection closed. Node
- * checks every connectionsCheckingInterval (30 s by default, so a 60 s timeout cut at up to 90 s): checked here at
- * a tenth of the timeout, at most every second, the cut comes within headersTimeout + 1 s. requestTimeout (the
- * whole request, body included: Node's 300 s) may not be below it.
- */
-function timeouts ({ headersTimeout = defaultHeadersTimeout }: GoloadFileConfig['listeners'][number]): http.ServerOptions & Pick<http.Server, 'headersTimeout' | 'requestTimeout'> {
-  return {
-    headersTimeout,
-    requestTimeout: Math.max(300_000, headersTimeout),
-    connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 10))
-  }
-}
-
-// A listener turned from plain to TLS (or back) is a new server: the kept one cannot change what it speaks.
-function keyOf ({ port, host, tls }: { port: number, host: string, tls?: unknown }): string {
-  return `${host}:${port}${tls === undefined ? '' : ' tls'}`
+// A listener turned from plain to TLS, or from HTTP/1.1 to h2c (or back), is a new server: the kept one cannot
+// change what it speaks. A TLS listener's h2 is chosen at each handshake: its server stays.
+function keyOf ({ port, host, tls, http2 }: ListenerConfig): string {
+  return `${host}:${port}${tls !== undefined ? ' tls' : http2 === true ? ' h2c' : ''}`
 }
 
 /** A TLS listener's certificates, read from their files; loadConfig has checked them, but they may have changed since. */
@@ -257,13 +242,4 @@ function selectorOf (listener: GoloadFileConfig['listeners'][number], index: num
   const { certificates, problems } = readCertificates(listener.tls.certificates, ['listeners', index, 'tls', 'certificates'])
   if (problems.length > 0) throw new ListenError(problems.map(({ message }) => `listeners[${index}].tls: ${message}`).join('\n'))
   return new CertificateSelector({ certificates, minVersion: listener.tls.minVersion ?? 'TLSv1.2' })
-}
-
-// Node 20's server.close() leaves idle keep-alive sockets open until keepAliveTimeout: drop them as they go idle.
-async function closeServer (server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => { resolve() }))
-  server.closeIdleConnections()
-  const idle = setInterval(() => { server.closeIdleConnections() }, 100)
-  await closed
-  clearInterval(idle)
 }

@@ -116,10 +116,13 @@ function closeIdleSessions (server: SessionServer, idleTimeout: number): void {
     let open = 0
     session.on('stream', (stream: http2.ServerHttp2Stream) => {
       open++
-      stream.once('close', () => { open-- })
+      // Counted from the last stream's end (setTimeout starts the timer anew).
+      stream.once('close', () => { if (--open === 0 && !session.destroyed) session.setTimeout(idleTimeout) })
     })
-    // The timer restarts with every frame either way; one that fires while a stream is open waits for the next.
-    session.setTimeout(idleTimeout, () => { if (open === 0) session.close() })
+    // The timer restarts with every frame either way. A listener of our own, since setTimeout's callback is
+    // called once only: the timer fires while a stream is open too, and must be heard the next time.
+    session.on('timeout', () => { if (open === 0) session.close() })
+    session.setTimeout(idleTimeout)
   })
 }
 

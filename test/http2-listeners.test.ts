@@ -224,6 +224,34 @@ t.test('a reload turns h2 off for new handshakes; an HTTP/2 connection opened be
   t.equal(await negotiated(t, port, ['h2', 'http/1.1']), 'h2', 'and on again')
 })
 
+t.test('HTTP/1.1 on a TLS listener that offers h2 keeps http.Server\'s rules: headersTimeout, Host required', async (t) => {
+  const backend = await startBackend(t, echo)
+  const write = await configFolder(t)
+  await write('site.pem', site.cert)
+  await write('site-key.pem', site.key)
+  const port = await freePort()
+  const file = await write('goload.yaml', `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    headersTimeout: 300\n    tls:\n      certificates: [{ cert: site.pem, key: site-key.pem }]\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${backend.url}]\n`)
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  /** What goload answers to `head` on a new TLS connection (ALPN http/1.1), until it closes the connection. */
+  const answer = async (head: string): Promise<{ text: string, ms: number }> => {
+    const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] })
+    t.teardown(() => { socket.destroy() })
+    await deadline(once(socket, 'secureConnect'), 10_000, 'the TLS handshake')
+    let text = ''
+    socket.setEncoding('latin1').on('data', (chunk: string) => { text += chunk })
+    const started = performance.now()
+    socket.write(head)
+    await deadline(once(socket, 'close'), 5000, 'goload to close the connection')
+    return { text, ms: performance.now() - started }
+  }
+  const stalled = await answer('GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Slow: ')
+  t.match(stalled.text, /^HTTP\/1\.1 408 /, 'headers stalled past headersTimeout')
+  t.ok(stalled.ms >= 250 && stalled.ms < 1500, `cut soon after headersTimeout (${Math.round(stalled.ms)} ms)`)
+  t.match((await answer('GET / HTTP/1.1\r\nConnection: close\r\n\r\n')).text, /^HTTP\/1\.1 400 /, 'an HTTP/1.1 request without Host')
+  t.equal(backend.received, 0)
+})
+
 t.test('http2 is a boolean, and not for a redirectHttps listener: errors at the key\'s line', async (t) => {
   const write = await configFolder(t)
   const file = await write('goload.yaml', `listeners:

@@ -50,7 +50,8 @@ async function httpsGet (port: number, path: string): Promise<{ status: number, 
 
 /** The backend's answer to `who` through a WebSocket opened over HTTP/1.1, then closed. */
 async function webSocketEcho (t: Test, port: number): Promise<string> {
-  const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { ca: ca.cert, servername: 'a.example.com' })
+  // ws passes TLS options on to tls.connect, servername included, though its types leave it out.
+  const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, { ca: ca.cert, servername: 'a.example.com' } as WebSocket.ClientOptions)
   t.teardown(() => { ws.terminate() })
   ws.on('error', () => {})
   await deadline(once(ws, 'open'), 10_000, 'the WebSocket to open')
@@ -62,7 +63,7 @@ async function webSocketEcho (t: Test, port: number): Promise<string> {
 }
 
 t.test('Fastify with https: HTTP/1.1 over TLS, X-Forwarded-Proto https, WebSocket', async (t) => {
-  const { balancer } = await start(t, { https: { cert: site.cert, key: site.key } })
+  const { balancer } = await start(t, { https: { cert: site.cert, key: site.key } } as FastifyServerOptions)
   const answer = await httpsGet(balancer.port, '/x')
   t.equal(answer.status, 200)
   t.same(JSON.parse(answer.body), { host: `a.example.com:${balancer.port}`, proto: 'https', forwardedHost: `a.example.com:${balancer.port}` })

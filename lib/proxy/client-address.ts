@@ -25,7 +25,7 @@ function readAddress (socket: Socket): void {
 }
 
 /** An HTTP/2 stream, given what its request's socket answers once the stream has closed. */
-type AddressedStream = ServerHttp2Stream & { remoteAddress?: string, remotePort?: number, remoteFamily?: string, encrypted?: boolean }
+type AddressedStream = ServerHttp2Stream & { remoteAddress?: string, remotePort?: number, encrypted?: boolean }
 
 /**
  * An HTTP/2 request's `socket` is Node's stand-in, which asks the session's socket while the stream is open and the
@@ -33,12 +33,11 @@ type AddressedStream = ServerHttp2Stream & { remoteAddress?: string, remotePort?
  * undefined. The stream is given the connection's address at its start, what the stand-in answers from then on.
  */
 function keepStreamAddress (stream: AddressedStream): void {
-  const socket = stream.session?.socket as ClientSocket | undefined
-  if (socket === undefined) return
+  // A new stream's session is there: it is the session's 'stream' event that brings it.
+  const socket = stream.session!.socket as ClientSocket & { encrypted?: boolean }
   stream.remoteAddress = clientAddress(socket)
-  stream.remotePort = socket.remotePort ?? socket._parent?.remotePort
-  stream.remoteFamily = socket.remoteFamily ?? socket._parent?.remoteFamily
-  stream.encrypted = (socket as { encrypted?: boolean }).encrypted === true
+  stream.remotePort = socket.remotePort
+  stream.encrypted = socket.encrypted === true
 }
 
 /**

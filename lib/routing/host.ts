@@ -83,7 +83,7 @@ export function checkedHost (request: ReceivedRequest): string | undefined {
   const host = request.headers.host
   const authority = request.headers[':authority']
   if (authority !== undefined) {
-    if ((host !== undefined && host !== authority) || !isHost(authority) || authority === '') return undefined
+    if ((host !== undefined && host !== authority) || !isHost(authority)) return undefined
     request.headers.host = authority
     return authority
   }

@@ -36,9 +36,9 @@ interface KeptPool {
 
 /**
  * What `goload` runs: one long-lived server per listener (see createListenerServer), handing each request to the
- * current app of that listener, and pools that outlive the apps. A reload builds new apps over the kept pools and swaps them in, so
- * connections on kept ports stay open and no count is forgotten: a pool whose settings are unchanged keeps its
- * backends' counts and state, takes the backends added and drains the ones removed.
+ * current app of that listener, and pools that outlive the apps. A reload builds new apps over the kept pools and
+ * swaps them in, so connections on kept ports stay open and no count is forgotten: a pool whose settings are
+ * unchanged keeps its backends' counts and state, takes the backends added and drains the ones removed.
  */
 export class Listeners {
   readonly #listeners = new Map<string, Listener>()

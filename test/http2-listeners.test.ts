@@ -3,6 +3,7 @@
 // X-Forwarded-Proto, trustProxy, routes by host, rate limits, access lines, WebSocket over HTTP/1.1 on the TLS port.
 // Real handshakes, a real node:http2 client, real backends.
 import { once } from 'node:events'
+import { readFile, writeFile } from 'node:fs/promises'
 import type http from 'node:http'
 import https from 'node:https'
 import tls from 'node:tls'
@@ -224,6 +225,17 @@ t.test('a reload turns h2 off for new handshakes; an HTTP/2 connection opened be
   run.signals.emit('SIGHUP', 'SIGHUP')
   await run.logged(/config reloaded[^]*config reloaded/, 'the second reload')
   t.equal(await negotiated(t, port, ['h2', 'http/1.1']), 'h2', 'and on again')
+})
+
+t.test('a reload that would turn the h2c listener into a plain HTTP/1.1 one fails, saying a restart is needed', async (t) => {
+  const { h2c, run, rewrite } = await start(t)
+  const file = await rewrite(true)
+  await writeFile(file, (await readFile(file, 'utf8')).replace(/(port: \d+\n {4}host: 127\.0\.0\.1\n) {4}http2: true\n/, '$1'))
+  run.signals.emit('SIGHUP', 'SIGHUP')
+  await run.logged(/reload failed/, 'the reload to fail')
+  t.match(run.logs(), `listeners[2]: port ${h2c} would change what it speaks (plain HTTP/1.1, TLS or h2c): that needs a restart`)
+  const session = await h2Connect(t, `http://127.0.0.1:${h2c}`)
+  t.equal((await h2Request(session, { ':path': '/still' })).status, 200, 'the h2c listener goes on')
 })
 
 t.test('HTTP/1.1 on a TLS listener that offers h2 keeps http.Server\'s rules: headersTimeout, Host required', async (t) => {

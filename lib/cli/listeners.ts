@@ -85,7 +85,12 @@ export class Listeners {
       ({ runtimes, retired, syncs } = await this.#bringPools(config, generation, started))
       for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
       for (const [index, listener] of config.listeners.entries()) {
-        if (!this.#listeners.has(keyOf(listener))) opened.push(await this.#listen(index, listener, apps[index], selectors[index]))
+        if (this.#listeners.has(keyOf(listener))) continue
+        // Said as it is, rather than as the port in use (by this very process) that listening would report.
+        if ([...this.#listeners.keys()].some((key) => placeOf(key) === placeOf(keyOf(listener)))) {
+          throw new ListenError(`listeners[${index}]: port ${listener.port} would change what it speaks (plain HTTP/1.1, TLS or h2c): that needs a restart`)
+        }
+        opened.push(await this.#listen(index, listener, apps[index], selectors[index]))
       }
     } catch (error) {
       // Nothing of the running config was touched: close what was built for the new one.
@@ -234,6 +239,11 @@ function settingsOf (options: GoloadFileConfig['pools'][string]): string {
 // change what it speaks. A TLS listener's h2 is chosen at each handshake: its server stays.
 function keyOf ({ port, host, tls, http2 }: ListenerConfig): string {
   return `${host}:${port}${tls !== undefined ? ' tls' : http2 === true ? ' h2c' : ''}`
+}
+
+/** The host:port of a listener's key. */
+function placeOf (key: string): string {
+  return key.split(' ')[0]
 }
 
 /** A TLS listener's certificates, read from their files; loadConfig has checked them, but they may have changed since. */

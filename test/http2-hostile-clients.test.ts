@@ -9,6 +9,7 @@ import { Listeners } from '../lib/cli/listeners.js'
 import { createListenerServer, http2Limits } from '../lib/cli/servers.js'
 import { configFolder } from './helpers/config-files.js'
 import { h2Connect, h2Request } from './helpers/h2-client.js'
+import { capturedLogs, type LogLine } from './helpers/logs.js'
 import { deadline } from './helpers/raw.js'
 import { startBackend, waitFor, type Backend } from './helpers/servers.js'
 import { TestPki } from './helpers/tls.js'
@@ -38,14 +39,21 @@ async function start (t: Test) {
   const write = await configFolder(t)
   const cert = await write('site.pem', site.cert)
   const key = await write('site-key.pem', site.key)
-  const listeners = new Listeners({ level: 'silent' })
+  const logs = capturedLogs('info')
+  const listeners = new Listeners(logs.logger)
   t.teardown(() => listeners.close())
   await listeners.apply({
     listeners: [{ port: 0, host: '127.0.0.1', tls: { certificates: [{ cert, key }] }, routes: [{ path: '/', pool: 'web' }] }],
     pools: { web: { backends: [backend.url], closeTimeout: 100 } }
   })
   const origin = `https://127.0.0.1:${listeners.ports[0]}`
-  return { backend, listeners, origin, uploaded }
+  /** The access line of the request to `path`, once written (at its end). */
+  const accessLine = async (path: string): Promise<LogLine> => {
+    const find = () => logs.lines.find((line) => line.msg === 'goload: access' && line.req?.url === path)
+    await waitFor(() => find() !== undefined, `the access line of ${path}`)
+    return find()!
+  }
+  return { backend, listeners, origin, uploaded, accessLine }
 }
 
 function pending (listeners: Listeners): number[] {
@@ -95,7 +103,7 @@ t.test('rapid reset: a flood of streams reset at once ends with GOAWAY; every co
 })
 
 t.test('a stream reset mid-request-body: the upstream request ends, the session goes on', async (t) => {
-  const { backend, listeners, origin, uploaded } = await start(t)
+  const { backend, listeners, origin, uploaded, accessLine } = await start(t)
   const session = await h2Connect(t, origin)
   const upload = session.request({ ':method': 'POST', ':path': '/upload', 'content-length': String(1024 * 1024) })
   upload.on('error', () => {})
@@ -105,12 +113,13 @@ t.test('a stream reset mid-request-body: the upstream request ends, the session 
   upload.close(NGHTTP2_CANCEL)
   await settled(listeners, backend)
   t.ok(uploaded.bytes < 1024 * 1024, 'the body was cut short')
+  t.match(await accessLine('/upload'), { res: { statusCode: 499 }, goload: { aborted: true } }, 'logged as a client that left before the response')
   t.equal((await h2Request(session, { ':path': '/after' })).body, 'ok', 'the same session takes another request')
   await othersAnswered(t, origin)
 })
 
 t.test('a stream reset mid-response: the upstream request ends, the session goes on', async (t) => {
-  const { backend, listeners, origin } = await start(t)
+  const { backend, listeners, origin, accessLine } = await start(t)
   const session = await h2Connect(t, origin)
   const stream = session.request({ ':path': '/stream' }, { endStream: true })
   stream.on('error', () => {})
@@ -119,7 +128,9 @@ t.test('a stream reset mid-response: the upstream request ends, the session goes
   t.equal(backend.active, 1)
   stream.close(NGHTTP2_CANCEL)
   await settled(listeners, backend)
+  t.match(await accessLine('/stream'), { res: { statusCode: 200 }, goload: { aborted: true } }, 'logged as a response that did not reach its end')
   t.equal((await h2Request(session, { ':path': '/after' })).body, 'ok', 'the same session takes another request')
+  t.notOk((await accessLine('/after')).goload.aborted, 'a whole response is not')
 })
 
 t.test('a client that sends GOAWAY and leaves with streams open: every one of them ends upstream', async (t) => {

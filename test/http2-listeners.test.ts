@@ -5,6 +5,7 @@
 import { once } from 'node:events'
 import { readFile, writeFile } from 'node:fs/promises'
 import type http from 'node:http'
+import http2 from 'node:http2'
 import https from 'node:https'
 import tls from 'node:tls'
 import t, { type Test } from 'tap'
@@ -264,6 +265,39 @@ t.test('HTTP/1.1 on a TLS listener that offers h2 keeps http.Server\'s rules: he
   t.ok(stalled.ms >= 250 && stalled.ms < 1500, `cut soon after headersTimeout (${Math.round(stalled.ms)} ms)`)
   t.match((await answer('GET / HTTP/1.1\r\nConnection: close\r\n\r\n')).text, /^HTTP\/1\.1 400 /, 'an HTTP/1.1 request without Host')
   t.equal(backend.received, 0)
+})
+
+t.test('shutdown: an HTTP/2 client is told GOAWAY, its stream in flight finishes, no HTTP/1.1 header is set on it', async (t) => {
+  let answer = (): void => {}
+  let arrived = (): void => {}
+  const slowArrived = new Promise<void>((resolve) => { arrived = resolve })
+  const backend = await startBackend(t, (request, response) => {
+    request.resume()
+    answer = () => { response.end('done') }
+    arrived()
+  })
+  const port = await freePort()
+  const write = await configFolder(t)
+  const file = await write('goload.yaml', `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    http2: true\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${backend.url}]\n`)
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  // Node drops a Connection header set on an HTTP/2 response with an UnsupportedWarning.
+  const warnings: Error[] = []
+  const onWarning = (warning: Error): void => { warnings.push(warning) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const session = await h2Connect(t, `http://127.0.0.1:${port}`)
+  const inFlight = h2Request(session, { ':path': '/slow' })
+  await slowArrived
+  const goaway = once(session, 'goaway')
+  run.signals.emit('SIGTERM', 'SIGTERM')
+  t.equal((await deadline(goaway, 10_000, 'GOAWAY'))[0], http2.constants.NGHTTP2_NO_ERROR)
+  answer()
+  const done = await inFlight
+  t.equal(done.status, 200)
+  t.equal(done.body, 'done', 'the stream in flight got its whole answer')
+  t.equal(await run.code, 0)
+  t.same(warnings.map(String), [], 'no warning')
 })
 
 t.test('http2 is a boolean, and not for a redirectHttps listener: errors at the key\'s line', async (t) => {

@@ -295,11 +295,14 @@ t.test('tls-alpn-01: answered on the TLS listener itself, beside a certificate f
   t.match(goload.run.logs(), /\(tls-alpn-01\)/)
   const socket = await handshake(t, goload.tls, 'alpn.acme.example.com', await pebble.root())
   t.ok(socket.authorized, 'verified against pebble\'s root')
-  const http1 = tls.connect({ port: goload.tls, host: '127.0.0.1', servername: 'alpn.acme.example.com', ALPNProtocols: ['h2', 'http/1.1'], ca: await pebble.root() })
-  t.teardown(() => { http1.destroy() })
-  await deadline(once(http1, 'secureConnect'), 10_000, 'an http/1.1 handshake')
-  t.equal(http1.alpnProtocol, 'http/1.1', 'other clients are offered the listener\'s own protocols')
-  t.ok(http1.authorized)
+  // Other clients get the listener's own protocols: h2 where offered, else HTTP/1.1.
+  for (const [offered, chosen] of [[['h2', 'http/1.1'], 'h2'], [['http/1.1'], 'http/1.1']] as const) {
+    const client = tls.connect({ port: goload.tls, host: '127.0.0.1', servername: 'alpn.acme.example.com', ALPNProtocols: [...offered], ca: await pebble.root() })
+    t.teardown(() => { client.destroy() })
+    await deadline(once(client, 'secureConnect'), 10_000, `a ${chosen} handshake`)
+    t.equal(client.alpnProtocol, chosen, `offered ${offered.join(', ')}: ${chosen}`)
+    t.ok(client.authorized)
+  }
   const validator = tls.connect({ port: goload.tls, host: '127.0.0.1', servername: 'alpn.acme.example.com', ALPNProtocols: ['acme-tls/1'], rejectUnauthorized: false })
   t.teardown(() => { validator.destroy() })
   await deadline(once(validator, 'error'), 10_000, 'acme-tls/1 refused')

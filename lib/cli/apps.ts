@@ -27,9 +27,10 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   for (const { pool, path, ...route } of listener.routes ?? []) {
     await app.register(goload, { ...route, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
   }
-  // While closing, ask clients not to send more on this connection.
+  // While closing, ask clients not to send more on this connection. HTTP/2 has no such header (Node drops it with a
+  // warning): its connections are told with GOAWAY (see closeListenerServer).
   app.addHook('onSend', async (request, reply) => {
-    if (closing()) reply.header('connection', 'close')
+    if (closing() && request.raw.httpVersionMajor === 1) reply.header('connection', 'close')
   })
   await app.ready()
   return app

@@ -1,9 +1,9 @@
-import http from 'node:http'
-import https from 'node:https'
+import type http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import type { SecureContext, SecureVersion } from 'node:tls'
+import type { SecureVersion } from 'node:tls'
+import tls from 'node:tls'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import type { GoloadFileConfig } from '../config/schema.js'
+import type { GoloadFileConfig, ListenerConfig } from '../config/schema.js'
 import { normalizeOptions, type BackendConfig } from '../options.js'
 import type { PoolEntry } from '../registry.js'
 import type { Worker } from '../pool/pool.js'
@@ -13,20 +13,20 @@ import { acceptProxyProtocol, proxyProtocolOf, type ProxyProtocol } from '../pro
 import { keepClientAddresses } from '../proxy/client-address.js'
 import { readCertificates, type ListenerCertificate } from '../tls/certificates.js'
 import { CertificateSelector } from '../tls/sni.js'
-import { endValidation, tlsAlpnOptions } from '../tls/acme/alpn.js'
 import type { CertificateManager } from '../tls/acme/manager.js'
 import { AcmeService } from '../tls/acme/service.js'
 import type { ServedCertificate } from '../tls/served.js'
+import { closeListenerServer, createListenerServer, setTimeouts, type ListenerServer } from './servers.js'
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
   readonly code = 'FST_GOLOAD_LISTEN'
 }
 
-type Server = http.Server | https.Server
-
 interface Listener {
-  server: Server
+  server: ListenerServer
+  /** Its part of the config now: a reload may change what a kept server reads from it (h2 offered or not). */
+  config: ListenerConfig
   /** The app requests on this port go to now; a reload swaps it. */
   app: FastifyInstance
   /** A TLS listener's certificates now: new handshakes pick from them, a reload swaps them. */
@@ -49,10 +49,10 @@ interface KeptPool {
 }
 
 /**
- * What `goload` runs: one long-lived http.Server per listener, handing each request to the current app of that
- * listener, and pools that outlive the apps. A reload builds new apps over the kept pools and swaps them in, so
- * connections on kept ports stay open and no count is forgotten: a pool whose settings are unchanged keeps its
- * backends' counts and state, takes the backends added and drains the ones removed.
+ * What `goload` runs: one long-lived server per listener (see createListenerServer), handing each request to the
+ * current app of that listener, and pools that outlive the apps. A reload builds new apps over the kept pools and
+ * swaps them in, so connections on kept ports stay open and no count is forgotten: a pool whose settings are
+ * unchanged keeps its backends' counts and state, takes the backends added and drains the ones removed.
  */
 export class Listeners {
   readonly #listeners = new Map<string, Listener>()
@@ -109,7 +109,7 @@ export class Listeners {
     const generation = this.#generation + 1
     const started: PoolRuntime[] = []
     const apps: FastifyInstance[] = []
-    const opened: Server[] = []
+    const opened: ListenerServer[] = []
     let retired: PoolRuntime[]
     let syncs: Array<() => void>
     let selectors: Array<CertificateSelector | undefined>
@@ -125,11 +125,16 @@ export class Listeners {
       ({ runtimes, retired, syncs } = await this.#bringPools(config, generation, started))
       for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
       for (const [index, listener] of config.listeners.entries()) {
-        if (!this.#listeners.has(keyOf(listener))) opened.push(await this.#listen(index, listener, apps[index], selectors[index]))
+        if (this.#listeners.has(keyOf(listener))) continue
+        // Said as it is, rather than as the port in use (by this very process) that listening would report.
+        if ([...this.#listeners.keys()].some((key) => placeOf(key) === placeOf(keyOf(listener)))) {
+          throw new ListenError(`listeners[${index}]: port ${listener.port} would change what it speaks (plain HTTP/1.1, TLS or h2c): that needs a restart`)
+        }
+        opened.push(await this.#listen(index, listener, apps[index], selectors[index]))
       }
     } catch (error) {
       // Nothing of the running config was touched: close what was built for the new one.
-      await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeServer), ...started.map((runtime) => runtime.close()), acme?.abort()])
+      await Promise.all([...apps.map((app) => app.close()), ...opened.map(closeListenerServer), ...started.map((runtime) => runtime.close()), acme?.abort()])
       throw error
     }
     acme.commit()
@@ -142,12 +147,11 @@ export class Listeners {
     for (const [index, listener] of config.listeners.entries()) {
       const key = keyOf(listener)
       const kept = previous.get(key)?.server
-      // Its checking interval was set when it started; the timeouts themselves are read at each check.
-      if (kept !== undefined) ({ headersTimeout: kept.headersTimeout, requestTimeout: kept.requestTimeout } = timeouts(listener))
+      if (kept !== undefined) setTimeouts(kept, listener)
       const certificates = selectors[index]
       // Handshakes from now on: with SNI they ask the selector swapped in below, without it the server's own context.
-      if (kept instanceof https.Server && certificates !== undefined) kept.setSecureContext(certificates.defaults)
-      current.set(key, { server: kept ?? opened.shift()!, app: apps[index], certificates, tls: tlsOf[index] })
+      if (kept instanceof tls.Server && certificates !== undefined) kept.setSecureContext(certificates.defaults)
+      current.set(key, { server: kept ?? opened.shift()!, config: listener, app: apps[index], certificates, tls: tlsOf[index] })
     }
     this.#listeners.clear()
     for (const [key, listener] of current) this.#listeners.set(key, listener)
@@ -156,7 +160,7 @@ export class Listeners {
     for (const runtime of started) this.#pools.set(runtime.config.name, { runtime, settings: settingsOf(config.pools[runtime.config.name]) })
     // What the new config no longer uses goes in the background; close() waits for it.
     for (const [key, { server, app }] of previous) {
-      if (!current.has(key)) this.#settle(closeServer(server))
+      if (!current.has(key)) this.#settle(closeListenerServer(server))
       this.#settle(app.close())
     }
     // A pool retired serves what it has, its queue included, for closeTimeout at most.
@@ -168,7 +172,7 @@ export class Listeners {
     this.#closing = true
     for (const { runtime } of this.#pools.values()) runtime.closing()
     await Promise.all([...this.#listeners.values()].map(async ({ server, app }) => {
-      await closeServer(server)
+      await closeListenerServer(server)
       await app.close()
     }))
     await Promise.all([...[...this.#pools.values()].map(({ runtime }) => runtime.close()), ...this.#retiring, this.#acme.close()])
@@ -179,7 +183,7 @@ export class Listeners {
     for (const listener of this.#listeners.values()) {
       if (listener.tls?.acme === undefined) continue
       listener.certificates = selectorOf(listener.tls)
-      if (listener.server instanceof https.Server) listener.server.setSecureContext(listener.certificates.defaults)
+      if (listener.server instanceof tls.Server) listener.server.setSecureContext(listener.certificates.defaults)
     }
   }
 
@@ -211,25 +215,23 @@ export class Listeners {
     return { runtimes, retired, syncs }
   }
 
-  async #listen (index: number, listener: GoloadFileConfig['listeners'][number], app: FastifyInstance, certificates: CertificateSelector | undefined): Promise<Server> {
+  async #listen (index: number, listener: GoloadFileConfig['listeners'][number], app: FastifyInstance, certificates: CertificateSelector | undefined): Promise<ListenerServer> {
     const { port, host } = listener
     const key = keyOf(listener)
     // Until the swap, the app being started; from then on, whichever app is current for this listener.
-    const handle: http.RequestListener = (request, response) => { (this.#listeners.get(key)?.app ?? app).routing(request, response) }
-    // HTTP-01 challenges are answered on every plain listener, before routing and redirectHttps.
-    const plain: http.RequestListener = (request, response) => { if (!this.#acme.challenges.answerHttp(request, response)) handle(request, response) }
-    const select = (servername: string): SecureContext => (this.#listeners.get(key)?.certificates ?? certificates!).select(servername)
-    const alpn = listener.tls?.acme?.challenge === 'tls-alpn-01'
-    const server = certificates === undefined
-      ? http.createServer(timeouts(listener), plain)
-      : https.createServer({
-        ...timeouts(listener),
-        ...certificates.defaults,
-        ...(alpn
-          ? tlsAlpnOptions(this.#acme.challenges, ['http/1.1'], select)
-          : { SNICallback: (servername: string, done: (error: Error | null, context?: SecureContext) => void) => { done(null, select(servername)) } })
-      }, handle)
-    if (alpn) server.on('secureConnection', endValidation)
+    const current = (): Partial<Listener> => this.#listeners.get(key) ?? {}
+    // HTTP/2 requests too: Fastify routes Node's compatibility request and response as it does HTTP/1.1 ones.
+    const handle: http.RequestListener = (request, response) => { (current().app ?? app).routing(request, response) }
+    const server = createListenerServer(listener, handle, {
+      certificates: certificates === undefined
+        ? undefined
+        : { defaults: certificates.defaults, select: (servername) => (current().certificates ?? certificates).select(servername) },
+      offersH2: () => (current().config ?? listener).http2 !== false,
+      // HTTP-01 challenges are answered on every plain listener, before routing and redirectHttps; TLS-ALPN-01 on
+      // the TLS listener whose ACME block asks for it.
+      acme: this.#acme.challenges,
+      alpnChallenges: listener.tls?.acme?.challenge === 'tls-alpn-01'
+    })
     // Upgrades too go to the current app: to goload's listener on the app's own server (never listening), told which
     // server the socket is really on, so that an upgrade served as a plain request goes back to this one.
     keepClientAddresses(server)
@@ -293,26 +295,15 @@ function settingsOf (options: GoloadFileConfig['pools'][string]): string {
   return JSON.stringify({ ...settings, discovered: backends.filter((backend) => typeof backend === 'object' && backend.resolve !== undefined) })
 }
 
-/** nginx's client_header_timeout, and what the README has always said. */
-const defaultHeadersTimeout = 60_000
-
-/**
- * A request whose headers have not all come within headersTimeout is answered 408 and its connection closed. Node
- * checks every connectionsCheckingInterval (30 s by default, so a 60 s timeout cut at up to 90 s): checked here at
- * a tenth of the timeout, at most every second, the cut comes within headersTimeout + 1 s. requestTimeout (the
- * whole request, body included: Node's 300 s) may not be below it.
- */
-function timeouts ({ headersTimeout = defaultHeadersTimeout }: GoloadFileConfig['listeners'][number]): http.ServerOptions & Pick<http.Server, 'headersTimeout' | 'requestTimeout'> {
-  return {
-    headersTimeout,
-    requestTimeout: Math.max(300_000, headersTimeout),
-    connectionsCheckingInterval: Math.min(1000, Math.ceil(headersTimeout / 10))
-  }
+// A listener turned from plain to TLS, or from HTTP/1.1 to h2c (or back), is a new server: the kept one cannot
+// change what it speaks. A TLS listener's h2 is chosen at each handshake: its server stays.
+function keyOf ({ port, host, tls, http2 }: ListenerConfig): string {
+  return `${host}:${port}${tls !== undefined ? ' tls' : http2 === true ? ' h2c' : ''}`
 }
 
-// A listener turned from plain to TLS (or back) is a new server: the kept one cannot change what it speaks.
-function keyOf ({ port, host, tls }: { port: number, host: string, tls?: unknown }): string {
-  return `${host}:${port}${tls === undefined ? '' : ' tls'}`
+/** The host:port of a listener's key. */
+function placeOf (key: string): string {
+  return key.split(' ')[0]
 }
 
 /** A TLS listener's certificates, read from their files; loadConfig has checked them, but they may have changed since. */
@@ -326,13 +317,4 @@ function tlsConfigOf (listener: GoloadFileConfig['listeners'][number], index: nu
 
 function selectorOf ({ files, acme, minVersion }: ListenerTls): CertificateSelector {
   return new CertificateSelector({ certificates: [...files.map(({ certificate }) => certificate), ...(acme === undefined ? [] : [acme.current])], minVersion })
-}
-
-// Node 20's server.close() leaves idle keep-alive sockets open until keepAliveTimeout: drop them as they go idle.
-async function closeServer (server: Server): Promise<void> {
-  const closed = new Promise<void>((resolve) => server.close(() => { resolve() }))
-  server.closeIdleConnections()
-  const idle = setInterval(() => { server.closeIdleConnections() }, 100)
-  await closed
-  clearInterval(idle)
 }

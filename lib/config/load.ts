@@ -109,6 +109,8 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
     if (listener.redirectHttps !== undefined) {
       if (listener.routes !== undefined) problems.push({ path: ['listeners', index, 'routes'], message: 'a listener with redirectHttps answers every request with a redirect: remove its routes' })
       if (listener.tls !== undefined) problems.push({ path: ['listeners', index, 'redirectHttps'], message: 'a TLS listener already serves https: redirectHttps is for a plain one' })
+      // Its clients are browsers and the like sent to https, and none of them speaks h2c.
+      if (listener.http2 === true && listener.tls === undefined) problems.push({ path: ['listeners', index, 'http2'], message: 'a redirectHttps listener answers clients that do not speak h2c (browsers): remove http2, or give h2c clients a listener of their own' })
     } else if (listener.routes === undefined) {
       problems.push({ path: ['listeners', index, 'routes'], message: 'is required (or redirectHttps)' })
     }

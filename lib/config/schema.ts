@@ -159,6 +159,9 @@ const listener = Type.Object({
     }, { ...closed, description: 'order and renew a certificate from an ACME CA (Let\'s Encrypt)' })),
     minVersion: Type.Optional(Type.Unsafe<'TLSv1.2' | 'TLSv1.3'>({ enum: ['TLSv1.2', 'TLSv1.3'], description: 'default TLSv1.2' }))
   }, { ...closed, description: 'serve HTTPS on this listener' })),
+  http2: Type.Optional(Type.Boolean({
+    description: 'TLS: offer h2 beside http/1.1 by ALPN, default true; plain: serve HTTP/2 with prior knowledge (h2c) only, default false'
+  })),
   redirectHttps: Type.Optional(Type.Unsafe<number | true>({
     title: 'a port number (1-65535) or true (443)',
     anyOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { const: true }],

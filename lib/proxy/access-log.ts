@@ -1,4 +1,5 @@
 import type { FastifyReply } from 'fastify'
+import { responseCompleted } from './response-end.js'
 
 /** What goload adds to an access line, under `goload`: undefined fields are left out of the line. */
 export interface Access {
@@ -30,7 +31,7 @@ export function logAccess (reply: FastifyReply, access: Access, upgraded: boolea
   const response = reply.raw
   // An upgrade the backend switched: its 101 went out on the socket, past Fastify's reply.
   let statusCode = upgraded ? 101 : response.statusCode
-  if (!upgraded && !response.writableFinished) {
+  if (!upgraded && !responseCompleted(response)) {
     access.aborted = true
     if (!response.headersSent) statusCode = 499
   }

@@ -1,3 +1,4 @@
+import type { ServerHttp2Stream } from 'node:http2'
 import type { Server, Socket } from 'node:net'
 
 const kKept = Symbol('goload.clientAddresses')
@@ -15,10 +16,28 @@ export function keepClientAddresses (server: Server & { [kKept]?: true }): void 
   if (server[kKept] === true) return
   server[kKept] = true
   server.on('connection', readAddress)
+  // HTTP/2 servers only: an http.Server has no such event.
+  server.on('stream', keepStreamAddress)
 }
 
 function readAddress (socket: Socket): void {
   socket.remoteAddress // eslint-disable-line @typescript-eslint/no-unused-expressions
+}
+
+/** An HTTP/2 stream, given what its request's socket answers once the stream has closed. */
+type AddressedStream = ServerHttp2Stream & { remoteAddress?: string, remotePort?: number, encrypted?: boolean }
+
+/**
+ * An HTTP/2 request's `socket` is Node's stand-in, which asks the session's socket while the stream is open and the
+ * stream itself once it has closed: Fastify's `request.ip` and the access line, written at the close, would get
+ * undefined. The stream is given the connection's address at its start, what the stand-in answers from then on.
+ */
+function keepStreamAddress (stream: AddressedStream): void {
+  // A new stream's session is there: it is the session's 'stream' event that brings it.
+  const socket = stream.session!.socket as ClientSocket & { encrypted?: boolean }
+  stream.remoteAddress = clientAddress(socket)
+  stream.remotePort = socket.remotePort
+  stream.encrypted = socket.encrypted === true
 }
 
 /**

@@ -18,6 +18,7 @@ import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-ag
 import { Tunnel, type TunnelExchange } from './tunnel.js'
 import { kUpgrade, type UpgradeRequest } from './upgrade-takeover.js'
 import { logAccess } from './access-log.js'
+import { responseCompleted } from './response-end.js'
 
 export const kExchange = Symbol('goload.exchange')
 export type Response = ServerResponse & { [kExchange]?: Exchange }
@@ -194,7 +195,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
     const worker = this.worker
     if (worker !== undefined) {
-      if (!response.writableFinished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
+      // (i16-h2: an HTTP/2 stream the client reset says writableFinished too: see responseCompleted.)
+      if (!responseCompleted(response) && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
       if (this.upgrade?.switched === true) this.forwarder.closed(this)
       pool.release(worker)
     }

@@ -44,7 +44,7 @@ export function requestHost (header: string | undefined): string {
 /** What checkedHost needs of a request: Node's IncomingMessage. */
 interface ReceivedRequest {
   url?: string
-  headers: { host?: string }
+  headers: { host?: string, ':authority'?: string }
   rawHeaders: string[]
 }
 
@@ -57,7 +57,8 @@ interface ReceivedRequest {
  *
  * An absolute-form target (`GET http://a.test/x HTTP/1.1`) names its own authority, which wins over Host (RFC 9112
  * §3.2.2: a proxy replaces Host with it): it is checked the same way and put in the request's Host, so the route,
- * `X-Forwarded-Host`, `preserveHost` and the access line all see the same one.
+ * `X-Forwarded-Host`, `preserveHost` and the access line all see the same one. An HTTP/2 request's `:authority` is
+ * its Host likewise (RFC 9113 §8.3.1), and a Host sent beside it that names another one makes it malformed.
  */
 export function checkedHost (request: ReceivedRequest): string | undefined {
   const { rawHeaders } = request
@@ -80,6 +81,12 @@ export function checkedHost (request: ReceivedRequest): string | undefined {
     }
   }
   const host = request.headers.host
+  const authority = request.headers[':authority']
+  if (authority !== undefined) {
+    if ((host !== undefined && host !== authority) || !isHost(authority)) return undefined
+    request.headers.host = authority
+    return authority
+  }
   if (host === undefined) return ''
   return isHost(host) ? host : undefined
 }

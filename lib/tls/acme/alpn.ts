@@ -9,18 +9,17 @@ const validating = new WeakSet<TLSSocket>()
 /**
  * TLS-ALPN-01 (RFC 8737) on a TLS listener. Node calls ALPNCallback before SNICallback, each with the socket as
  * `this`: the first marks a connection that asks for acme-tls/1, the second then hands it the challenge
- * certificate for the name in SNI instead of the listener's own. ALPNCallback cannot go with ALPNProtocols, so it
- * also picks among `protocols` (the listener's own, in its order of preference); a client offering none of them
- * is refused, as Node refuses one with ALPNProtocols.
+ * certificate for the name in SNI instead of the listener's own. Any other client's protocol is the listener's
+ * own choice (`choose`: h2 or HTTP/1.1, see createListenerServer).
  */
-export function tlsAlpnOptions (challenges: ChallengeBoard, protocols: string[], select: (servername: string) => SecureContext): Pick<TlsOptions, 'ALPNCallback' | 'SNICallback'> {
+export function tlsAlpnOptions (challenges: ChallengeBoard, choose: (offered: string[]) => string | undefined, select: (servername: string) => SecureContext): Pick<TlsOptions, 'ALPNCallback' | 'SNICallback'> {
   return {
     ALPNCallback (this: TLSSocket, { protocols: offered }) {
       if (offered.includes(acmeTlsProtocol)) {
         validating.add(this)
         return acmeTlsProtocol
       }
-      return protocols.find((protocol) => offered.includes(protocol))
+      return choose(offered)
     },
     SNICallback (this: TLSSocket, servername, done) {
       if (!validating.has(this)) {

@@ -21,7 +21,7 @@ export type Strategy = typeof strategies[number]
 export type HashOn = 'ip' | { header: string } | { cookie: string }
 
 export interface BackendOptions {
-  /** `http(s)://host:port`, an origin without a path. */
+  /** `http(s)://host:port`, an origin without a path; `h2c://host:port` for plaintext HTTP/2 (prior knowledge, the usual gRPC server). */
   url: string
   /** Name shown in stats and logs; defaults to the URL's origin. */
   id?: string
@@ -207,7 +207,7 @@ export interface GoloadOptions extends RouteOptions {
 
 export interface BackendConfig {
   id: string
-  /** The backend's origin, `http(s)://host:port`. */
+  /** The backend's origin, `http(s)://host:port` or `h2c://host:port`. */
   url: string
   weight: number
   maxPending: number
@@ -245,6 +245,11 @@ export interface PoolConfig {
   allowH2: boolean
   /** The TLS settings of each https origin, for the undici pool that connects to it; add() records its backends too. */
   backendTls: Map<string, TlsOptions | undefined>
+  /**
+   * The `http://host:port` origins of the h2c:// backends: undici connects to an origin, so the agent's connection
+   * pool for one of these speaks HTTP/2 with prior knowledge. add(), reloads and DNS discovery record theirs too.
+   */
+  h2c: Set<string>
 }
 
 export const defaults = {
@@ -299,12 +304,22 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
   const configs = backends.map((backend, index) => normalizeBackend(backend, `backends[${index}]`, maxPending, tls))
   const seen = new Map<string, number>()
   const backendTls: PoolConfig['backendTls'] = new Map()
+  const h2c = new Set<string>()
+  // Each address speaks one protocol: its origin keys one undici connection pool.
+  const protocols = new Map<string, [string, number]>()
   configs.forEach((backend, index) => {
     const first = seen.get(backend.id)
     if (first !== undefined) {
       throw new InvalidOptionError(`backends[${index}] has the same id as backends[${first}]: "${backend.id}" (give each a distinct id)`)
     }
     seen.set(backend.id, index)
+    const origin = h2cOrigin(backend.url) ?? backend.url
+    const before = protocols.get(origin)
+    if (before !== undefined && before[0] !== backend.url) {
+      throw new InvalidOptionError(`backends[${index}] is ${backend.url} and backends[${before[1]}] ${before[0]}: one address speaks one protocol, h2c or HTTP/1.1`)
+    }
+    protocols.set(origin, [backend.url, index])
+    if (origin !== backend.url && backend.resolve === undefined) h2c.add(origin)
     if (!claimOrigin(backendTls, backend)) {
       throw new InvalidOptionError(`backends[${index}] has the URL of an earlier backend with other tls settings: one connection pool serves each origin`)
     }
@@ -351,8 +366,14 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     backends: configs,
     tls,
     allowH2: options.allowH2 ?? false,
-    backendTls
+    backendTls,
+    h2c
   }
+}
+
+/** The `http://host:port` origin an `h2c://host:port` backend is connected at; undefined for any other URL. */
+export function h2cOrigin (url: string): string | undefined {
+  return url.startsWith('h2c:') ? 'http:' + url.slice(4) : undefined
 }
 
 export function normalizeBackend (backend: string | BackendOptions, key: string, maxPending: number, tls?: TlsOptions): BackendConfig {
@@ -366,17 +387,23 @@ export function normalizeBackend (backend: string | BackendOptions, key: string,
   try {
     parsed = new URL(spec.url)
   } catch {
-    throw new InvalidOptionError(`${key} is not a valid http(s) URL: ${JSON.stringify(spec.url)}`)
+    throw new InvalidOptionError(`${key} is not a valid http(s) or h2c URL: ${JSON.stringify(spec.url)}`)
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new InvalidOptionError(`${key} is not a valid http(s) URL: ${JSON.stringify(spec.url)}`)
+  const h2c = parsed.protocol === 'h2c:'
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:' && !(h2c && parsed.host !== '')) {
+    throw new InvalidOptionError(`${key} is not a valid http(s) or h2c URL: ${JSON.stringify(spec.url)}`)
   }
+  if (h2c && spec.tls !== undefined) throw new InvalidOptionError(`${key}.tls is for https:// backends, and this one is h2c://`)
+  // WHATWG URL leaves a scheme it does not know unparsed (no origin, host as written): read as http://, which is
+  // what it connects to, it is checked and spelt as any other origin.
+  if (h2c) parsed = new URL('http' + spec.url.trim().slice(3))
   // The request path is forwarded verbatim, so a path here would be silently ignored.
   if (parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '' || parsed.password !== '') {
     throw new InvalidOptionError(`${key} must be an origin like http://host:port, without path, query or credentials: ${JSON.stringify(spec.url)}`)
   }
 
-  const id = spec.id ?? parsed.origin
+  const url = h2c ? 'h2c' + parsed.origin.slice(4) : parsed.origin
+  const id = spec.id ?? url
   if (typeof id !== 'string' || id === '') throw new InvalidOptionError(`${key}.id must be a non-empty string`)
 
   const weight = spec.weight ?? 1
@@ -384,7 +411,7 @@ export function normalizeBackend (backend: string | BackendOptions, key: string,
     throw new InvalidOptionError(`${key}.weight must be a positive number, got ${JSON.stringify(weight)}`)
   }
 
-  const config: BackendConfig = { id, url: parsed.origin, weight, maxPending: limit(`${key}.maxPending`, spec.maxPending, maxPending) }
+  const config: BackendConfig = { id, url, weight, maxPending: limit(`${key}.maxPending`, spec.maxPending, maxPending) }
   if (spec.resolve !== undefined) config.resolve = normalizeResolve(spec.resolve, `${key}.resolve`)
   if (parsed.protocol === 'https:' || spec.tls !== undefined) config.tls = backendTls(key, parsed, spec, tls)
   return config

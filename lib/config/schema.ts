@@ -42,7 +42,7 @@ const tls = Type.Object({
 }, { ...closed, description: 'TLS to https:// backends' })
 
 const backend = Type.Object({
-  url: Type.String({ description: 'http(s)://host:port' }),
+  url: Type.String({ description: 'http(s)://host:port, or h2c://host:port for plaintext HTTP/2 (gRPC)' }),
   id: Type.Optional(Type.String({ minLength: 1 })),
   weight: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   maxPending: Type.Optional(positiveInteger('most requests in flight at this backend')),
@@ -53,7 +53,7 @@ const backend = Type.Object({
 const statusPattern = Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: '^[1-5]xx$' })], { title: "a status code or a '2xx'-style class" })
 
 export const poolSchema = Type.Object({
-  backends: Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) URL or a { url, id?, weight? } object' }), { minItems: 1 }),
+  backends: Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) or h2c URL or a { url, id?, weight? } object' }), { minItems: 1 }),
   strategy: Type.Optional(Type.Unsafe<Strategy>({ enum: [...strategies] })),
   timeout: Type.Optional(positiveInteger('upstream timeout, ms')),
   connectTimeout: Type.Optional(positiveInteger('ms to open a connection')),

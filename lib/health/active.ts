@@ -64,7 +64,7 @@ export class HealthChecker {
     const { path, timeout, expectStatus } = this.#options
     const attempt = (async () => {
       const { statusCode, body } = await this.#dispatcher.request({
-        origin: worker.url,
+        origin: worker.origin,
         path,
         method: 'GET',
         headersTimeout: timeout,

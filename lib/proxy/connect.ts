@@ -1,21 +1,36 @@
-import { buildConnector, Client, errors, Pool, type Agent, type Dispatcher } from 'undici'
+import { buildConnector, Client, errors, H2CClient, Pool, type Agent, type Dispatcher } from 'undici'
 import type { PoolConfig } from '../options.js'
 import type { TlsOptions } from '../tls-options.js'
+
+/**
+ * Requests in flight on one HTTP/2 connection to an h2c backend: undici's H2CClient default, and the
+ * SETTINGS_MAX_CONCURRENT_STREAMS of Node's (and grpc-js's) servers. `pipelining` is an HTTP/1.1 notion: with its
+ * default of 1, each gRPC call would open a connection of its own.
+ */
+const h2cStreams = 100
 
 /**
  * The undici Agent options that connect a pool's backends: within `connectTimeout` on a timer of our own (undici's
  * fires up to a second late), and over TLS as the pool's tls and allowH2 options say. undici's Agent has one
  * connection pool per origin and builds each with `factory`: ours gives each https origin the TLS settings of its
  * backend, looked up when its first request comes, so a backend that add() brings in later gets its own too. An
- * origin nobody recorded (an address DNS discovery found) connects with the pool's tls.
+ * origin nobody recorded (an address DNS discovery found) connects with the pool's tls. An h2c origin gets
+ * H2CClients, HTTP/2 with prior knowledge, each carrying up to 100 calls at once.
  */
-export function agentConnect (config: Pick<PoolConfig, 'tls' | 'allowH2' | 'backendTls' | 'connectTimeout'>): Pick<Agent.Options, 'factory' | 'allowH2'> {
+export function agentConnect (config: Pick<PoolConfig, 'tls' | 'allowH2' | 'backendTls' | 'connectTimeout' | 'h2c'>): Pick<Agent.Options, 'factory' | 'allowH2'> {
   return {
     allowH2: config.allowH2,
     factory (origin: string | URL, options: object): Dispatcher {
       const key = typeof origin === 'string' ? origin : origin.origin
-      const tls = config.backendTls.has(key) ? config.backendTls.get(key) : config.tls
       const settings = options as Pool.Options
+      if (config.h2c.has(key)) {
+        // useH2c (untyped in undici 7.30) marks the plain socket as HTTP/2, as H2CClient's own connector does.
+        const connect = withTimeout(buildConnector({ timeout: 0, useH2c: true } as buildConnector.BuildOptions), config.connectTimeout)
+        const h2c = { ...settings, connect, pipelining: h2cStreams, maxConcurrentStreams: h2cStreams }
+        const client = (at: URL, options: object): Dispatcher => new H2CClient(at, options as H2CClient.Options)
+        return settings.connections === 1 ? client(new URL(key), h2c) : new Pool(origin, { ...h2c, factory: client })
+      }
+      const tls = config.backendTls.has(key) ? config.backendTls.get(key) : config.tls
       const connect = withTimeout(connector(tls, settings), config.connectTimeout)
       return settings.connections === 1 ? new Client(origin, { ...settings, connect }) : new Pool(origin, { ...settings, connect })
     }

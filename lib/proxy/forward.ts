@@ -400,7 +400,7 @@ export class Forwarder {
       // The origin only: the agent sends the request target as received (see UpstreamAgent).
       // It cannot throw: reply-from throws only for a source it cannot parse or a GET given a body, and the source
       // is a backend origin checked at register. (Its path checks never see the client's target.)
-      exchange.reply.from(worker.url, this.fromOptions)
+      exchange.reply.from(worker.origin, this.fromOptions)
     } finally {
       this.agent.exchange = undefined
       switchboard.agent = undefined

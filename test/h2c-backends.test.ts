@@ -1,0 +1,79 @@
+import http2 from 'node:http2'
+import type { AddressInfo } from 'node:net'
+import t, { type Test } from 'tap'
+import { request } from './helpers/client.js'
+import { settled, startBalancer, waitFor } from './helpers/servers.js'
+
+interface H2cBackend {
+  url: string
+  /** HTTP/2 connections opened to it. */
+  sessions: number
+  /** The HTTP version of each request it got. */
+  versions: string[]
+  /** Requests held until release() answers them. */
+  held: http2.Http2ServerResponse[]
+}
+
+/** A plaintext HTTP/2 server (h2c, prior knowledge only: it speaks no HTTP/1.1), answering `h2c <path>`; `/hold` waits. */
+async function startH2cBackend (t: Test): Promise<H2cBackend> {
+  const backend: H2cBackend = { url: '', sessions: 0, versions: [], held: [] }
+  const server = http2.createServer((request, response) => {
+    backend.versions.push(request.httpVersion)
+    if (request.url === '/hold') {
+      backend.held.push(response)
+      return
+    }
+    response.setHeader('x-backend', 'h2c')
+    response.end(`h2c ${request.url}`)
+  })
+  server.on('session', () => { backend.sessions++ })
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => new Promise<void>((resolve) => {
+    for (const response of backend.held) response.stream.close()
+    server.close(() => { resolve() })
+  }))
+  backend.url = `h2c://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return backend
+}
+
+t.test('an h2c:// backend gets HTTP/2 with prior knowledge, many requests on one connection', async (t) => {
+  const backend = await startH2cBackend(t)
+  const { app, url } = await startBalancer(t, { backends: [backend.url] })
+
+  const answer = await request(url + '/items?id=7')
+  t.equal(answer.status, 200)
+  t.equal(answer.body, 'h2c /items?id=7')
+  t.equal(answer.headers['x-backend'], 'h2c')
+  t.same(app.goload.stats().backends.map((b) => b.url), [backend.url], 'stats name the backend as configured')
+
+  // Twenty requests in flight at once are twenty streams of one connection, not twenty connections (pipelining: 1
+  // is an HTTP/1.1 setting).
+  const held = Array.from({ length: 20 }, async () => request(url + '/hold'))
+  await waitFor(() => backend.held.length === 20, 'the backend to hold 20 requests')
+  t.equal(app.goload.stats().backends[0].pending, 20)
+  for (const response of backend.held) response.end('released')
+  for (const answer of await Promise.all(held)) t.equal(answer.body, 'released')
+  t.equal(backend.sessions, 1, 'one HTTP/2 connection carried them all')
+  t.ok(backend.versions.every((version) => version === '2.0'))
+  await settled(app)
+})
+
+t.test('h2c backends added later, found through DNS, or probed by health checks speak h2c too', async (t) => {
+  const [first, added, found] = await Promise.all([startH2cBackend(t), startH2cBackend(t), startH2cBackend(t)])
+  const foundPort = new URL(found.url).port
+  const { app, url } = await startBalancer(t, {
+    backends: [first.url, { url: `h2c://grpc.internal:${foundPort}`, resolve: { lookup: async () => ['127.0.0.1'] } }],
+    healthCheck: { path: '/health', interval: 20, unhealthyAfter: 1, healthyAfter: 1 },
+    strategy: 'round-robin'
+  })
+  app.goload.add(added.url)
+  await waitFor(() => first.versions.length > 0 && found.versions.length > 0 && added.versions.length > 0, 'a probe at each backend')
+  t.ok(app.goload.stats().backends.every((b) => b.healthy), 'each answers its probe over h2c')
+  const answers = await Promise.all(Array.from({ length: 6 }, async () => request(url + '/x')))
+  t.ok(answers.every((answer) => answer.status === 200 && answer.body === 'h2c /x'))
+  for (const backend of [first, added, found]) {
+    t.ok(backend.versions.every((version) => version === '2.0'), 'HTTP/2 only')
+    t.equal(backend.sessions, 2, 'one connection for probes, one for requests')
+  }
+  await settled(app)
+})

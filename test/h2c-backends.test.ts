@@ -23,6 +23,16 @@ async function startH2cBackend (t: Test): Promise<H2cBackend> {
       backend.held.push(response)
       return
     }
+    if (request.url === '/echo') {
+      // The body and te as received, and trailers after the body.
+      const chunks: Buffer[] = []
+      request.on('data', (chunk: Buffer) => chunks.push(chunk))
+      request.on('end', () => {
+        response.addTrailers({ 'x-length': String(Buffer.concat(chunks).length), 'x-sum-bin': Buffer.from([1, 2]).toString('base64') })
+        response.end(JSON.stringify({ te: request.headers.te ?? null, body: Buffer.concat(chunks).toString() }))
+      })
+      return
+    }
     response.setHeader('x-backend', 'h2c')
     response.end(`h2c ${request.url}`)
   })
@@ -75,5 +85,24 @@ t.test('h2c backends added later, found through DNS, or probed by health checks 
     t.ok(backend.versions.every((version) => version === '2.0'), 'HTTP/2 only')
     t.equal(backend.sessions, 2, 'one connection for probes, one for requests')
   }
+  await settled(app)
+})
+
+t.test('an HTTP/2 client: te: trailers goes to the backend, its trailers come back, a body without length streams', async (t) => {
+  const backend = await startH2cBackend(t)
+  const { app, url } = await startBalancer(t, { backends: [backend.url] }, { http2: true } as object)
+  const session = http2.connect(url)
+  t.teardown(() => { session.close() })
+  const call = session.request({ ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain', te: 'trailers' })
+  // No content-length: the body is known to follow from the HEADERS frame alone.
+  call.write('first ')
+  setImmediate(() => { call.end('second') })
+  const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => { call.once('trailers', resolve) })
+  let body = ''
+  call.setEncoding('utf8')
+  call.on('data', (chunk: string) => { body += chunk })
+  await new Promise((resolve) => { call.once('end', resolve) })
+  t.same(JSON.parse(body), { te: 'trailers', body: 'first second' })
+  t.match(await trailers, { 'x-length': '12', 'x-sum-bin': 'AQI=' }, 'the backend\'s trailers reached the client')
   await settled(app)
 })

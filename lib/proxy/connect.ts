@@ -27,14 +27,39 @@ export function agentConnect (config: Pick<PoolConfig, 'tls' | 'allowH2' | 'back
         // useH2c (untyped in undici 7.30) marks the plain socket as HTTP/2, as H2CClient's own connector does.
         const connect = withTimeout(buildConnector({ timeout: 0, useH2c: true } as buildConnector.BuildOptions), config.connectTimeout)
         const h2c = { ...settings, connect, pipelining: h2cStreams, maxConcurrentStreams: h2cStreams }
-        const client = (at: URL, options: object): Dispatcher => new H2CClient(at, options as H2CClient.Options)
+        const client = (at: URL, options: object): Dispatcher => new H2CClient(at, options as H2CClient.Options).on('connect', multiplexing)
         return settings.connections === 1 ? client(new URL(key), h2c) : new Pool(origin, { ...h2c, factory: client })
       }
       const tls = config.backendTls.has(key) ? config.backendTls.get(key) : config.tls
       const connect = withTimeout(connector(tls, settings), config.connectTimeout)
-      return settings.connections === 1 ? new Client(origin, { ...settings, connect }) : new Pool(origin, { ...settings, connect })
+      if (settings.connections === 1) {
+        const client = new Client(origin, { ...settings, connect })
+        return config.allowH2 ? client.on('connect', multiplexing) : client
+      }
+      // A connection that ALPN made HTTP/2 multiplexes too.
+      const factory = config.allowH2 ? (at: URL, options: object): Dispatcher => new Client(at, options).on('connect', multiplexing) : undefined
+      return new Pool(origin, { ...settings, connect, factory })
     }
   }
+}
+
+/**
+ * undici's HTTP/2 client sends a POST, or a request with a streamed body (every gRPC call is both), only once no other
+ * request is in flight on its connection (client-h2.js busy(), reasoning from HTTP/1.1, where a body that fails breaks
+ * the requests pipelined behind it). HTTP/2 streams fail alone, and with that rule one long gRPC stream would hold every
+ * call behind it. So each h2c connection's check is replaced as it connects ('connect' comes before its queue is
+ * served); the cap of streams per connection (pipelining) still holds. undici keeps the connection's protocol behind an
+ * internal symbol, found by its name: without it (another undici), calls are sent one at a time, never wrongly.
+ */
+function multiplexing (this: Dispatcher): void {
+  const client = this as unknown as Record<symbol, { version?: string, busy?: () => boolean } | undefined>
+  const context = Object.getOwnPropertySymbols(client).find((symbol) => symbol.description === 'http context')
+  const protocol = context === undefined ? undefined : client[context]
+  if (protocol?.version === 'h2') protocol.busy = notBusy
+}
+
+function notBusy (): boolean {
+  return false
 }
 
 function connector (tls: TlsOptions | undefined, settings: Pool.Options): buildConnector.connector {

@@ -11,7 +11,8 @@ import type { PassiveHealth } from '../health/passive.js'
 import type { FailureReason, Pool, Worker } from '../pool/pool.js'
 import { ClientWatch, type WatchedBody } from './client-watch.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
-import { readAhead, type RequestBody } from './request-body.js'
+import { grpcTimeout, isGrpc } from './grpc.js'
+import { readAhead, RequestBody } from './request-body.js'
 import { agentConnect, handshakeCodes } from './connect.js'
 import { requestKey, type RequestKey } from './request-key.js'
 import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
@@ -68,6 +69,12 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   bytes: number | undefined
   /** The FST_GOLOAD_* code of the balancer's own answer. */
   code: string | undefined
+  /** ms the backend has to send its response headers: the pool's timeout, or a gRPC call's shorter grpc-timeout. */
+  timeout: number
+  /** The attempt's response trailers, filled by undici as its body ends (UpstreamExchange). */
+  trailers: Record<string, string | string[]> | undefined
+  /** The client speaks HTTP/2, so the backend's trailers can go on to it. */
+  readonly http2: boolean
   /** The response timer of the attempt in flight. */
   deadline: NodeJS.Timeout | undefined
   /** The attempt in flight has failed already: undici's own report of it, coming later, is not a second failure. */
@@ -94,6 +101,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     this.target = target
     this.host = host
     this.key = forwarder.keyOf?.(request)
+    this.timeout = forwarder.config.timeout
+    this.http2 = request.raw.httpVersionMajor === 2
     // A line nobody would see (logger off, or the route's logLevel above info) is not built, nor its body counted.
     this.accessLog = accessLog && logsInfo(request.log)
   }
@@ -168,8 +177,10 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     }
     const error = new ClientTimeoutError()
     this.abort(error)
-    // The rest of the body stays unread: the connection cannot carry another request.
-    this.reply.header('connection', 'close').send(error)
+    // The rest of the body stays unread: the connection cannot carry another request (an HTTP/2 stream is reset on
+    // its own, and Connection is not an HTTP/2 header).
+    if (!this.http2) this.reply.header('connection', 'close')
+    this.reply.send(error)
   }
 
   /** Stops the upstream attempt in flight, if any: undici fails it with `reason`. */
@@ -239,7 +250,7 @@ function onResponseClose (this: Response): void {
 /** The upstream response timer: it aborts the attempt, whose failure then answers 504. */
 function onDeadline (exchange: Exchange): void {
   exchange.deadline = undefined
-  const reason = Object.assign(new Error(`no response headers within ${exchange.forwarder.config.timeout} ms`), { code: 'FST_GOLOAD_UPSTREAM_TIMEOUT' })
+  const reason = Object.assign(new Error(`no response headers within ${exchange.timeout} ms`), { code: 'FST_GOLOAD_UPSTREAM_TIMEOUT' })
   exchange.abortAttempt(reason)
   // undici fails an aborted request only once it has a connection; one still waiting for one (under a `connections`
   // cap) is answered now.
@@ -267,6 +278,13 @@ function sentLength (reply: FastifyReply): number {
 /** The access log's count of the response body, as it flows to the client. */
 function countBody (this: Readable & { [kExchange]?: Exchange }, chunk: Buffer): void {
   this[kExchange]!.bytes! += chunk.length
+}
+
+/** The upstream response's trailers, as undici parsed them when its body ended, added to the client's response. */
+function forwardTrailers (this: Readable & { [kExchange]?: Exchange }): void {
+  const { trailers, reply } = this[kExchange]!
+  // None (a trailers-only response had its status in its headers): none are added, so that response stays one.
+  if (trailers !== undefined && Object.keys(trailers).length > 0) reply.raw.addTrailers(trailers)
 }
 
 /** An upstream response body that fails after its headers: the backend's failure, seen once. */
@@ -334,12 +352,23 @@ export class Forwarder {
       this.dispatch(exchange)
       return
     }
+    // HTTP/1.1 never carries gRPC: one property read keeps it off that path.
+    const grpc = exchange.http2 && isGrpc(request.headers)
+    if (grpc) exchange.timeout = Math.min(exchange.timeout, grpcTimeout(request.headers) ?? Infinity)
     if (!hasBody(request)) {
       this.dispatch(exchange)
       return
     }
     // Fastify only parses bodies it has a content type for; any other body is still streamed through.
     const source = request.body instanceof Readable ? request.body : request.raw
+    if (grpc) {
+      // A call's messages flow both ways as they come: read ahead, a bidirectional call whose client waits for an
+      // answer to its first message would wait for ever. Nor is a stream that idles slow: it is load, as a
+      // WebSocket is, and the slow-client watch does not time it.
+      exchange.body = new RequestBody([], source)
+      this.dispatch(exchange)
+      return
+    }
     this.watch.start(exchange)
     source.on('end', () => { this.watch.stop(exchange) })
     readAhead(source, this.config.bufferBody, exchange, (body) => {
@@ -389,7 +418,7 @@ export class Forwarder {
     // reply-from streams request.body to the backend; each attempt gets a stream of its own (see RequestBody).
     if (exchange.body !== undefined) exchange.request.body = exchange.body.attempt()
     exchange.attemptFailed = false
-    exchange.deadline = setTimeout(onDeadline, this.config.timeout, exchange)
+    exchange.deadline = setTimeout(onDeadline, exchange.timeout, exchange)
     if (exchange.upgrade !== undefined) {
       exchange.upgrade.send(exchange, worker.url)
       return
@@ -497,6 +526,9 @@ export class Forwarder {
     }
     upstream.stream[kExchange] = exchange
     upstream.stream.on('error', onResponseBodyError)
+    // Trailers (a gRPC status) go on to an HTTP/2 client; reply-from drops them (fastify-reply-from#429). Listened to
+    // before Fastify pipes the body, so they are added before the pipe ends the response.
+    if (exchange.http2) upstream.stream.on('end', forwardTrailers)
     if (exchange.accessLog) {
       // Counted as Fastify pipes it to the client. A 'data' listener makes a stream flow at once: paused again, it
       // waits for the pipe, which resumes it (Fastify pipes only after the onSend hooks).
@@ -550,5 +582,8 @@ export function failureReason (code: string): FailureReason {
 function hasBody (request: FastifyRequest): boolean {
   const headers = request.headers
   if (request.method === 'GET' || request.method === 'HEAD') return false
+  // HTTP/2 has no transfer-encoding, and a gRPC call no content-length: the HEADERS frame says whether data follows.
+  const raw = request.raw as FastifyRequest['raw'] & { stream?: { endAfterHeaders: boolean } }
+  if (raw.stream !== undefined) return !raw.stream.endAfterHeaders
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }

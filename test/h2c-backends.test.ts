@@ -1,7 +1,9 @@
+import { writeFile } from 'node:fs/promises'
 import http2 from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { request } from './helpers/client.js'
+import { configFile, freePort, runMain } from './helpers/cli.js'
 import { settled, startBalancer, waitFor } from './helpers/servers.js'
 
 interface H2cBackend {
@@ -105,4 +107,29 @@ t.test('an HTTP/2 client: te: trailers goes to the backend, its trailers come ba
   t.same(JSON.parse(body), { te: 'trailers', body: 'first second' })
   t.match(await trailers, { 'x-length': '12', 'x-sum-bin': 'AQI=' }, 'the backend\'s trailers reached the client')
   await settled(app)
+})
+
+t.test('a reload that turns an address from http:// into h2c:// (and back) reconnects it in its new protocol', async (t) => {
+  const backend = await startH2cBackend(t)
+  const address = new URL(backend.url).host
+  const port = await freePort()
+  const text = (url: string) => JSON.stringify({ listeners: [{ port, host: '127.0.0.1', routes: [{ pool: 'web' }] }], pools: { web: { backends: [{ url, id: 'api' }] } } })
+  const file = await configFile(t, text(`http://${address}`), 'goload.json')
+  const run = runMain(t, ['--config', file])
+  await run.logged(/goload listening/, 'goload to listen')
+  const url = `http://127.0.0.1:${port}/x`
+  t.equal((await request(url)).status, 502, 'HTTP/1.1 to an h2c-only server fails')
+  let reloads = 0
+  for (const [scheme, status] of [['h2c', 200], ['http', 502]] as const) {
+    await writeFile(file, text(`${scheme}://${address}`))
+    run.signals.emit('SIGHUP', 'SIGHUP')
+    reloads++
+    await waitFor(() => (run.logs().match(/config reloaded|reload failed/g) ?? []).length >= reloads, `reload ${reloads}`)
+    // The backend's url changed: the old one leaves once drained, then the new one joins (see syncBackends); until
+    // then, 503.
+    let answer = await request(url)
+    for (let tries = 0; answer.status === 503 && tries < 100; tries++) answer = await request(url)
+    t.equal(answer.status, status, `${scheme}:// gets ${status}: its connections were made anew`)
+  }
+  t.notMatch(run.logs(), /reload failed/)
 })

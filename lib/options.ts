@@ -59,8 +59,13 @@ export interface PassiveHealthOptions {
 }
 
 export interface HealthCheckOptions {
-  /** Path probed with GET on each backend, e.g. '/health'. */
-  path: string
+  /** Path probed with GET on each backend, e.g. '/health'. Either this or `grpc`. */
+  path?: string
+  /**
+   * Probe with the standard gRPC health check, grpc.health.v1.Health/Check, of the whole server (`true`) or of one
+   * service: healthy while it answers SERVING. Needs HTTP/2 to the backends: h2c:// URLs, or https:// with allowH2.
+   */
+  grpc?: true | { service: string }
   /** ms between probes. Default 5000. */
   interval?: number
   /** ms a probe may take. Default 2000. */
@@ -227,7 +232,11 @@ export interface PoolConfig {
   retries: number
   retryNonIdempotent: boolean
   passiveHealth: Required<PassiveHealthOptions> | false
-  healthCheck: (Required<Omit<HealthCheckOptions, 'expectStatus'>> & { expectStatus: (status: number) => boolean }) | undefined
+  healthCheck: (Required<Omit<HealthCheckOptions, 'expectStatus' | 'grpc'>> & {
+    expectStatus: (status: number) => boolean
+    /** A gRPC health check's service ('' for the whole server); undefined for GET `path`. */
+    grpc: { service: string } | undefined
+  }) | undefined
   slowStart: number
   maxPending: number
   queue: Required<QueueOptions>
@@ -352,7 +361,7 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     retries: count('retries', options.retries, defaults.retries),
     retryNonIdempotent: options.retryNonIdempotent ?? false,
     passiveHealth: normalizePassiveHealth(options.passiveHealth),
-    healthCheck: normalizeHealthCheck(options.healthCheck),
+    healthCheck: normalizeHealthCheck(options.healthCheck, configs, options.allowH2 === true),
     slowStart: count('slowStart', options.slowStart, 0),
     maxPending,
     queue: normalizeQueue(options.queue),
@@ -455,22 +464,42 @@ function normalizePassiveHealth (options: PassiveHealthOptions | false | undefin
   }
 }
 
-function normalizeHealthCheck (options: HealthCheckOptions | undefined): PoolConfig['healthCheck'] {
+function normalizeHealthCheck (options: HealthCheckOptions | undefined, backends: BackendConfig[], allowH2: boolean): PoolConfig['healthCheck'] {
   if (options === undefined) return undefined
-  if (options === null || typeof options !== 'object') throw new InvalidOptionError('healthCheck must be an object with a path')
-  checkKeys('healthCheck', options, new Set(['path', 'interval', 'timeout', 'healthyAfter', 'unhealthyAfter', 'expectStatus']))
-  if (typeof options.path !== 'string' || !options.path.startsWith('/')) {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('healthCheck must be an object with a path, or with grpc')
+  checkKeys('healthCheck', options, new Set(['path', 'grpc', 'interval', 'timeout', 'healthyAfter', 'unhealthyAfter', 'expectStatus']))
+  const grpc = normalizeGrpcCheck(options, backends, allowH2)
+  if (grpc === undefined && (typeof options.path !== 'string' || !options.path.startsWith('/'))) {
     throw new InvalidOptionError(`healthCheck.path must be a path starting with "/", got ${JSON.stringify(options.path)}`)
   }
   const d = defaults.healthCheck
   return {
-    path: options.path,
+    path: options.path ?? '',
+    grpc,
     interval: positiveInteger('healthCheck.interval', options.interval, d.interval),
     timeout: positiveInteger('healthCheck.timeout', options.timeout, d.timeout),
     healthyAfter: positiveInteger('healthCheck.healthyAfter', options.healthyAfter, d.healthyAfter),
     unhealthyAfter: positiveInteger('healthCheck.unhealthyAfter', options.unhealthyAfter, d.unhealthyAfter),
     expectStatus: statusMatcher(options.expectStatus ?? ['2xx', '3xx'])
   }
+}
+
+function normalizeGrpcCheck (options: HealthCheckOptions, backends: BackendConfig[], allowH2: boolean): { service: string } | undefined {
+  const { grpc } = options
+  if (grpc === undefined) return undefined
+  if (grpc !== true && (grpc === null || typeof grpc !== 'object' || typeof grpc.service !== 'string')) {
+    throw new InvalidOptionError(`healthCheck.grpc must be true or { service: name }, got ${JSON.stringify(grpc)}`)
+  }
+  if (grpc !== true) checkKeys('healthCheck.grpc', grpc, new Set(['service']))
+  for (const key of ['path', 'expectStatus'] as const) {
+    if (options[key] !== undefined) throw new InvalidOptionError(`healthCheck.${key} is for HTTP probes: a gRPC health check (healthCheck.grpc) calls grpc.health.v1.Health/Check and passes on SERVING`)
+  }
+  // gRPC is HTTP/2 only: over HTTP/1.1 every probe would fail, and every backend go out of rotation.
+  const index = backends.findIndex((backend) => backend.url.startsWith('http:') || (backend.url.startsWith('https:') && !allowH2))
+  if (index !== -1) {
+    throw new InvalidOptionError(`healthCheck.grpc needs HTTP/2 to every backend, and backends[${index}] is ${backends[index].url}: give h2c:// URLs, or https:// ones with allowH2: true`)
+  }
+  return { service: grpc === true ? '' : grpc.service }
 }
 
 function statusMatcher (expect: string | number | Array<string | number>): (status: number) => boolean {

@@ -78,6 +78,12 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['an h2c URL with a path', { backends: ['h2c://a:1/api'] }, /backends\[0\] must be an origin like http:\/\/host:port/],
   ['an h2c URL without a host', { backends: ['h2c:x'] }, /backends\[0\] is not a valid http\(s\) or h2c URL: "h2c:x"/],
   ['tls on an h2c backend', { backends: [{ url: 'h2c://a:1', tls: { rejectUnauthorized: false } }] }, /backends\[0\]\.tls is for https:\/\/ backends, and this one is h2c:\/\//],
+  ['a gRPC health check that is neither true nor an object', { backends: ['h2c://a:1'], healthCheck: { grpc: 'yes' } }, /healthCheck\.grpc must be true or \{ service: name \}, got "yes"/],
+  ['a gRPC health check with an unknown field', { backends: ['h2c://a:1'], healthCheck: { grpc: { service: 'x', name: 'y' } } }, /healthCheck\.grpc has an unknown field "name"/],
+  ['a gRPC health check with a path', { backends: ['h2c://a:1'], healthCheck: { grpc: true, path: '/health' } }, /healthCheck\.path is for HTTP probes: a gRPC health check/],
+  ['a gRPC health check of an HTTP/1.1 backend', { backends: ['h2c://a:1', 'http://b:1'], healthCheck: { grpc: true } }, /healthCheck\.grpc needs HTTP\/2 to every backend, and backends\[1\] is http:\/\/b:1/],
+  ['a gRPC health check of https without allowH2', { backends: ['https://a:1'], healthCheck: { grpc: true } }, /healthCheck\.grpc needs HTTP\/2 to every backend, and backends\[0\] is https:\/\/a:1: give h2c:\/\/ URLs, or https:\/\/ ones with allowH2: true/],
+  ['a health check with neither path nor grpc', { backends: ['h2c://a:1'], healthCheck: { interval: 100 } }, /healthCheck\.path must be a path starting with "\/", got undefined/],
   ['one address as h2c and as HTTP/1.1', { backends: ['http://a:1', 'h2c://a:1'] }, /backends\[1\] is h2c:\/\/a:1 and backends\[0\] http:\/\/a:1: one address speaks one protocol/]
 ]
 

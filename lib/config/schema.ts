@@ -72,7 +72,8 @@ export const poolSchema = Type.Object({
     }, closed)
   ], { title: 'an object or false' })),
   healthCheck: Type.Optional(Type.Object({
-    path: Type.String({ pattern: '^/' }),
+    path: Type.Optional(Type.String({ pattern: '^/', description: 'GET this path; or grpc' })),
+    grpc: Type.Optional(Type.Union([Type.Literal(true), Type.Object({ service: Type.String() }, closed)], { title: 'true or { service }', description: 'probe with grpc.health.v1.Health/Check' })),
     interval: Type.Optional(positiveInteger('ms')),
     timeout: Type.Optional(positiveInteger('ms')),
     healthyAfter: Type.Optional(positiveInteger('passing probes in a row')),

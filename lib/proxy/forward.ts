@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
@@ -355,7 +356,7 @@ export class Forwarder {
     // HTTP/1.1 never carries gRPC: one property read keeps it off that path.
     const grpc = exchange.http2 && isGrpc(request.headers)
     if (grpc) exchange.timeout = Math.min(exchange.timeout, grpcTimeout(request.headers) ?? Infinity)
-    if (!hasBody(request)) {
+    if (!hasBody(request, exchange.http2)) {
       this.dispatch(exchange)
       return
     }
@@ -579,11 +580,10 @@ export function failureReason (code: string): FailureReason {
   return 'bad_response'
 }
 
-function hasBody (request: FastifyRequest): boolean {
+function hasBody (request: FastifyRequest, http2: boolean): boolean {
   const headers = request.headers
   if (request.method === 'GET' || request.method === 'HEAD') return false
   // HTTP/2 has no transfer-encoding, and a gRPC call no content-length: the HEADERS frame says whether data follows.
-  const raw = request.raw as FastifyRequest['raw'] & { stream?: { endAfterHeaders: boolean } }
-  if (raw.stream !== undefined) return !raw.stream.endAfterHeaders
+  if (http2) return !(request.raw as unknown as Http2ServerRequest).stream.endAfterHeaders
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }

@@ -1,6 +1,8 @@
 import http2 from 'node:http2'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { echoClient, grpc, startGrpcBackend, unary, type GrpcBackend, type Note } from './helpers/grpc.js'
+import { request } from './helpers/client.js'
 import { deadUrl, settled, startBalancer, waitFor } from './helpers/servers.js'
 
 // goload registered in a Fastify app that serves h2c (HTTP/2 with prior knowledge), as gRPC clients inside a network
@@ -111,6 +113,11 @@ t.test('an error status from the backend: its code, message and -bin trailer rea
   t.equal(error?.code, grpc.status.INVALID_ARGUMENT)
   t.equal(error?.details, 'no such note: ünïcode %')
   t.same(error?.metadata.get('x-detail-bin')[0], Buffer.from([0xde, 0xad, 0xbe, 0xef]))
+
+  // An error before any message is a trailers-only answer, and stays one through goload.
+  const trailersOnly = await rawCall(url, { ':path': '/goload.test.Echo/Unary' })
+  t.equal(trailersOnly.headers['grpc-status'], String(grpc.status.INVALID_ARGUMENT))
+  t.ok(trailersOnly.flags & http2.constants.NGHTTP2_FLAG_END_STREAM, 'its HEADERS frame ends the stream')
 
   const stream = (client as unknown as Methods).ServerStream({ count: 3 })
   let received = 0
@@ -226,22 +233,83 @@ t.test('goload\'s own failures are gRPC statuses: no backend, a dead backend, a 
   t.match(rateLimited?.details, /^FST_GOLOAD_RATE_LIMITED: /)
 
   // grpc-timeout bounds the wait for the backend below the pool's timeout. A raw HTTP/2 client sends it (grpc-js keeps
-  // its own deadline, which would end the call first): the answer is a trailers-only response, its HEADERS frame ending
-  // the stream.
-  const slow = await startBalancer(t, { backends: [backend.url], timeout: 30_000 }, http2App)
-  const session = http2.connect(slow.url)
-  t.teardown(() => { session.close() })
+  // its own deadline, which would end the call first), to a backend that never answers (a grpc-js server would end
+  // the call at that deadline itself): the answer is a trailers-only response, its HEADERS frame ending the stream.
+  const silent = http2.createServer(() => {})
+  await new Promise<void>((resolve) => { silent.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { silent.close() })
+  const silentUrl = `h2c://127.0.0.1:${(silent.address() as AddressInfo).port}`
+  const slow = await startBalancer(t, { backends: [silentUrl], timeout: 30_000 }, http2App)
   const started = performance.now()
-  const call = session.request({ ':method': 'POST', ':path': '/goload.test.Echo/Unary', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '100m' })
-  call.end(Buffer.from([0, 0, 0, 0, 0]))
-  const [headers, flags] = await new Promise<[http2.IncomingHttpHeaders, number]>((resolve) => { call.once('response', (headers, flags) => { resolve([headers, flags]) }) })
+  const { headers, flags } = await rawCall(slow.url, { ':path': '/goload.test.Echo/Unary', 'grpc-timeout': '100m' })
   t.ok(performance.now() - started < 10_000, 'answered by grpc-timeout, not the pool\'s 30 s')
   t.equal(headers[':status'], 200)
   t.equal(headers['content-type'], 'application/grpc')
   t.equal(headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED))
   t.match(decodeURIComponent(String(headers['grpc-message'])), /^FST_GOLOAD_GATEWAY_TIMEOUT: /)
   t.ok(flags & http2.constants.NGHTTP2_FLAG_END_STREAM, 'trailers-only: the headers end the stream')
-  call.resume()
+
+  // A grpc-timeout that does not parse is no bound: the pool's timeout holds. (A grpc-js server would refuse the
+  // header itself.)
+  const bounded = await startBalancer(t, { backends: [silentUrl], timeout: 200 }, http2App)
+  const malformed = await rawCall(bounded.url, { ':path': '/goload.test.Echo/Unary', 'grpc-timeout': '1x' })
+  t.equal(malformed.headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED), 'the pool\'s timeout, 504: DEADLINE_EXCEEDED')
+  // A target goload refuses (400) is INTERNAL, as gRPC reads an HTTP 400.
+  const refusedTarget = await rawCall(bounded.url, { ':path': '/goload.test.Echo/%2e%2e/Unary' })
+  t.equal(refusedTarget.headers['grpc-status'], String(grpc.status.INTERNAL))
+  t.match(decodeURIComponent(String(refusedTarget.headers['grpc-message'])), /^FST_GOLOAD_BAD_REQUEST_TARGET: /)
+
+  // gRPC-Web over HTTP/1.1 gets the same status, in the headers, with its own content type.
+  const overHttp1 = await startBalancer(t, { backends: [backend.url] })
+  overHttp1.app.goload.drain(backend.url)
+  const web = await request(overHttp1.url + '/goload.test.Echo/Unary', { method: 'POST', headers: { 'content-type': 'application/grpc-web+proto' }, body: Buffer.alloc(5) })
+  t.equal(web.status, 200)
+  t.equal(web.headers['content-type'], 'application/grpc-web+proto')
+  t.equal(web.headers['grpc-status'], String(grpc.status.UNAVAILABLE))
+  t.equal(web.body, '')
   await settled(slow.app)
   await settled(refused.app)
+  await settled(bounded.app)
+})
+
+/** A unary call from a raw HTTP/2 client (an empty message): its response headers once they come. */
+async function rawCall (url: string, headers: http2.OutgoingHttpHeaders): Promise<{ headers: http2.IncomingHttpHeaders, flags: number }> {
+  const session = http2.connect(url)
+  const call = session.request({ ':method': 'POST', 'content-type': 'application/grpc', te: 'trailers', ...headers })
+  call.end(Buffer.from([0, 0, 0, 0, 0]))
+  const answer = await new Promise<{ headers: http2.IncomingHttpHeaders, flags: number }>((resolve) => {
+    call.once('response', (headers, flags) => { resolve({ headers, flags }) })
+  })
+  call.resume()
+  session.close()
+  return answer
+}
+
+t.test('gRPC health checks take a backend NOT_SERVING out, and bring it back SERVING', async (t) => {
+  const [a, b] = await Promise.all([startGrpcBackend(t, 'a'), startGrpcBackend(t, 'b')])
+  const check = { interval: 20, timeout: 1000, healthyAfter: 1, unhealthyAfter: 1 }
+  const whole = await startBalancer(t, { backends: [a.url, b.url], healthCheck: { grpc: true, ...check } }, http2App)
+  const service = await startBalancer(t, { backends: [a.url, b.url], healthCheck: { grpc: { service: 'goload.test.Echo' }, ...check } }, http2App)
+  const healthy = (app: typeof whole.app) => app.goload.stats().backends.map((backend) => backend.healthy)
+
+  a.health.setStatus('', 'NOT_SERVING')
+  await waitFor(() => healthy(whole.app)[0] === false, 'a to go unhealthy')
+  t.same(healthy(whole.app), [false, true])
+  t.same(healthy(service.app), [true, true], 'the service\'s own status is what its check reads')
+  const calls = await Promise.all(Array.from({ length: 4 }, async () => unary(echoClient(t, whole.url), {})))
+  t.ok(calls.every(({ reply }) => reply.backend === 'b'), 'no call goes to a backend out of rotation')
+
+  b.health.setStatus('goload.test.Echo', 'NOT_SERVING')
+  await waitFor(() => healthy(service.app)[1] === false, 'b\'s service to go unhealthy')
+  b.health.setStatus('goload.test.Echo', 'SERVING')
+  a.health.setStatus('', 'SERVING')
+  await waitFor(() => healthy(whole.app)[0] && healthy(service.app)[1], 'both back')
+
+  // A backend that refuses the connection fails its check too.
+  const gone = await startBalancer(t, { backends: [(await deadUrl()).replace('http:', 'h2c:')], healthCheck: { grpc: true, ...check } }, http2App)
+  await waitFor(() => healthy(gone.app)[0] === false, 'a backend that refuses to go unhealthy')
+
+  // A service the backend does not know is answered NOT_FOUND: not healthy either.
+  const unknown = await startBalancer(t, { backends: [a.url], healthCheck: { grpc: { service: 'nope' }, ...check } }, http2App)
+  await waitFor(() => healthy(unknown.app)[0] === false, 'a backend asked of an unknown service to go unhealthy')
 })

@@ -133,3 +133,25 @@ t.test('a reload that turns an address from http:// into h2c:// (and back) recon
   }
   t.notMatch(run.logs(), /reload failed/)
 })
+
+t.test('an HTTP/2 body without content-length is watched: a client too slow with it is answered 408 on its stream', async (t) => {
+  const backend = await startH2cBackend(t)
+  const { app, url } = await startBalancer(t, { backends: [backend.url], clientTimeout: 100, clientMinRate: 0 }, { http2: true } as object)
+  const session = http2.connect(url)
+  t.teardown(() => { session.close() })
+  const call = session.request({ ':method': 'POST', ':path': '/echo', 'content-type': 'text/plain' })
+  call.write('a start, and then nothing')
+  const [headers] = await new Promise<[http2.IncomingHttpHeaders]>((resolve) => { call.once('response', (headers) => { resolve([headers]) }) })
+  t.equal(headers[':status'], 408)
+  t.equal(headers.connection, undefined)
+  call.resume()
+  call.close()
+  await settled(app)
+  // The connection goes on serving: only the stream was answered.
+  const next = session.request({ ':path': '/after' })
+  next.setEncoding('utf8')
+  let body = ''
+  next.on('data', (chunk: string) => { body += chunk })
+  await new Promise((resolve) => { next.once('end', resolve) })
+  t.equal(body, 'h2c /after')
+})

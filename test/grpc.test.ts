@@ -4,6 +4,7 @@ import t from 'tap'
 import { echoClient, grpc, startGrpcBackend, unary, type GrpcBackend, type Note } from './helpers/grpc.js'
 import { request } from './helpers/client.js'
 import { deadUrl, settled, startBalancer, waitFor } from './helpers/servers.js'
+import { TestPki } from './helpers/tls.js'
 
 // goload registered in a Fastify app that serves h2c (HTTP/2 with prior knowledge), as gRPC clients inside a network
 // speak it; the backends are grpc-js servers at h2c:// URLs.
@@ -312,4 +313,33 @@ t.test('gRPC health checks take a backend NOT_SERVING out, and bring it back SER
   // A service the backend does not know is answered NOT_FOUND: not healthy either.
   const unknown = await startBalancer(t, { backends: [a.url], healthCheck: { grpc: { service: 'nope' }, ...check } }, http2App)
   await waitFor(() => healthy(unknown.app)[0] === false, 'a backend asked of an unknown service to go unhealthy')
+})
+
+t.test('over TLS: an https:// backend with allowH2 serves calls side by side with open streams, and answers gRPC health checks', async (t) => {
+  const pki = new TestPki()
+  const ca = pki.ca('goload gRPC test CA')
+  const local = pki.server(ca, { ip: ['127.0.0.1'] })
+  pki.close()
+  const backend = await startGrpcBackend(t, 'tls', (backend) => ({
+    ServerStream: (call: grpc.ServerWritableStream<Note, Note>) => { call.write({ backend: backend.name }) }
+  }), local)
+  const { app, url } = await startBalancer(t, {
+    backends: [backend.url],
+    tls: { ca: ca.cert },
+    allowH2: true,
+    // Several calls on each connection: what makes them HTTP/2 streams of one connection rather than connections.
+    pipelining: 10,
+    healthCheck: { grpc: true, interval: 20, healthyAfter: 1, unhealthyAfter: 1 }
+  }, http2App)
+  const client = echoClient(t, url) as unknown as Methods
+  const streams = Array.from({ length: 3 }, () => client.ServerStream({}))
+  await Promise.all(streams.map(async (stream) => new Promise((resolve) => { stream.once('data', resolve) })))
+  for (const stream of streams) stream.on('error', () => {})
+  // The unary calls go out while the streams are open on the same TLS connection.
+  const calls = await Promise.all(Array.from({ length: 5 }, async () => unary(client as unknown as grpc.Client, { text: 'over tls' })))
+  t.ok(calls.every(({ reply }) => reply.backend === 'tls' && reply.text === 'over tls'))
+  backend.health.setStatus('', 'NOT_SERVING')
+  await waitFor(() => !app.goload.stats().backends[0].healthy, 'the TLS backend to go unhealthy')
+  for (const stream of streams) stream.cancel()
+  await settled(app)
 })

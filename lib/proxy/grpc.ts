@@ -53,7 +53,7 @@ export function answerGrpc (reply: FastifyReply, httpStatus: number, code: strin
 }
 
 /** grpc-message's encoding (PROTOCOL-HTTP2.md): printable ASCII but `%` as is, any other byte of the UTF-8 as %XX. */
-function percentEncoded (text: string): string {
+export function percentEncoded (text: string): string {
   let encoded = ''
   for (const byte of Buffer.from(text)) {
     encoded += byte >= 0x20 && byte <= 0x7e && byte !== 0x25 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`

@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import { HealthImplementation } from 'grpc-health-check'
 import type { Test } from 'tap'
+import type { KeyPair } from './tls.js'
 
 const protoPath = fileURLToPath(new URL('../fixtures/echo.proto', import.meta.url))
 const definition = grpc.loadPackageDefinition(protoLoader.loadSync(protoPath)) as unknown as {
@@ -29,10 +30,10 @@ export interface GrpcBackend {
 }
 
 /**
- * A grpc-js server on 127.0.0.1 serving Echo (the handlers given, with `backend` set to its name in each default answer)
+ * A grpc-js server on 127.0.0.1 (over TLS with `tls`, at an https:// URL, else h2c) serving Echo (the handlers given, with `backend` set to its name in each default answer)
  * and grpc.health.v1.Health from grpc-health-check, SERVING until told otherwise.
  */
-export async function startGrpcBackend (t: Test, name: string, handlers: (backend: GrpcBackend) => EchoHandlers = () => ({})): Promise<GrpcBackend> {
+export async function startGrpcBackend (t: Test, name: string, handlers: (backend: GrpcBackend) => EchoHandlers = () => ({}), tls?: KeyPair): Promise<GrpcBackend> {
   const server = new grpc.Server()
   const health = new HealthImplementation({ '': 'SERVING', 'goload.test.Echo': 'SERVING' })
   health.addToServer(server)
@@ -61,10 +62,13 @@ export async function startGrpcBackend (t: Test, name: string, handlers: (backen
     }))
   })
   const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, port) => { error === null ? resolve(port) : reject(error) })
+    const credentials = tls === undefined
+      ? grpc.ServerCredentials.createInsecure()
+      : grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }])
+    server.bindAsync('127.0.0.1:0', credentials, (error, port) => { error === null ? resolve(port) : reject(error) })
   })
   t.teardown(() => { server.forceShutdown() })
-  return Object.assign(backend, { url: `h2c://127.0.0.1:${port}`, port })
+  return Object.assign(backend, { url: `${tls === undefined ? 'h2c' : 'https'}://127.0.0.1:${port}`, port })
 }
 
 /** A grpc-js Echo client of `url` (http://host:port): one channel, so every call goes over one HTTP/2 connection. */

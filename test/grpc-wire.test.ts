@@ -1,9 +1,10 @@
-// The two one-field protobufs of grpc.health.v1 that goload writes and reads by hand (lib/health/grpc-check.ts),
-// checked against protobuf.js, which grpc-js's own health implementation uses.
+// What goload writes and reads of gRPC by hand: the two one-field protobufs of grpc.health.v1 (lib/health/grpc-check.ts),
+// checked against protobuf.js, which grpc-js's own health implementation uses; and grpc-message's percent-encoding.
 import { fileURLToPath } from 'node:url'
 import protobuf from 'protobufjs'
 import t from 'tap'
 import { checkRequest, servingStatus } from '../lib/health/grpc-check.js'
+import { percentEncoded } from '../lib/proxy/grpc.js'
 
 const healthProto = fileURLToPath(new URL('../node_modules/grpc-health-check/proto/health/v1/health.proto', import.meta.url))
 const root = protobuf.loadSync(healthProto)
@@ -38,4 +39,10 @@ t.test('the response is read as protobuf.js writes it, unknown fields skipped; a
   t.equal(servingStatus(frame(Buffer.from([0x0d, 0, 0, 0, 0]))), undefined, 'a wire type it does not read (fixed32)')
   t.equal(servingStatus(frame(Buffer.from([0x08, 0x81]))), undefined, 'a varint cut short')
   t.equal(servingStatus(frame(Buffer.from([0x12, 0x05, 0x68]))), undefined, 'a string cut short')
+})
+
+t.test('grpc-message: printable ASCII as is, % and every other byte of the UTF-8 as %XX, which grpc-js decodes back', async (t) => {
+  t.equal(percentEncoded('FST_GOLOAD_NO_BACKEND: No backend available'), 'FST_GOLOAD_NO_BACKEND: No backend available')
+  t.equal(percentEncoded('100% sûr\n'), '100%25 s%C3%BBr%0A')
+  t.equal(decodeURIComponent(percentEncoded('100% sûr\n')), '100% sûr\n')
 })

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import {
@@ -12,7 +12,7 @@ import type { PassiveHealth } from '../health/passive.js'
 import type { FailureReason, Pool, Worker } from '../pool/pool.js'
 import { ClientWatch, type WatchedBody } from './client-watch.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
-import { grpcTimeout, isGrpc } from './grpc.js'
+import { endGrpc, grpcTimeout, isGrpc } from './grpc.js'
 import { readAhead, RequestBody } from './request-body.js'
 import { agentConnect, handshakeCodes } from './connect.js'
 import { requestKey, type RequestKey } from './request-key.js'
@@ -76,6 +76,10 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   trailers: Record<string, string | string[]> | undefined
   /** The client speaks HTTP/2, so the backend's trailers can go on to it. */
   readonly http2: boolean
+  /** A gRPC call (HTTP/2, content-type application/grpc…). */
+  grpc = false
+  /** A gRPC call's response body as the client is sent it: ended with a status if the backend's fails (see respond). */
+  grpcBody: PassThrough | undefined
   /** The response timer of the attempt in flight. */
   deadline: NodeJS.Timeout | undefined
   /** The attempt in flight has failed already: undici's own report of it, coming later, is not a second failure. */
@@ -205,8 +209,11 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     watch.stop(this)
     if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
     const worker = this.worker
+    // Node's HTTP/2 response says writableFinished once its stream has closed, reset by the client too: there only
+    // end() having been called says the answer went whole.
+    const finished = this.http2 ? response.writableEnded : response.writableFinished
     if (worker !== undefined) {
-      if (!response.writableFinished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
+      if (!finished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
       if (this.upgrade?.switched === true) this.forwarder.closed(this)
       pool.release(worker)
     }
@@ -221,7 +228,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
       bytes: tunnel?.client.socket.bytesWritten ?? this.bytes ?? sentLength(this.reply),
       code: this.code,
       closed: tunnel?.idled === true ? 'idle' : undefined
-    }, tunnel !== undefined)
+    }, tunnel !== undefined, finished)
   }
 
   on (_event: 'abort', listener: () => void): this {
@@ -293,6 +300,10 @@ function onResponseBodyError (this: Readable & { [kExchange]?: Exchange }, error
   const exchange = this[kExchange]
   if (exchange === undefined || exchange.aborted) return
   exchange.forwarder.responseFailed(exchange, error)
+  if (exchange.grpcBody !== undefined) {
+    exchange.code = endGrpc(exchange.reply, error.code === 'UND_ERR_BODY_TIMEOUT' ? new GatewayTimeoutError() : new BadGatewayError())
+    exchange.grpcBody.end()
+  }
 }
 
 export class Forwarder {
@@ -354,7 +365,7 @@ export class Forwarder {
       return
     }
     // HTTP/1.1 never carries gRPC: one property read keeps it off that path.
-    const grpc = exchange.http2 && isGrpc(request.headers)
+    const grpc = exchange.grpc = exchange.http2 && isGrpc(request.headers)
     if (grpc) exchange.timeout = Math.min(exchange.timeout, grpcTimeout(request.headers) ?? Infinity)
     if (!hasBody(request, exchange.http2)) {
       this.dispatch(exchange)
@@ -535,6 +546,13 @@ export class Forwarder {
       // waits for the pipe, which resumes it (Fastify pipes only after the onSend hooks).
       exchange.bytes = 0
       upstream.stream.on('data', countBody).pause()
+    }
+    if (exchange.grpc) {
+      // The backend's body failing mid-way would reset the client's stream, which a gRPC client reports as INTERNAL
+      // "Call ended without gRPC status": Fastify sees this stand-in end instead, with a status (see onResponseBodyError).
+      exchange.grpcBody = upstream.stream.pipe(new PassThrough())
+      reply.send(exchange.grpcBody)
+      return
     }
     reply.send(upstream.stream)
   }

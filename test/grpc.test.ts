@@ -7,8 +7,9 @@ import { deadUrl, settled, startBalancer, waitFor } from './helpers/servers.js'
 import { TestPki } from './helpers/tls.js'
 
 // goload registered in a Fastify app that serves h2c (HTTP/2 with prior knowledge), as gRPC clients inside a network
-// speak it; the backends are grpc-js servers at h2c:// URLs.
-const http2App = { http2: true } as object
+// speak it; the backends are grpc-js servers at h2c:// URLs. A gRPC client keeps its connection open, and Fastify's
+// close would wait for it (http2SessionTimeout, 72 s): closed with the app instead.
+const http2App = { http2: true, forceCloseConnections: true } as object
 
 type Call = grpc.ClientReadableStream<Note> & grpc.ClientWritableStream<Note>
 type Methods = Record<string, (...args: unknown[]) => Call>
@@ -131,11 +132,15 @@ t.test('an error status from the backend: its code, message and -bin trailer rea
   await settled(app)
 })
 
-t.test('cancellation: by the client mid-stream, and by the server resetting its stream; each count back to 0 once', async (t) => {
+t.test('cancellation: by the client mid-stream, by the server resetting its stream, by a stream idle past timeout; each count back to 0 once', async (t) => {
   let serverSaw = ''
   const backend = await startGrpcBackend(t, 'a', () => ({
     ServerStream: (call: grpc.ServerWritableStream<Note, Note>) => {
       call.on('cancelled', () => { serverSaw = 'cancelled' })
+      if (call.request.text === 'idle') {
+        call.write({ count: 0 })
+        return
+      }
       if (call.request.text === 'reset') {
         call.write({ count: 0 })
         // The server gives up on the call with no status: its HTTP/2 stream is reset.
@@ -165,13 +170,34 @@ t.test('cancellation: by the client mid-stream, and by the server resetting its 
   await waitFor(() => serverSaw === 'cancelled', 'the backend to see the call cancelled')
   await settled(app)
 
+  // A quiet stream too: nothing flows that would find the client gone, goload cancels it upstream itself.
+  serverSaw = ''
+  const quiet = client.ServerStream({ text: 'idle' })
+  quiet.on('error', () => {})
+  await new Promise((resolve) => { quiet.once('data', resolve) })
+  quiet.cancel()
+  await waitFor(() => serverSaw === 'cancelled', 'the backend to see the quiet call cancelled')
+  await settled(app)
+
   const reset = client.ServerStream({ text: 'reset' })
   reset.on('data', () => {})
   reset.on('error', () => {})
   const status = await statusOf(reset)
-  t.not(status.code, grpc.status.OK, `the client sees the call fail (${grpc.status[status.code]})`)
+  // The client's stream is ended with a status, not reset: grpc-js would say INTERNAL "Call ended without gRPC status".
+  t.equal(status.code, grpc.status.UNAVAILABLE, 'a backend that resets mid-stream: UNAVAILABLE')
+  t.match(status.details, /^FST_GOLOAD_BAD_GATEWAY: /)
   await settled(app)
   t.same(app.goload.stats().backends.map((b) => b.pending), [0], 'released once: a second release would go below 0')
+
+  // A stream on which nothing passes for `timeout` ms is cut, as nginx's grpc_read_timeout does.
+  const short = await startBalancer(t, { backends: [backend.url], timeout: 200 }, http2App)
+  const idle = (echoClient(t, short.url) as unknown as Methods).ServerStream({ text: 'idle' })
+  idle.on('data', () => {})
+  idle.on('error', () => {})
+  const idled = await statusOf(idle)
+  t.equal(idled.code, grpc.status.DEADLINE_EXCEEDED, 'idle past timeout: DEADLINE_EXCEEDED')
+  t.match(idled.details, /^FST_GOLOAD_GATEWAY_TIMEOUT: /)
+  await settled(short.app)
 })
 
 t.test('per call: one client connection\'s calls spread over three backends while one holds long streams', async (t) => {

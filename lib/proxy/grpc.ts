@@ -41,8 +41,8 @@ export function answerGrpc (reply: FastifyReply, httpStatus: number, code: strin
   const raw = reply.raw
   raw.statusCode = 200
   raw.setHeader('content-type', type.startsWith('application/grpc-web') ? type : 'application/grpc')
-  raw.setHeader('grpc-status', String(grpcStatus(httpStatus)))
-  raw.setHeader('grpc-message', percentEncoded(`${code}: ${message}`))
+  const status = statusFields(httpStatus, code, message)
+  for (const name in status) raw.setHeader(name, status[name])
   const retryAfter = reply.getHeader('retry-after')
   if (retryAfter !== undefined) raw.setHeader('retry-after', retryAfter)
   // end() with no write: Node's HTTP/2 response then sends its headers with END_STREAM, which is what makes them the
@@ -50,6 +50,23 @@ export function answerGrpc (reply: FastifyReply, httpStatus: number, code: strin
   // same headers and an empty body.
   reply.hijack()
   raw.end()
+}
+
+/**
+ * Ends a gRPC response whose backend's body failed once the response had begun: with `error`'s status in the
+ * trailers (in the headers, making a trailers-only answer, if none went out yet), rather than a reset stream. The
+ * caller ends the body. Returns the error's code, for the access log.
+ */
+export function endGrpc (reply: FastifyReply, error: Error & { code: string, statusCode?: number }): string {
+  const status = statusFields(error.statusCode!, error.code, error.message)
+  const raw = reply.raw
+  if (raw.headersSent) raw.addTrailers(status)
+  else for (const name in status) raw.setHeader(name, status[name])
+  return error.code
+}
+
+function statusFields (httpStatus: number, code: string, message: string): Record<string, string> {
+  return { 'grpc-status': String(grpcStatus(httpStatus)), 'grpc-message': percentEncoded(`${code}: ${message}`) }
 }
 
 /** grpc-message's encoding (PROTOCOL-HTTP2.md): printable ASCII but `%` as is, any other byte of the UTF-8 as %XX. */

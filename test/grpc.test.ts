@@ -281,6 +281,20 @@ t.test('goload\'s own failures are gRPC statuses: no backend, a dead backend, a 
   const bounded = await startBalancer(t, { backends: [silentUrl], timeout: 200 }, http2App)
   const malformed = await rawCall(bounded.url, { ':path': '/goload.test.Echo/Unary', 'grpc-timeout': '1x' })
   t.equal(malformed.headers['grpc-status'], String(grpc.status.DEADLINE_EXCEEDED), 'the pool\'s timeout, 504: DEADLINE_EXCEEDED')
+  // A backend that sends its headers and then resets the stream, before any message: one trailers-only answer.
+  const resetting = http2.createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/grpc' })
+    response.stream.once('wantTrailers', () => {})
+    setImmediate(() => { response.stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR) })
+  })
+  await new Promise<void>((resolve) => { resetting.listen(0, '127.0.0.1', resolve) })
+  t.teardown(() => { resetting.close() })
+  const early = await startBalancer(t, { backends: [`h2c://127.0.0.1:${(resetting.address() as AddressInfo).port}`] }, http2App)
+  const cut = await rawCall(early.url, { ':path': '/goload.test.Echo/Unary' })
+  t.equal(cut.headers['grpc-status'], String(grpc.status.UNAVAILABLE), 'reset after its headers: UNAVAILABLE')
+  t.ok(cut.flags & http2.constants.NGHTTP2_FLAG_END_STREAM, 'in a trailers-only answer')
+  await settled(early.app)
+
   // A target goload refuses (400) is INTERNAL, as gRPC reads an HTTP 400.
   const refusedTarget = await rawCall(bounded.url, { ':path': '/goload.test.Echo/%2e%2e/Unary' })
   t.equal(refusedTarget.headers['grpc-status'], String(grpc.status.INTERNAL))

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net'
 import t, { type Test } from 'tap'
 import { request } from './helpers/client.js'
 import { configFile, freePort, runMain } from './helpers/cli.js'
-import { settled, startBalancer, waitFor } from './helpers/servers.js'
+import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 interface H2cBackend {
   url: string
@@ -154,4 +154,22 @@ t.test('an HTTP/2 body without content-length is watched: a client too slow with
   next.on('data', (chunk: string) => { body += chunk })
   await new Promise((resolve) => { next.once('end', resolve) })
   t.equal(body, 'h2c /after')
+})
+
+t.test('an HTTP/1.1 backend\'s chunked trailers reach an HTTP/2 client too', async (t) => {
+  const backend = await startBackend(t, (request, response) => {
+    request.resume()
+    response.writeHead(200, { trailer: 'x-checksum' })
+    response.write('body')
+    response.addTrailers({ 'x-checksum': 'abc' })
+    response.end()
+  })
+  const { app, url } = await startBalancer(t, { backends: [backend.url] }, { http2: true } as object)
+  const session = http2.connect(url)
+  t.teardown(() => { session.close() })
+  const call = session.request({ ':path': '/', te: 'trailers' })
+  const trailers = new Promise<http2.IncomingHttpHeaders>((resolve) => { call.once('trailers', resolve) })
+  call.resume()
+  t.match(await trailers, { 'x-checksum': 'abc' })
+  await settled(app)
 })

@@ -58,14 +58,28 @@ export interface PassiveHealthOptions {
   consecutive5xx?: number
 }
 
-export interface HealthCheckOptions {
-  /** Path probed with GET on each backend, e.g. '/health'. Either this or `grpc`. */
-  path?: string
+/** Active probes: a GET of `path`, or (`grpc`) the standard gRPC health check. */
+export type HealthCheckOptions = HealthCheckTiming & (HttpHealthCheck | GrpcHealthCheck)
+
+export interface HttpHealthCheck {
+  /** Path probed with GET on each backend, e.g. '/health'. */
+  path: string
+  /** Statuses that pass: '2xx', '3xx', a status code, or a list of them. Default ['2xx', '3xx']. */
+  expectStatus?: string | number | Array<string | number>
+  grpc?: never
+}
+
+export interface GrpcHealthCheck {
   /**
    * Probe with the standard gRPC health check, grpc.health.v1.Health/Check, of the whole server (`true`) or of one
    * service: healthy while it answers SERVING. Needs HTTP/2 to the backends: h2c:// URLs, or https:// with allowH2.
    */
-  grpc?: true | { service: string }
+  grpc: true | { service: string }
+  path?: never
+  expectStatus?: never
+}
+
+export interface HealthCheckTiming {
   /** ms between probes. Default 5000. */
   interval?: number
   /** ms a probe may take. Default 2000. */
@@ -74,8 +88,6 @@ export interface HealthCheckOptions {
   healthyAfter?: number
   /** Failing probes in a row that take a backend out. Default 3. */
   unhealthyAfter?: number
-  /** Statuses that pass: '2xx', '3xx', a status code, or a list of them. Default ['2xx', '3xx']. */
-  expectStatus?: string | number | Array<string | number>
 }
 
 export interface QueueOptions {
@@ -232,7 +244,9 @@ export interface PoolConfig {
   retries: number
   retryNonIdempotent: boolean
   passiveHealth: Required<PassiveHealthOptions> | false
-  healthCheck: (Required<Omit<HealthCheckOptions, 'expectStatus' | 'grpc'>> & {
+  healthCheck: (Required<HealthCheckTiming> & {
+    /** '' for a gRPC check. */
+    path: string
     expectStatus: (status: number) => boolean
     /** A gRPC health check's service ('' for the whole server); undefined for GET `path`. */
     grpc: { service: string } | undefined

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { strategies, type Strategy } from '../options.js'
+import { strategies, type HealthCheckOptions, type Strategy } from '../options.js'
 
 // The one description of a config file. ajv validates with it (validate.ts), the TypeScript types below are derived
 // from it, and goload.schema.json is written from it for editors (write-schema.ts). Each pool's keys are the plugin's
@@ -71,7 +71,8 @@ export const poolSchema = Type.Object({
       consecutive5xx: Type.Optional(count('5xx in a row that eject; 0 is off'))
     }, closed)
   ], { title: 'an object or false' })),
-  healthCheck: Type.Optional(Type.Object({
+  // Typed as the plugin's option (a path or grpc, not neither); normalizeOptions says which is missing, by key.
+  healthCheck: Type.Optional(Type.Unsafe<HealthCheckOptions>(Type.Object({
     path: Type.Optional(Type.String({ pattern: '^/', description: 'GET this path; or grpc' })),
     grpc: Type.Optional(Type.Union([Type.Literal(true), Type.Object({ service: Type.String() }, closed)], { title: 'true or { service }', description: 'probe with grpc.health.v1.Health/Check' })),
     interval: Type.Optional(positiveInteger('ms')),
@@ -79,7 +80,7 @@ export const poolSchema = Type.Object({
     healthyAfter: Type.Optional(positiveInteger('passing probes in a row')),
     unhealthyAfter: Type.Optional(positiveInteger('failing probes in a row')),
     expectStatus: Type.Optional(Type.Union([statusPattern, Type.Array(statusPattern, { minItems: 1 })], { title: "a status code, a '2xx'-style class, or a list of them" }))
-  }, closed)),
+  }, closed))),
   slowStart: Type.Optional(count('ms to ramp up to full weight')),
   maxPending: Type.Optional(positiveInteger('most requests in flight at each backend')),
   queue: Type.Optional(Type.Object({

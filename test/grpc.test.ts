@@ -259,6 +259,17 @@ t.test('goload\'s own failures are gRPC statuses: no backend, a dead backend, a 
   t.equal(rateLimited?.code, grpc.status.RESOURCE_EXHAUSTED, 'rate limited: RESOURCE_EXHAUSTED')
   t.match(rateLimited?.details, /^FST_GOLOAD_RATE_LIMITED: /)
 
+  // Every backend at maxPending and no room to wait: UNAVAILABLE, with the queue's code.
+  const full = await startBalancer(t, { backends: [backend.url], maxPending: 1, queue: { max: 0 } }, http2App)
+  const fullClient = echoClient(t, full.url)
+  const holding = (fullClient as unknown as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>).Unary({}, () => {})
+  await waitFor(() => full.app.goload.stats().backends[0].pending === 1, 'a call to hold the only slot')
+  const queueFull = await unary(fullClient, {}).then(() => undefined, (error: grpc.ServiceError) => error)
+  t.equal(queueFull?.code, grpc.status.UNAVAILABLE, 'queue full: UNAVAILABLE')
+  t.match(queueFull?.details, /^FST_GOLOAD_QUEUE_FULL: /)
+  holding.cancel()
+  await settled(full.app)
+
   // grpc-timeout bounds the wait for the backend below the pool's timeout. A raw HTTP/2 client sends it (grpc-js keeps
   // its own deadline, which would end the call first), to a backend that never answers (a grpc-js server would end
   // the call at that deadline itself): the answer is a trailers-only response, its HEADERS frame ending the stream.

@@ -21,7 +21,7 @@ export type Strategy = typeof strategies[number]
 export type HashOn = 'ip' | { header: string } | { cookie: string }
 
 export interface BackendOptions {
-  /** `http(s)://host:port`, an origin without a path. */
+  /** `http(s)://host:port`, an origin without a path; `h2c://host:port` for plaintext HTTP/2 (prior knowledge, the usual gRPC server). */
   url: string
   /** Name shown in stats and logs; defaults to the URL's origin. */
   id?: string
@@ -58,9 +58,28 @@ export interface PassiveHealthOptions {
   consecutive5xx?: number
 }
 
-export interface HealthCheckOptions {
+/** Active probes: a GET of `path`, or (`grpc`) the standard gRPC health check. */
+export type HealthCheckOptions = HealthCheckTiming & (HttpHealthCheck | GrpcHealthCheck)
+
+export interface HttpHealthCheck {
   /** Path probed with GET on each backend, e.g. '/health'. */
   path: string
+  /** Statuses that pass: '2xx', '3xx', a status code, or a list of them. Default ['2xx', '3xx']. */
+  expectStatus?: string | number | Array<string | number>
+  grpc?: never
+}
+
+export interface GrpcHealthCheck {
+  /**
+   * Probe with the standard gRPC health check, grpc.health.v1.Health/Check, of the whole server (`true`) or of one
+   * service: healthy while it answers SERVING. Needs HTTP/2 to the backends: h2c:// URLs, or https:// with allowH2.
+   */
+  grpc: true | { service: string }
+  path?: never
+  expectStatus?: never
+}
+
+export interface HealthCheckTiming {
   /** ms between probes. Default 5000. */
   interval?: number
   /** ms a probe may take. Default 2000. */
@@ -69,8 +88,6 @@ export interface HealthCheckOptions {
   healthyAfter?: number
   /** Failing probes in a row that take a backend out. Default 3. */
   unhealthyAfter?: number
-  /** Statuses that pass: '2xx', '3xx', a status code, or a list of them. Default ['2xx', '3xx']. */
-  expectStatus?: string | number | Array<string | number>
 }
 
 export interface QueueOptions {
@@ -207,7 +224,7 @@ export interface GoloadOptions extends RouteOptions {
 
 export interface BackendConfig {
   id: string
-  /** The backend's origin, `http(s)://host:port`. */
+  /** The backend's origin, `http(s)://host:port` or `h2c://host:port`. */
   url: string
   weight: number
   maxPending: number
@@ -227,7 +244,13 @@ export interface PoolConfig {
   retries: number
   retryNonIdempotent: boolean
   passiveHealth: Required<PassiveHealthOptions> | false
-  healthCheck: (Required<Omit<HealthCheckOptions, 'expectStatus'>> & { expectStatus: (status: number) => boolean }) | undefined
+  healthCheck: (Required<HealthCheckTiming> & {
+    /** '' for a gRPC check. */
+    path: string
+    expectStatus: (status: number) => boolean
+    /** A gRPC health check's service ('' for the whole server); undefined for GET `path`. */
+    grpc: { service: string } | undefined
+  }) | undefined
   slowStart: number
   maxPending: number
   queue: Required<QueueOptions>
@@ -245,6 +268,11 @@ export interface PoolConfig {
   allowH2: boolean
   /** The TLS settings of each https origin, for the undici pool that connects to it; add() records its backends too. */
   backendTls: Map<string, TlsOptions | undefined>
+  /**
+   * The `http://host:port` origins of the h2c:// backends: undici connects to an origin, so the agent's connection
+   * pool for one of these speaks HTTP/2 with prior knowledge. add(), reloads and DNS discovery record theirs too.
+   */
+  h2c: Set<string>
 }
 
 export const defaults = {
@@ -299,12 +327,22 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
   const configs = backends.map((backend, index) => normalizeBackend(backend, `backends[${index}]`, maxPending, tls))
   const seen = new Map<string, number>()
   const backendTls: PoolConfig['backendTls'] = new Map()
+  const h2c = new Set<string>()
+  // Each address speaks one protocol: its origin keys one undici connection pool.
+  const protocols = new Map<string, [string, number]>()
   configs.forEach((backend, index) => {
     const first = seen.get(backend.id)
     if (first !== undefined) {
       throw new InvalidOptionError(`backends[${index}] has the same id as backends[${first}]: "${backend.id}" (give each a distinct id)`)
     }
     seen.set(backend.id, index)
+    const origin = h2cOrigin(backend.url) ?? backend.url
+    const before = protocols.get(origin)
+    if (before !== undefined && before[0] !== backend.url) {
+      throw new InvalidOptionError(`backends[${index}] is ${backend.url} and backends[${before[1]}] ${before[0]}: one address speaks one protocol, h2c or HTTP/1.1`)
+    }
+    protocols.set(origin, [backend.url, index])
+    if (origin !== backend.url && backend.resolve === undefined) h2c.add(origin)
     if (!claimOrigin(backendTls, backend)) {
       throw new InvalidOptionError(`backends[${index}] has the URL of an earlier backend with other tls settings: one connection pool serves each origin`)
     }
@@ -337,7 +375,7 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     retries: count('retries', options.retries, defaults.retries),
     retryNonIdempotent: options.retryNonIdempotent ?? false,
     passiveHealth: normalizePassiveHealth(options.passiveHealth),
-    healthCheck: normalizeHealthCheck(options.healthCheck),
+    healthCheck: normalizeHealthCheck(options.healthCheck, configs, options.allowH2 === true),
     slowStart: count('slowStart', options.slowStart, 0),
     maxPending,
     queue: normalizeQueue(options.queue),
@@ -351,8 +389,14 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     backends: configs,
     tls,
     allowH2: options.allowH2 ?? false,
-    backendTls
+    backendTls,
+    h2c
   }
+}
+
+/** The `http://host:port` origin an `h2c://host:port` backend is connected at; undefined for any other URL. */
+export function h2cOrigin (url: string): string | undefined {
+  return url.startsWith('h2c:') ? 'http:' + url.slice(4) : undefined
 }
 
 export function normalizeBackend (backend: string | BackendOptions, key: string, maxPending: number, tls?: TlsOptions): BackendConfig {
@@ -366,17 +410,23 @@ export function normalizeBackend (backend: string | BackendOptions, key: string,
   try {
     parsed = new URL(spec.url)
   } catch {
-    throw new InvalidOptionError(`${key} is not a valid http(s) URL: ${JSON.stringify(spec.url)}`)
+    throw new InvalidOptionError(`${key} is not a valid http(s) or h2c URL: ${JSON.stringify(spec.url)}`)
   }
-  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new InvalidOptionError(`${key} is not a valid http(s) URL: ${JSON.stringify(spec.url)}`)
+  const h2c = parsed.protocol === 'h2c:'
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:' && !(h2c && parsed.host !== '')) {
+    throw new InvalidOptionError(`${key} is not a valid http(s) or h2c URL: ${JSON.stringify(spec.url)}`)
   }
+  if (h2c && spec.tls !== undefined) throw new InvalidOptionError(`${key}.tls is for https:// backends, and this one is h2c://`)
+  // WHATWG URL leaves a scheme it does not know unparsed (no origin, host as written): read as http://, which is
+  // what it connects to, it is checked and spelt as any other origin.
+  if (h2c) parsed = new URL('http' + spec.url.trim().slice(3))
   // The request path is forwarded verbatim, so a path here would be silently ignored.
   if (parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '' || parsed.password !== '') {
     throw new InvalidOptionError(`${key} must be an origin like http://host:port, without path, query or credentials: ${JSON.stringify(spec.url)}`)
   }
 
-  const id = spec.id ?? parsed.origin
+  const url = h2c ? 'h2c' + parsed.origin.slice(4) : parsed.origin
+  const id = spec.id ?? url
   if (typeof id !== 'string' || id === '') throw new InvalidOptionError(`${key}.id must be a non-empty string`)
 
   const weight = spec.weight ?? 1
@@ -384,7 +434,7 @@ export function normalizeBackend (backend: string | BackendOptions, key: string,
     throw new InvalidOptionError(`${key}.weight must be a positive number, got ${JSON.stringify(weight)}`)
   }
 
-  const config: BackendConfig = { id, url: parsed.origin, weight, maxPending: limit(`${key}.maxPending`, spec.maxPending, maxPending) }
+  const config: BackendConfig = { id, url, weight, maxPending: limit(`${key}.maxPending`, spec.maxPending, maxPending) }
   if (spec.resolve !== undefined) config.resolve = normalizeResolve(spec.resolve, `${key}.resolve`)
   if (parsed.protocol === 'https:' || spec.tls !== undefined) config.tls = backendTls(key, parsed, spec, tls)
   return config
@@ -428,22 +478,42 @@ function normalizePassiveHealth (options: PassiveHealthOptions | false | undefin
   }
 }
 
-function normalizeHealthCheck (options: HealthCheckOptions | undefined): PoolConfig['healthCheck'] {
+function normalizeHealthCheck (options: HealthCheckOptions | undefined, backends: BackendConfig[], allowH2: boolean): PoolConfig['healthCheck'] {
   if (options === undefined) return undefined
-  if (options === null || typeof options !== 'object') throw new InvalidOptionError('healthCheck must be an object with a path')
-  checkKeys('healthCheck', options, new Set(['path', 'interval', 'timeout', 'healthyAfter', 'unhealthyAfter', 'expectStatus']))
-  if (typeof options.path !== 'string' || !options.path.startsWith('/')) {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('healthCheck must be an object with a path, or with grpc')
+  checkKeys('healthCheck', options, new Set(['path', 'grpc', 'interval', 'timeout', 'healthyAfter', 'unhealthyAfter', 'expectStatus']))
+  const grpc = normalizeGrpcCheck(options, backends, allowH2)
+  if (grpc === undefined && (typeof options.path !== 'string' || !options.path.startsWith('/'))) {
     throw new InvalidOptionError(`healthCheck.path must be a path starting with "/", got ${JSON.stringify(options.path)}`)
   }
   const d = defaults.healthCheck
   return {
-    path: options.path,
+    path: options.path ?? '',
+    grpc,
     interval: positiveInteger('healthCheck.interval', options.interval, d.interval),
     timeout: positiveInteger('healthCheck.timeout', options.timeout, d.timeout),
     healthyAfter: positiveInteger('healthCheck.healthyAfter', options.healthyAfter, d.healthyAfter),
     unhealthyAfter: positiveInteger('healthCheck.unhealthyAfter', options.unhealthyAfter, d.unhealthyAfter),
     expectStatus: statusMatcher(options.expectStatus ?? ['2xx', '3xx'])
   }
+}
+
+function normalizeGrpcCheck (options: HealthCheckOptions, backends: BackendConfig[], allowH2: boolean): { service: string } | undefined {
+  const { grpc } = options
+  if (grpc === undefined) return undefined
+  if (grpc !== true && (grpc === null || typeof grpc !== 'object' || typeof grpc.service !== 'string')) {
+    throw new InvalidOptionError(`healthCheck.grpc must be true or { service: name }, got ${JSON.stringify(grpc)}`)
+  }
+  if (grpc !== true) checkKeys('healthCheck.grpc', grpc, new Set(['service']))
+  for (const key of ['path', 'expectStatus'] as const) {
+    if (options[key] !== undefined) throw new InvalidOptionError(`healthCheck.${key} is for HTTP probes: a gRPC health check (healthCheck.grpc) calls grpc.health.v1.Health/Check and passes on SERVING`)
+  }
+  // gRPC is HTTP/2 only: over HTTP/1.1 every probe would fail, and every backend go out of rotation.
+  const index = backends.findIndex((backend) => backend.url.startsWith('http:') || (backend.url.startsWith('https:') && !allowH2))
+  if (index !== -1) {
+    throw new InvalidOptionError(`healthCheck.grpc needs HTTP/2 to every backend, and backends[${index}] is ${backends[index].url}: give h2c:// URLs, or https:// ones with allowH2: true`)
+  }
+  return { service: grpc === true ? '' : grpc.service }
 }
 
 function statusMatcher (expect: string | number | Array<string | number>): (status: number) => boolean {

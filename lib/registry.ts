@@ -1,6 +1,6 @@
 import type { Registry as PromRegistry } from 'prom-client'
 import { InvalidOptionError, UnknownBackendError, UnknownPoolError } from './errors.js'
-import { normalizeBackend, type BackendOptions, type PoolConfig } from './options.js'
+import { h2cOrigin, normalizeBackend, type BackendOptions, type PoolConfig } from './options.js'
 import { claimOrigin } from './tls-options.js'
 import type { Pool, PoolStats, Worker } from './pool/pool.js'
 import type { Forwarder } from './proxy/forward.js'
@@ -70,6 +70,12 @@ export class PoolHandle implements GoloadPool {
     if (!claimOrigin(this.#config.backendTls, config)) {
       throw new InvalidOptionError(`backend "${config.id}" has the URL of a backend in pool "${this.name}" with other tls settings: one connection pool serves each origin`)
     }
+    const h2c = h2cOrigin(config.url)
+    const clash = this.#pool.workers.find((worker) => worker.origin === (h2c ?? config.url) && worker.url !== config.url)
+    if (clash !== undefined) {
+      throw new InvalidOptionError(`backend "${config.id}" is ${config.url} and backend "${clash.id}" ${clash.url}: one address speaks one protocol, h2c or HTTP/1.1`)
+    }
+    if (h2c !== undefined) this.#config.h2c.add(h2c)
     this.#pool.add(config)
   }
 

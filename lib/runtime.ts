@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { HealthChecker } from './health/active.js'
 import { Discovery } from './health/discovery.js'
 import { PassiveHealth } from './health/passive.js'
-import type { BackendConfig, PoolConfig } from './options.js'
+import { h2cOrigin, type BackendConfig, type PoolConfig } from './options.js'
 import { Pool, type Worker } from './pool/pool.js'
 import { agentConnect } from './proxy/connect.js'
 import { Forwarder } from './proxy/forward.js'
@@ -61,7 +61,7 @@ export class PoolRuntime {
     const runtime = new PoolRuntime(config, log)
     const discovered = config.backends.filter((backend) => backend.resolve !== undefined)
     if (discovered.length > 0) {
-      const discovery = new Discovery(runtime.pool, log)
+      const discovery = new Discovery(runtime.pool, log, config.h2c)
       runtime.#stops.push(() => discovery.stop())
       await discovery.start(discovered as Array<BackendConfig & { resolve: NonNullable<BackendConfig['resolve']> }>)
     }
@@ -81,17 +81,30 @@ export class PoolRuntime {
   }
 
   /**
-   * Records the tls an https backend's connections are made with; where that differs from what its origin's
-   * connections were made with so far, new requests go over new connections (see RenewableAgent).
+   * Records the tls an https backend's connections are made with, or that an address speaks h2c (or no longer does);
+   * where that differs from what its origin's connections were made with so far, new requests go over new
+   * connections (see RenewableAgent).
    */
   #connectAs ({ url, tls }: BackendConfig): void {
+    const h2c = h2cOrigin(url)
+    const origin = h2c ?? url
+    if ((h2c !== undefined) !== this.config.h2c.has(origin) && !url.startsWith('https:')) {
+      if (h2c === undefined) this.config.h2c.delete(origin)
+      else this.config.h2c.add(origin)
+      this.#renew(origin)
+      return
+    }
     if (!url.startsWith('https:')) return
     const { backendTls } = this.config
     const before = backendTls.has(url) ? backendTls.get(url) : this.config.tls
     backendTls.set(url, tls)
     if (sameTls(before, tls)) return
-    this.forwarder.agent.renew(url)
-    this.#probes?.renew(url)
+    this.#renew(url)
+  }
+
+  #renew (origin: string): void {
+    this.forwarder.agent.renew(origin)
+    this.#probes?.renew(origin)
   }
 
   /**

@@ -109,7 +109,7 @@ t.test('add: 201 with the backend\'s stats; it takes traffic; bad bodies are 400
 
   const bad: Array<[string | undefined, string, RegExp]> = [
     [JSON.stringify({ url: 'http://127.0.0.1:1', weight: -1 }), 'application/json', /body\.weight must be a positive number, got -1/],
-    [JSON.stringify({ url: 'ftp://x' }), 'application/json', /body is not a valid http\(s\) URL: "ftp:\/\/x"/],
+    [JSON.stringify({ url: 'ftp://x' }), 'application/json', /body is not a valid http\(s\) or h2c URL: "ftp:\/\/x"/],
     [JSON.stringify({ url: 'http://127.0.0.1:1', colour: 'red' }), 'application/json', /body has an unknown field "colour"/],
     [JSON.stringify({ url: 'http://127.0.0.1:1', resolve: {} }), 'application/json', /body\.resolve is read at register only/],
     [JSON.stringify({ url: c.url, id: 'c' }), 'application/json', /backend "c" is already in pool "web"/],

@@ -19,12 +19,12 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['no options', undefined, /backends must be a non-empty array/],
   ['empty backends', { backends: [] }, /backends must be a non-empty array/],
   ['backends not an array', { backends: 'http://a:1' }, /backends must be a non-empty array/],
-  ['a URL that does not parse', { backends: ['http://127.0.0.1:3000', 'not a url'] }, /backends\[1\] is not a valid http\(s\) URL: "not a url"/],
-  ['a URL of another scheme', { backends: ['http://a:1', 'http://b:2', 'ftp://c:3'] }, /backends\[2\] is not a valid http\(s\) URL: "ftp:\/\/c:3"/],
+  ['a URL that does not parse', { backends: ['http://127.0.0.1:3000', 'not a url'] }, /backends\[1\] is not a valid http\(s\) or h2c URL: "not a url"/],
+  ['a URL of another scheme', { backends: ['http://a:1', 'http://b:2', 'ftp://c:3'] }, /backends\[2\] is not a valid http\(s\) or h2c URL: "ftp:\/\/c:3"/],
   ['a URL with a path', { backends: ['http://a:1/api'] }, /backends\[0\] must be an origin like http:\/\/host:port/],
   ['a URL with credentials', { backends: ['http://user:pw@a:1'] }, /backends\[0\] must be an origin/],
   ['a backend of the wrong type', { backends: [42] }, /backends\[0\] must be an http\(s\) URL or a \{ url, id\?, weight\? \} object/],
-  ['an object without url', { backends: [{ id: 'x' }] }, /backends\[0\] is not a valid http\(s\) URL: undefined/],
+  ['an object without url', { backends: [{ id: 'x' }] }, /backends\[0\] is not a valid http\(s\) or h2c URL: undefined/],
   ['an unknown backend field', { backends: [{ url: 'http://a:1', wieght: 2 }] }, /backends\[0\] has an unknown field "wieght"/],
   ['a zero weight', { backends: [{ url: 'http://a:1', weight: 0 }] }, /backends\[0\]\.weight must be a positive number, got 0/],
   ['a weight that is not a number', { backends: [{ url: 'http://a:1', weight: '2' }] }, /backends\[0\]\.weight must be a positive number, got "2"/],
@@ -74,7 +74,17 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['tls on a DNS-discovered backend', { backends: [{ url: 'https://a:1', resolve: {}, tls: { rejectUnauthorized: false } }] }, /backends\[0\]\.tls cannot be combined with resolve/],
   ['one URL with two tls settings', { backends: ['https://a:1', { url: 'https://a:1', id: 'again', tls: { rejectUnauthorized: false } }] }, /backends\[1\] has the URL of an earlier backend with other tls settings/],
   ['an allowH2 that is not a boolean', { backends: ['https://a:1'], allowH2: 'yes' }, /allowH2 must be a boolean, got "yes"/],
-  ['a websocket that is not a boolean', { backends: ['http://a:1'], websocket: 'no' }, /websocket must be a boolean, got "no"/]
+  ['a websocket that is not a boolean', { backends: ['http://a:1'], websocket: 'no' }, /websocket must be a boolean, got "no"/],
+  ['an h2c URL with a path', { backends: ['h2c://a:1/api'] }, /backends\[0\] must be an origin like http:\/\/host:port/],
+  ['an h2c URL without a host', { backends: ['h2c:x'] }, /backends\[0\] is not a valid http\(s\) or h2c URL: "h2c:x"/],
+  ['tls on an h2c backend', { backends: [{ url: 'h2c://a:1', tls: { rejectUnauthorized: false } }] }, /backends\[0\]\.tls is for https:\/\/ backends, and this one is h2c:\/\//],
+  ['a gRPC health check that is neither true nor an object', { backends: ['h2c://a:1'], healthCheck: { grpc: 'yes' } }, /healthCheck\.grpc must be true or \{ service: name \}, got "yes"/],
+  ['a gRPC health check with an unknown field', { backends: ['h2c://a:1'], healthCheck: { grpc: { service: 'x', name: 'y' } } }, /healthCheck\.grpc has an unknown field "name"/],
+  ['a gRPC health check with a path', { backends: ['h2c://a:1'], healthCheck: { grpc: true, path: '/health' } }, /healthCheck\.path is for HTTP probes: a gRPC health check/],
+  ['a gRPC health check of an HTTP/1.1 backend', { backends: ['h2c://a:1', 'http://b:1'], healthCheck: { grpc: true } }, /healthCheck\.grpc needs HTTP\/2 to every backend, and backends\[1\] is http:\/\/b:1/],
+  ['a gRPC health check of https without allowH2', { backends: ['https://a:1'], healthCheck: { grpc: true } }, /healthCheck\.grpc needs HTTP\/2 to every backend, and backends\[0\] is https:\/\/a:1: give h2c:\/\/ URLs, or https:\/\/ ones with allowH2: true/],
+  ['a health check with neither path nor grpc', { backends: ['h2c://a:1'], healthCheck: { interval: 100 } }, /healthCheck\.path must be a path starting with "\/", got undefined/],
+  ['one address as h2c and as HTTP/1.1', { backends: ['http://a:1', 'h2c://a:1'] }, /backends\[1\] is h2c:\/\/a:1 and backends\[0\] http:\/\/a:1: one address speaks one protocol/]
 ]
 
 for (const [what, options, message] of cases) {
@@ -92,6 +102,18 @@ t.test('two registrations with the same name fail, naming it', async (t) => {
     code: 'FST_GOLOAD_INVALID_OPTION',
     message: /name "api" is already taken/
   })
+  await app.close()
+})
+
+t.test('an h2c URL is spelt as an origin: lower case, its default port left out', async (t) => {
+  const app = Fastify()
+  await app.register(goload, { backends: ['H2C://GRPC.Example:80', 'h2c://[::1]:50051/'] })
+  await app.ready()
+  t.same(app.goload.stats().backends.map((backend) => [backend.id, backend.url]), [
+    ['h2c://grpc.example', 'h2c://grpc.example'],
+    ['h2c://[::1]:50051', 'h2c://[::1]:50051']
+  ])
+  t.throws(() => { app.goload.add('http://grpc.example') }, { code: 'FST_GOLOAD_INVALID_OPTION', message: /backend "http:\/\/grpc.example" is http:\/\/grpc.example and backend "h2c:\/\/grpc.example" h2c:\/\/grpc.example: one address speaks one protocol/ })
   await app.close()
 })
 

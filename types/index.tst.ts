@@ -27,6 +27,15 @@ test('registers with backends as URLs or objects', async () => {
   expect<HashOn>().type.toBe<'ip' | { header: string } | { cookie: string }>()
 })
 
+test('registers gRPC backends at h2c:// URLs, with gRPC health checks', async () => {
+  const app = Fastify({ http2: true })
+  await app.register(goload, { backends: ['h2c://10.0.0.10:50051'], healthCheck: { grpc: true, interval: 2000 } })
+  await app.register(goload, { backends: ['h2c://10.0.0.11:50051'], prefix: '/pkg.Service', healthCheck: { grpc: { service: 'pkg.Service' } } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['h2c://a:1'], healthCheck: { grpc: true, path: '/health' } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['h2c://a:1'], healthCheck: { grpc: true, expectStatus: '2xx' } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['h2c://a:1'], healthCheck: { grpc: { name: 'x' } } })
+})
+
 test('rejects options that are not the plugin\'s', () => {
   const app = Fastify()
   expect(app.register).type.not.toBeCallableWith(goload, {})

@@ -175,7 +175,7 @@ function checkCertificates (config: GoloadFileConfig, folder: string): { problem
   return { problems, warnings }
 }
 
-/** "fastify-goload: backends[0] is not a valid http(s) URL: ..." names the option first, where it names one. */
+/** "fastify-goload: backends[0] is not a valid http(s) or h2c URL: ..." names the option first, where it names one. */
 function optionError (error: unknown): { option: Array<string | number>, message: string } {
   const message = (error as Error).message.replace(/^fastify-goload: /, '')
   const option = /^[A-Za-z]+(\[\d+\])?(\.[A-Za-z]+(\[\d+\])?)*(?= )/.exec(message)?.[0]

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { strategies, type Strategy } from '../options.js'
+import { strategies, type HealthCheckOptions, type Strategy } from '../options.js'
 
 // The one description of a config file. ajv validates with it (validate.ts), the TypeScript types below are derived
 // from it, and goload.schema.json is written from it for editors (write-schema.ts). Each pool's keys are the plugin's
@@ -42,7 +42,7 @@ const tls = Type.Object({
 }, { ...closed, description: 'TLS to https:// backends' })
 
 const backend = Type.Object({
-  url: Type.String({ description: 'http(s)://host:port' }),
+  url: Type.String({ description: 'http(s)://host:port, or h2c://host:port for plaintext HTTP/2 (gRPC)' }),
   id: Type.Optional(Type.String({ minLength: 1 })),
   weight: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   maxPending: Type.Optional(positiveInteger('most requests in flight at this backend')),
@@ -53,7 +53,7 @@ const backend = Type.Object({
 const statusPattern = Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: '^[1-5]xx$' })], { title: "a status code or a '2xx'-style class" })
 
 export const poolSchema = Type.Object({
-  backends: Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) URL or a { url, id?, weight? } object' }), { minItems: 1 }),
+  backends: Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) or h2c URL or a { url, id?, weight? } object' }), { minItems: 1 }),
   strategy: Type.Optional(Type.Unsafe<Strategy>({ enum: [...strategies] })),
   timeout: Type.Optional(positiveInteger('upstream timeout, ms')),
   connectTimeout: Type.Optional(positiveInteger('ms to open a connection')),
@@ -71,14 +71,16 @@ export const poolSchema = Type.Object({
       consecutive5xx: Type.Optional(count('5xx in a row that eject; 0 is off'))
     }, closed)
   ], { title: 'an object or false' })),
-  healthCheck: Type.Optional(Type.Object({
-    path: Type.String({ pattern: '^/' }),
+  // Typed as the plugin's option (a path or grpc, not neither); normalizeOptions says which is missing, by key.
+  healthCheck: Type.Optional(Type.Unsafe<HealthCheckOptions>(Type.Object({
+    path: Type.Optional(Type.String({ pattern: '^/', description: 'GET this path; or grpc' })),
+    grpc: Type.Optional(Type.Union([Type.Literal(true), Type.Object({ service: Type.String() }, closed)], { title: 'true or { service }', description: 'probe with grpc.health.v1.Health/Check' })),
     interval: Type.Optional(positiveInteger('ms')),
     timeout: Type.Optional(positiveInteger('ms')),
     healthyAfter: Type.Optional(positiveInteger('passing probes in a row')),
     unhealthyAfter: Type.Optional(positiveInteger('failing probes in a row')),
     expectStatus: Type.Optional(Type.Union([statusPattern, Type.Array(statusPattern, { minItems: 1 })], { title: "a status code, a '2xx'-style class, or a list of them" }))
-  }, closed)),
+  }, closed))),
   slowStart: Type.Optional(count('ms to ramp up to full weight')),
   maxPending: Type.Optional(positiveInteger('most requests in flight at each backend')),
   queue: Type.Optional(Type.Object({

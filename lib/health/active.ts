@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PoolConfig } from '../options.js'
 import type { Pool, Worker } from '../pool/pool.js'
+import { grpcCheck } from './grpc-check.js'
 
 /** One backend's probes so far: the runs of passes and fails that move it in and out of rotation. */
 interface ProbeRecord {
@@ -13,7 +14,8 @@ interface ProbeRecord {
 }
 
 /**
- * Active health checks: every `interval`, a GET of `path` on each backend. `unhealthyAfter` failures in a row
+ * Active health checks: every `interval`, a GET of `path` on each backend, or a grpc.health.v1.Health/Check call.
+ * `unhealthyAfter` failures in a row
  * take a backend out of rotation, `healthyAfter` passes in a row bring it back. A passing probe also ends a
  * passive ejection early, as Envoy does by default.
  */
@@ -61,19 +63,10 @@ export class HealthChecker {
     record.probing = true
     const controller = new AbortController()
     this.#inFlight.add(controller)
-    const { path, timeout, expectStatus } = this.#options
-    const attempt = (async () => {
-      const { statusCode, body } = await this.#dispatcher.request({
-        origin: worker.url,
-        path,
-        method: 'GET',
-        headersTimeout: timeout,
-        bodyTimeout: timeout,
-        signal: controller.signal
-      })
-      await body.dump()
-      return expectStatus(statusCode)
-    })()
+    const { timeout, grpc } = this.#options
+    const attempt = grpc === undefined
+      ? this.#get(worker, controller.signal)
+      : grpcCheck(this.#dispatcher, worker.origin, grpc.service, timeout, controller.signal)
     // `timeout` bounds the whole probe, the wait for a free connection included. undici's timeouts start only once
     // the request is sent, and it acts on an abort only then too: a probe still waiting for its connection would
     // otherwise stay pending, and stop the probing of this backend, for as long as that wait lasts.
@@ -103,6 +96,21 @@ export class HealthChecker {
     }
     if (this.#timer === undefined) return // stopped while the probe ran
     this.#count(worker, record, passed)
+  }
+
+  /** A GET of `path`: passes on an expected status. */
+  async #get (worker: Worker, signal: AbortSignal): Promise<boolean> {
+    const { path, timeout, expectStatus } = this.#options
+    const { statusCode, body } = await this.#dispatcher.request({
+      origin: worker.origin,
+      path,
+      method: 'GET',
+      headersTimeout: timeout,
+      bodyTimeout: timeout,
+      signal
+    })
+    await body.dump()
+    return expectStatus(statusCode)
   }
 
   #count (worker: Worker, record: ProbeRecord, passed: boolean): void {

@@ -13,13 +13,16 @@ type Discovered = BackendConfig & { resolve: NonNullable<BackendConfig['resolve'
 export class Discovery {
   readonly #pool: Pool
   readonly #log: FastifyBaseLogger
+  /** The pool's h2c origins (PoolConfig.h2c): the addresses of an h2c:// name join them. */
+  readonly #h2c: Set<string>
   readonly #timers: NodeJS.Timeout[] = []
   readonly #removing = new Set<Worker>()
   #stopped = false
 
-  constructor (pool: Pool, log: FastifyBaseLogger) {
+  constructor (pool: Pool, log: FastifyBaseLogger, h2c: Set<string>) {
     this.#pool = pool
     this.#log = log
+    this.#h2c = h2c
   }
 
   /** Looks every hostname up once, so the addresses are in the pool when the app is ready, then on its interval. */
@@ -53,6 +56,7 @@ export class Discovery {
       if (this.#pool.find(id) !== undefined) continue
       const host = isIPv6(address) ? `[${address}]` : address
       const port = url.port === '' ? '' : `:${url.port}`
+      if (url.protocol === 'h2c:') this.#h2c.add(`http://${host}${port}`)
       this.#pool.add({ id, url: `${url.protocol}//${host}${port}`, weight: config.weight, maxPending: config.maxPending })
       this.#log.info({ backend: id }, 'goload: discovered backend added')
     }

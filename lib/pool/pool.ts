@@ -16,6 +16,8 @@ export type PoolChange = (worker: Worker) => void
 export class Worker {
   readonly id: string
   readonly url: string
+  /** What undici connects to: the url, but an h2c:// one as the http:// origin it is (the agent speaks h2c there). */
+  readonly origin: string
   /** Both set by Pool.configure only, which puts the worker where its new values belong. */
   weight: number
   maxPending: number
@@ -74,6 +76,7 @@ export class Worker {
   constructor (config: BackendConfig, ordinal: number) {
     this.id = config.id
     this.url = config.url
+    this.origin = config.url.startsWith('h2c:') ? 'http:' + config.url.slice(4) : config.url
     this.weight = config.weight
     this.effectiveWeight = config.weight
     this.maxPending = config.maxPending

@@ -1,5 +1,4 @@
 import type { FastifyReply } from 'fastify'
-import { responseCompleted } from './response-end.js'
 
 /** What goload adds to an access line, under `goload`: undefined fields are left out of the line. */
 export interface Access {
@@ -26,12 +25,13 @@ export interface Access {
  * Fastify's own "request completed" line: `req` (Fastify's serializer: method, url as received, host,
  * remoteAddress, remotePort, never a header), `res.statusCode`, `responseTime` (ms to 0.01, Fastify's own clock).
  * A client that left before any response headers is logged 499, as nginx does; an upgrade, 101 once its tunnel closes.
+ * `finished`: the response went out whole.
  */
-export function logAccess (reply: FastifyReply, access: Access, upgraded: boolean): void {
+export function logAccess (reply: FastifyReply, access: Access, upgraded: boolean, finished: boolean): void {
   const response = reply.raw
   // An upgrade the backend switched: its 101 went out on the socket, past Fastify's reply.
   let statusCode = upgraded ? 101 : response.statusCode
-  if (!upgraded && !responseCompleted(response)) {
+  if (!upgraded && !finished) {
     access.aborted = true
     if (!response.headersSent) statusCode = 499
   }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Http2ServerRequest } from 'node:http2'
 import type { Socket } from 'node:net'
-import { Readable } from 'node:stream'
+import { PassThrough, Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import {
@@ -11,7 +12,8 @@ import type { PassiveHealth } from '../health/passive.js'
 import type { FailureReason, Pool, Worker } from '../pool/pool.js'
 import { ClientWatch, type WatchedBody } from './client-watch.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
-import { readAhead, type RequestBody } from './request-body.js'
+import { endGrpc, grpcTimeout, isGrpc } from './grpc.js'
+import { readAhead, RequestBody } from './request-body.js'
 import { agentConnect, handshakeCodes } from './connect.js'
 import { requestKey, type RequestKey } from './request-key.js'
 import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-agent.js'
@@ -69,6 +71,16 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   bytes: number | undefined
   /** The FST_GOLOAD_* code of the balancer's own answer. */
   code: string | undefined
+  /** ms the backend has to send its response headers: the pool's timeout, or a gRPC call's shorter grpc-timeout. */
+  timeout: number
+  /** The attempt's response trailers, filled by undici as its body ends (UpstreamExchange). */
+  trailers: Record<string, string | string[]> | undefined
+  /** The client speaks HTTP/2, so the backend's trailers can go on to it. */
+  readonly http2: boolean
+  /** A gRPC call (HTTP/2, content-type application/grpc…). */
+  grpc = false
+  /** A gRPC call's response body as the client is sent it: ended with a status if the backend's fails (see respond). */
+  grpcBody: PassThrough | undefined
   /** The response timer of the attempt in flight. */
   deadline: NodeJS.Timeout | undefined
   /** The attempt in flight has failed already: undici's own report of it, coming later, is not a second failure. */
@@ -95,6 +107,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     this.target = target
     this.host = host
     this.key = forwarder.keyOf?.(request)
+    this.timeout = forwarder.config.timeout
+    this.http2 = request.raw.httpVersionMajor === 2
     // A line nobody would see (logger off, or the route's logLevel above info) is not built, nor its body counted.
     this.accessLog = accessLog && logsInfo(request.log)
   }
@@ -169,8 +183,10 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     }
     const error = new ClientTimeoutError()
     this.abort(error)
-    // The rest of the body stays unread: the connection cannot carry another request.
-    this.reply.header('connection', 'close').send(error)
+    // The rest of the body stays unread: the connection cannot carry another request (an HTTP/2 stream is reset on
+    // its own, and Connection is not an HTTP/2 header).
+    if (!this.http2) this.reply.header('connection', 'close')
+    this.reply.send(error)
   }
 
   /** Stops the upstream attempt in flight, if any: undici fails it with `reason`. */
@@ -194,9 +210,10 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     watch.stop(this)
     if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
     const worker = this.worker
+    // Node's HTTP/2 response says writableFinished for a stream the client reset too (see responseCompleted).
+    const finished = responseCompleted(response)
     if (worker !== undefined) {
-      // (i16-h2: an HTTP/2 stream the client reset says writableFinished too: see responseCompleted.)
-      if (!responseCompleted(response) && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
+      if (!finished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
       if (this.upgrade?.switched === true) this.forwarder.closed(this)
       pool.release(worker)
     }
@@ -211,7 +228,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
       bytes: tunnel?.client.socket.bytesWritten ?? this.bytes ?? sentLength(this.reply),
       code: this.code,
       closed: tunnel?.idled === true ? 'idle' : undefined
-    }, tunnel !== undefined)
+    }, tunnel !== undefined, finished)
   }
 
   on (_event: 'abort', listener: () => void): this {
@@ -241,7 +258,7 @@ function onResponseClose (this: Response): void {
 /** The upstream response timer: it aborts the attempt, whose failure then answers 504. */
 function onDeadline (exchange: Exchange): void {
   exchange.deadline = undefined
-  const reason = Object.assign(new Error(`no response headers within ${exchange.forwarder.config.timeout} ms`), { code: 'FST_GOLOAD_UPSTREAM_TIMEOUT' })
+  const reason = Object.assign(new Error(`no response headers within ${exchange.timeout} ms`), { code: 'FST_GOLOAD_UPSTREAM_TIMEOUT' })
   exchange.abortAttempt(reason)
   // undici fails an aborted request only once it has a connection; one still waiting for one (under a `connections`
   // cap) is answered now.
@@ -271,11 +288,22 @@ function countBody (this: Readable & { [kExchange]?: Exchange }, chunk: Buffer):
   this[kExchange]!.bytes! += chunk.length
 }
 
+/** The upstream response's trailers, as undici parsed them when its body ended, added to the client's response. */
+function forwardTrailers (this: Readable & { [kExchange]?: Exchange }): void {
+  const { trailers, reply } = this[kExchange]!
+  // None (a trailers-only response had its status in its headers): none are added, so that response stays one.
+  if (trailers !== undefined && Object.keys(trailers).length > 0) reply.raw.addTrailers(trailers)
+}
+
 /** An upstream response body that fails after its headers: the backend's failure, seen once. */
 function onResponseBodyError (this: Readable & { [kExchange]?: Exchange }, error: Failure): void {
   const exchange = this[kExchange]
   if (exchange === undefined || exchange.aborted) return
   exchange.forwarder.responseFailed(exchange, error)
+  if (exchange.grpcBody !== undefined) {
+    exchange.code = endGrpc(exchange.reply, error.code === 'UND_ERR_BODY_TIMEOUT' ? new GatewayTimeoutError() : new BadGatewayError())
+    exchange.grpcBody.end()
+  }
 }
 
 export class Forwarder {
@@ -336,12 +364,23 @@ export class Forwarder {
       this.dispatch(exchange)
       return
     }
-    if (!hasBody(request)) {
+    // HTTP/1.1 never carries gRPC: one property read keeps it off that path.
+    const grpc = exchange.grpc = exchange.http2 && isGrpc(request.headers)
+    if (grpc) exchange.timeout = Math.min(exchange.timeout, grpcTimeout(request.headers) ?? Infinity)
+    if (!hasBody(request, exchange.http2)) {
       this.dispatch(exchange)
       return
     }
     // Fastify only parses bodies it has a content type for; any other body is still streamed through.
     const source = request.body instanceof Readable ? request.body : request.raw
+    if (grpc) {
+      // A call's messages flow both ways as they come: read ahead, a bidirectional call whose client waits for an
+      // answer to its first message would wait for ever. Nor is a stream that idles slow: it is load, as a
+      // WebSocket is, and the slow-client watch does not time it.
+      exchange.body = new RequestBody([], source)
+      this.dispatch(exchange)
+      return
+    }
     this.watch.start(exchange)
     source.on('end', () => { this.watch.stop(exchange) })
     readAhead(source, this.config.bufferBody, exchange, (body) => {
@@ -391,7 +430,7 @@ export class Forwarder {
     // reply-from streams request.body to the backend; each attempt gets a stream of its own (see RequestBody).
     if (exchange.body !== undefined) exchange.request.body = exchange.body.attempt()
     exchange.attemptFailed = false
-    exchange.deadline = setTimeout(onDeadline, this.config.timeout, exchange)
+    exchange.deadline = setTimeout(onDeadline, exchange.timeout, exchange)
     if (exchange.upgrade !== undefined) {
       exchange.upgrade.send(exchange, worker.url)
       return
@@ -402,7 +441,7 @@ export class Forwarder {
       // The origin only: the agent sends the request target as received (see UpstreamAgent).
       // It cannot throw: reply-from throws only for a source it cannot parse or a GET given a body, and the source
       // is a backend origin checked at register. (Its path checks never see the client's target.)
-      exchange.reply.from(worker.url, this.fromOptions)
+      exchange.reply.from(worker.origin, this.fromOptions)
     } finally {
       this.agent.exchange = undefined
       switchboard.agent = undefined
@@ -499,11 +538,21 @@ export class Forwarder {
     }
     upstream.stream[kExchange] = exchange
     upstream.stream.on('error', onResponseBodyError)
+    // Trailers (a gRPC status) go on to an HTTP/2 client; reply-from drops them (fastify-reply-from#429). Listened to
+    // before Fastify pipes the body, so they are added before the pipe ends the response.
+    if (exchange.http2) upstream.stream.on('end', forwardTrailers)
     if (exchange.accessLog) {
       // Counted as Fastify pipes it to the client. A 'data' listener makes a stream flow at once: paused again, it
       // waits for the pipe, which resumes it (Fastify pipes only after the onSend hooks).
       exchange.bytes = 0
       upstream.stream.on('data', countBody).pause()
+    }
+    if (exchange.grpc) {
+      // The backend's body failing mid-way would reset the client's stream, which a gRPC client reports as INTERNAL
+      // "Call ended without gRPC status": Fastify sees this stand-in end instead, with a status (see onResponseBodyError).
+      exchange.grpcBody = upstream.stream.pipe(new PassThrough())
+      reply.send(exchange.grpcBody)
+      return
     }
     reply.send(upstream.stream)
   }
@@ -549,8 +598,10 @@ export function failureReason (code: string): FailureReason {
   return 'bad_response'
 }
 
-function hasBody (request: FastifyRequest): boolean {
+function hasBody (request: FastifyRequest, http2: boolean): boolean {
   const headers = request.headers
   if (request.method === 'GET' || request.method === 'HEAD') return false
+  // HTTP/2 has no transfer-encoding, and a gRPC call no content-length: the HEADERS frame says whether data follows.
+  if (http2) return !(request.raw as unknown as Http2ServerRequest).stream.endAfterHeaders
   return headers['transfer-encoding'] !== undefined || (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }

@@ -6,6 +6,7 @@ import { BadGatewayError, BadRequestHostError, BadRequestTargetError, GatewayTim
 import { matchRoute, type ProxyRoute } from '../routing/proxy-route.js'
 import type { RouteTable } from '../routing/table.js'
 import { kExchange, type Response } from './forward.js'
+import { answerGrpc, isGrpc } from './grpc.js'
 import { switchboard } from './upstream-agent.js'
 
 /**
@@ -74,7 +75,7 @@ function rewrite (rewritePrefix: string, rest: string): string {
  * Every answer the balancer makes itself: our FST_GOLOAD_* errors, as Fastify would serialise them but without
  * its error log with a stack (the failure was logged in one line where it happened, naming the backend).
  * A response body that failed before any byte of it reached the client becomes a clean 502 (504 for a stall):
- * the backend's headers (Cache-Control, Set-Cookie) never go out on our error.
+ * the backend's headers (Cache-Control, Set-Cookie) never go out on our error. A gRPC call gets its gRPC status.
  */
 function answerError (this: FastifyInstance, error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const exchange = (reply.raw as Response)[kExchange]
@@ -89,6 +90,10 @@ function answerError (this: FastifyInstance, error: FastifyError, request: Fasti
   }
   const statusCode = error.statusCode!
   if (exchange !== undefined) exchange.code = error.code
+  if (isGrpc(request.headers)) {
+    answerGrpc(reply, statusCode, error.code, error.message)
+    return
+  }
   reply.code(statusCode).send({ statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message })
 }
 

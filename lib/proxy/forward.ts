@@ -20,6 +20,7 @@ import { switchboard, UpstreamAgent, type UpstreamExchange } from './upstream-ag
 import { Tunnel, type TunnelExchange } from './tunnel.js'
 import { kUpgrade, type UpgradeRequest } from './upgrade-takeover.js'
 import { logAccess } from './access-log.js'
+import { Deadlines } from './deadlines.js'
 import { responseCompleted } from './response-end.js'
 
 export const kExchange = Symbol('goload.exchange')
@@ -85,8 +86,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   grpc = false
   /** A gRPC call's response body as the client is sent it: ended with a status if the backend's fails (see respond). */
   grpcBody: PassThrough | undefined
-  /** The response timer of the attempt in flight. */
-  deadline: NodeJS.Timeout | undefined
+  /** When the attempt in flight is out of time for its response headers (see Deadlines). */
+  deadlineAt = 0
   /** The attempt in flight has failed already: undici's own report of it, coming later, is not a second failure. */
   attemptFailed = false
   /** The backend's response headers arrived: from here its failures are the response's, not a retry's. */
@@ -159,14 +160,14 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   }
 
   tunnelRefused (response: IncomingMessage): void {
-    clearTimeout(this.deadline)
+    this.forwarder.deadlines.stop(this)
     this.forwarder.answered(this, response.statusCode!)
     this.reply.code(response.statusCode!).headers(downstreamResponseHeaders(response.headers))
     this.forwarder.respond(this, { statusCode: response.statusCode!, stream: response })
   }
 
   tunnelOpened (): void {
-    clearTimeout(this.deadline)
+    this.forwarder.deadlines.stop(this)
     this.forwarder.answered(this, 101)
     // The 101 and what follows go out on the socket, past Fastify.
     this.reply.hijack()
@@ -210,7 +211,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     if (this.#ended) return
     this.#ended = true
     const { pool, watch } = this.forwarder
-    clearTimeout(this.deadline)
+    this.forwarder.deadlines.stop(this)
     watch.stop(this)
     if (this.queueEntry !== undefined) pool.queue.cancel(this.queueEntry)
     const worker = this.worker
@@ -261,7 +262,6 @@ function onResponseClose (this: Response): void {
 
 /** The upstream response timer: it aborts the attempt, whose failure then answers 504. */
 function onDeadline (exchange: Exchange): void {
-  exchange.deadline = undefined
   const reason = Object.assign(new Error(`no response headers within ${exchange.timeout} ms`), { code: 'FST_GOLOAD_UPSTREAM_TIMEOUT' })
   exchange.abortAttempt(reason)
   // undici fails an aborted request only once it has a connection; one still waiting for one (under a `connections`
@@ -316,6 +316,7 @@ export class Forwarder {
   readonly passiveHealth: PassiveHealth | undefined
   readonly agent: UpstreamAgent
   readonly watch: ClientWatch
+  readonly deadlines: Deadlines<Exchange>
   /** Seconds a client is told to wait when the balancer sheds its request. */
   readonly retryAfter: string
   readonly fromOptions: FastifyReplyFromHooks
@@ -338,6 +339,7 @@ export class Forwarder {
       ...agentConnect(config)
     })
     this.watch = new ClientWatch(config.clientTimeout, config.clientMinRate)
+    this.deadlines = new Deadlines(config.timeout, onDeadline)
     this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
     this.keyOf = config.hashOn === undefined ? undefined : requestKey(config.hashOn)
     // reply-from types its hooks for HTTP/2 servers too; ours run on the HTTP/1 server this pool listens on.
@@ -434,7 +436,7 @@ export class Forwarder {
     // reply-from streams request.body to the backend; each attempt gets a stream of its own (see RequestBody).
     if (exchange.body !== undefined) exchange.request.body = exchange.body.attempt()
     exchange.attemptFailed = false
-    exchange.deadline = setTimeout(onDeadline, exchange.timeout, exchange)
+    this.deadlines.start(exchange, exchange.timeout)
     if (exchange.upgrade !== undefined) {
       exchange.upgrade.send(exchange, worker.url)
       return
@@ -454,7 +456,7 @@ export class Forwarder {
 
   /** An attempt failed before its response headers: retry elsewhere, or answer 502/504. */
   failed (exchange: Exchange, error: Failure): void {
-    clearTimeout(exchange.deadline)
+    this.deadlines.stop(exchange)
     const { reply } = exchange
     // A request the client abandoned, or that we cut, is not the backend's failure, and nobody is left to answer.
     if (exchange.aborted || exchange.attemptFailed || reply.sent || reply.raw.destroyed) return
@@ -503,7 +505,7 @@ export class Forwarder {
 
   #onResponse (reply: FastifyReply, upstream: { statusCode: number, stream: Readable & { [kExchange]?: Exchange } }): void {
     const exchange = (reply.raw as Response)[kExchange]!
-    clearTimeout(exchange.deadline)
+    this.deadlines.stop(exchange)
     // reply-from goes on to here even after it answered an unusable status line with an error.
     if (reply.sent) {
       upstream.stream.destroy()

@@ -88,6 +88,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   grpcBody: PassThrough | undefined
   /** When the attempt in flight is out of time for its response headers (see Deadlines). */
   deadlineAt = 0
+  deadlineIndex = -1
   /** The attempt in flight has failed already: undici's own report of it, coming later, is not a second failure. */
   attemptFailed = false
   /** The backend's response headers arrived: from here its failures are the response's, not a retry's. */

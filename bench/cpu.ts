@@ -6,10 +6,8 @@
 // Env: RATE (requests/s, default 3000), CONNECTIONS (default 32), DURATION (s per row and round, default 6),
 // ROUNDS (default 3), WARMUP (s of load before the first round, default 3), BASE (a checkout with node_modules).
 import { fork, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import autocannon from 'autocannon'
-import { installCleanup, rootDir } from './harness.js'
+import { cpuSeconds, installCleanup, rootDir, runAutocannon } from './harness.js'
 
 const rate = Number(process.env.RATE ?? 3000)
 const connections = Number(process.env.CONNECTIONS ?? 32)
@@ -17,8 +15,6 @@ const duration = Number(process.env.DURATION ?? 6)
 const rounds = Number(process.env.ROUNDS ?? 3)
 const warmup = Number(process.env.WARMUP ?? 3)
 const base = process.env.BASE
-// Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux).
-const ticks = 100
 
 interface Server { name: string, child: ChildProcess, url: string, urls: string[] }
 
@@ -37,16 +33,9 @@ function start (name: string, tree: string, script: string, args: string[]): Pro
   })
 }
 
-function cpuSeconds (pid: number): number {
-  // Fields after the command name (which may hold spaces, inside parentheses): utime and stime are the 12th and 13th.
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / ticks
-}
-
 async function load (url: string, seconds: number): Promise<{ requests: number, p50: number, p99: number, errors: number }> {
-  const result = await autocannon({ url: url + '/', connections, duration: seconds, overallRate: rate })
-  return { requests: result.requests.total, p50: result.latency.p50, p99: result.latency.p99, errors: result.errors + result.non2xx }
+  const result = await runAutocannon(url + '/', connections, seconds, rate)
+  return { ...result, errors: Object.values(result.errors).reduce((sum, count) => sum + count, 0) }
 }
 
 installCleanup()

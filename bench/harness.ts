@@ -142,7 +142,7 @@ export class Group {
     const log = logFile(label)
     // setpriv --pdeathsig: the program gets SIGTERM even if this process is killed outright, with no chance to clean up.
     const [program, argv] = hasSetpriv ? ['setpriv', ['--pdeathsig', 'TERM', '--', command, ...args]] : [command, args]
-    const child = track(spawn(program, argv, { stdio: ['ignore', log.fd, log.fd], env: { ...process.env, ...env } }))
+    const child = track(spawn(program, argv, { cwd: rootDir, stdio: ['ignore', log.fd, log.fd], env: { ...process.env, ...env } }))
     this.#children.push(child)
     let exited: number | null | undefined
     child.once('exit', (code) => { exited = code })
@@ -206,6 +206,62 @@ export class NodeServer {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// What a balancer's processes use, from /proc: nginx's workers and `--workers N`'s cluster workers are children of
+// the process started, so each figure is summed over the process and every descendant still running.
+
+/** The process and its descendants (by the parent pid in each /proc/<pid>/stat). */
+export function processTree (pid: number): number[] {
+  const parents = new Map<number, number[]>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const fields = statFields(Number(name))
+    if (fields === undefined) continue
+    const parent = Number(fields[1])
+    parents.set(parent, [...(parents.get(parent) ?? []), Number(name)])
+  }
+  const tree = [pid]
+  for (let index = 0; index < tree.length; index++) tree.push(...(parents.get(tree[index]) ?? []))
+  return tree
+}
+
+/** Fields of /proc/<pid>/stat after the command name (which may hold spaces, inside parentheses): state is [0]. */
+function statFields (pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return undefined // the process ended meanwhile
+  }
+}
+
+// Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux).
+const ticks = 100
+
+/** CPU seconds (user + system) used so far by the process and its descendants. */
+export function cpuSeconds (pid: number): number {
+  let total = 0
+  for (const member of processTree(pid)) {
+    const fields = statFields(member)
+    if (fields !== undefined) total += (Number(fields[11]) + Number(fields[12])) / ticks
+  }
+  return total
+}
+
+/** Resident memory in bytes of the process and its descendants (pages shared between them counted in each). */
+export function rssBytes (pid: number): number {
+  let total = 0
+  for (const member of processTree(pid)) {
+    try {
+      const kib = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${member}/status`, 'utf8'))?.[1]
+      total += Number(kib ?? 0) * 1024
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return total
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // HTTP helpers
 
 export function get (url: string, timeout = 2000): Promise<{ status: number, body: string }> {
@@ -246,13 +302,14 @@ export function freePort (): Promise<number> {
 // ---------------------------------------------------------------------------------------------------------------
 // Generated configs, as in shared/anchors: one nginx worker, one HAProxy thread, keep-alive to the upstreams.
 
-function nginxConfig (name: string, http: string): string {
+function nginxConfig (name: string, http: string, workerConnections = 8192): string {
   const dir = tempDir()
   return `worker_processes 1;
+worker_rlimit_nofile ${workerConnections * 2};
 daemon off;
 pid ${dir}/${name}.pid;
 error_log ${dir}/${name}.err warn;
-events { worker_connections 8192; }
+events { worker_connections ${workerConnections}; }
 http {
   access_log off;
   keepalive_requests 1000000;
@@ -292,20 +349,39 @@ export interface Upstream {
   port: number
   backends: string[]
   policy: 'least_conn' | 'round_robin'
+  /** Pass WebSocket upgrades through (Upgrade and Connection: upgrade), as nginx's WebSocket proxying docs say. */
+  websocket?: boolean
 }
 
 /** One nginx balancer process with a listener per upstream (least_conn, or plain round-robin). */
-export async function startNginxBalancer (group: Group, name: string, upstreams: Upstream[]): Promise<void> {
+export async function startNginxBalancer (group: Group, name: string, upstreams: Upstream[], workerConnections?: number): Promise<ChildProcess> {
   const blocks = upstreams.map((upstream, index) => {
     const servers = upstream.backends.map((url) => `server ${new URL(url).host};`).join(' ')
     const policy = upstream.policy === 'least_conn' ? 'least_conn; ' : ''
+    // $connection_upgrade is "" for a plain request, which keeps the upstream connection alive as "" does.
+    const connection = upstream.websocket === true ? 'proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection $connection_upgrade;' : 'proxy_set_header Connection "";'
     return `  upstream up${index} { ${policy}${servers} keepalive 64; }
   server { listen 127.0.0.1:${upstream.port} backlog=${backlog};
-    location / { proxy_pass http://up${index}; proxy_http_version 1.1; proxy_set_header Connection ""; } }`
+    location / { proxy_pass http://up${index}; proxy_http_version 1.1; ${connection} } }`
   })
+  const map = '  map $http_upgrade $connection_upgrade { default upgrade; \'\' \'\'; }\n'
   const config = join(tempDir(), `${name}.conf`)
-  writeFileSync(config, nginxConfig(name, blocks.join('\n')))
-  await group.external(name, 'nginx', ['-c', config, '-p', tempDir()], `http://127.0.0.1:${upstreams[0].port}/`)
+  writeFileSync(config, nginxConfig(name, map + blocks.join('\n'), workerConnections))
+  return await group.external(name, 'nginx', ['-c', config, '-p', tempDir()], `http://127.0.0.1:${upstreams[0].port}/`)
+}
+
+/**
+ * The `goload` command as an operator runs it: lib/cli/bin.ts (through tsx, so it runs this tree's lib/ as the other
+ * Node servers do), `--backend` flags, the access log on: one JSON line per request, to the run's log file.
+ */
+export async function startGoloadCommand (group: Group, label: string, backends: string[], options: { workers?: number, strategy?: string, nodeOptions?: string[] } = {}): Promise<{ url: string, pid: number }> {
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const args = [...(options.nodeOptions ?? []), '--import', 'tsx', join(rootDir, 'lib', 'cli', 'bin.ts'), ...backends.flatMap((backend) => ['--backend', backend]),
+    '--port', String(port), '--host', '127.0.0.1', '--workers', String(options.workers ?? 1),
+    ...(options.strategy === undefined ? [] : ['--strategy', options.strategy])]
+  const child = await group.external(label, process.execPath, args, url + '/')
+  return { url, pid: child.pid! }
 }
 
 /** One HAProxy process (leastconn, one thread, http-reuse always) and its stats page for per-server counts. */
@@ -333,15 +409,17 @@ listen stats
   stats uri /stats
 ${blocks.join('\n')}
 `)
-  await group.external(name, 'haproxy', ['-db', '-f', config], `http://127.0.0.1:${statsPort}/stats`)
-  return new HaproxyStats(statsPort)
+  const child = await group.external(name, 'haproxy', ['-db', '-f', config], `http://127.0.0.1:${statsPort}/stats`)
+  return new HaproxyStats(statsPort, child.pid!)
 }
 
 export class HaproxyStats {
   readonly port: number
+  readonly pid: number
 
-  constructor (port: number) {
+  constructor (port: number, pid: number) {
     this.port = port
+    this.pid = pid
   }
 
   /** Requests each server of backend be<index> was sent so far (the stats CSV's `stot`), in config order. */
@@ -363,7 +441,7 @@ export class HaproxyStats {
 }
 
 /** One Caddy process (least_conn, GOMAXPROCS=1 to match one nginx worker), when Caddy is installed. */
-export async function startCaddy (group: Group, name: string, upstreams: Array<Omit<Upstream, 'policy'>>): Promise<void> {
+export async function startCaddy (group: Group, name: string, upstreams: Array<Omit<Upstream, 'policy'>>): Promise<ChildProcess> {
   const dir = tempDir()
   const sites = upstreams.map((upstream) => `http://127.0.0.1:${upstream.port} {
   reverse_proxy ${upstream.backends.map((url) => new URL(url).host).join(' ')} {
@@ -378,7 +456,7 @@ export async function startCaddy (group: Group, name: string, upstreams: Array<O
 ${sites.join('\n')}
 `)
   mkdirSync(join(dir, 'caddy-home'), { recursive: true })
-  await group.external(name, 'caddy', ['run', '--config', config, '--adapter', 'caddyfile'], `http://127.0.0.1:${upstreams[0].port}/`, {
+  return await group.external(name, 'caddy', ['run', '--config', config, '--adapter', 'caddyfile'], `http://127.0.0.1:${upstreams[0].port}/`, {
     GOMAXPROCS: '1',
     HOME: join(dir, 'caddy-home'),
     XDG_DATA_HOME: join(dir, 'caddy-home'),
@@ -471,8 +549,9 @@ export function parseWrk (output: string): LoadResult {
   }
 }
 
-async function runAutocannon (url: string, connections: number, seconds: number): Promise<LoadResult> {
-  const result = await autocannon({ url, connections, duration: seconds })
+/** autocannon at a fixed rate (`overallRate`, requests/s over all connections), or as fast as it can without one. */
+export async function runAutocannon (url: string, connections: number, seconds: number, overallRate?: number): Promise<LoadResult> {
+  const result = await autocannon({ url, connections, duration: seconds, ...(overallRate === undefined ? {} : { overallRate }) })
   return {
     requests: result.requests.total,
     seconds: result.duration,

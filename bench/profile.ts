@@ -4,13 +4,14 @@
 //   npx tsx bench/profile.ts FILE.cpuprofile      summarises a profile taken some other way
 // Env: DURATION seconds of measured load (default 10), WARMUP seconds before it (default 3, left out of the summary),
 // CONNECTIONS (default 64), STRATEGY (default least-busy), TOP rows (default 25), PROFILE_DIR (default a new temp dir),
-// SERVER (default goload; http-proxy-single, balanced-pool or naive-least profile a peer the same way, to compare).
+// SERVER (default goload; goload-command profiles the `goload` command with its JSON access log; http-proxy-single,
+// balanced-pool or naive-least profile a peer the same way, to compare). LOADGEN=autocannon loads it with autocannon.
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs'
 import { findSourceMap } from 'node:module'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { formatErrors, Group, have, installCleanup, pickLoadGenerator, rootDir, runLoad, startNginxBackends } from './harness.js'
+import { formatErrors, Group, have, installCleanup, pickLoadGenerator, rootDir, runLoad, startGoloadCommand, startNginxBackends } from './harness.js'
 
 interface CallFrame { functionName: string, url: string, lineNumber: number, columnNumber: number }
 interface ProfileNode { id: number, callFrame: CallFrame, children?: number[] }
@@ -40,6 +41,8 @@ async function loadSourceMaps (profile: CpuProfile): Promise<void> {
   process.setSourceMapsEnabled(true)
   const urls = new Set(profile.nodes.map((node) => node.callFrame.url).filter((url) => url.startsWith('file:') && origin({ url, functionName: '', lineNumber: 0, columnNumber: 0 }) === 'fastify-goload lib/'))
   for (const url of urls) {
+    // The command's entry point runs the command when imported; it has nothing worth mapping.
+    if (url.endsWith('/lib/cli/bin.ts')) continue
     try {
       await import(url)
     } catch {
@@ -117,7 +120,7 @@ async function profileGoload (): Promise<void> {
   const connections = Number(process.env.CONNECTIONS ?? 64)
   const strategy = process.env.STRATEGY ?? 'least-busy'
   const server = process.env.SERVER ?? 'goload'
-  if (!['goload', 'http-proxy-single', 'balanced-pool', 'naive-least'].includes(server)) throw new Error(`unknown SERVER ${server}`)
+  if (!['goload', 'goload-command', 'http-proxy-single', 'balanced-pool', 'naive-least'].includes(server)) throw new Error(`unknown SERVER ${server}`)
   const dir = process.env.PROFILE_DIR ?? mkdtempSync(join(tmpdir(), 'goload-profile-'))
   const tool = pickLoadGenerator()
   installCleanup()
@@ -132,11 +135,13 @@ async function profileGoload (): Promise<void> {
     }
     const args = server === 'goload' ? ['0', strategy, ...backends] : server === 'http-proxy-single' ? ['0', backends[0]] : ['0', ...backends]
     const started = Date.now()
-    const profiled = await group.node(`${server}.ts`, args, {
-      label: `${server}-profiled`,
-      nodeOptions: ['--cpu-prof', '--cpu-prof-dir', dir]
-    })
-    console.log(`node --cpu-prof --import tsx bench/servers/${server}.ts ${args.join(' ')}`)
+    const nodeOptions = ['--cpu-prof', '--cpu-prof-dir', dir]
+    const profiled = server === 'goload-command'
+      ? await startGoloadCommand(group, `${server}-profiled`, backends, { strategy, nodeOptions })
+      : await group.node(`${server}.ts`, args, { label: `${server}-profiled`, nodeOptions })
+    console.log(server === 'goload-command'
+      ? `node --cpu-prof --import tsx lib/cli/bin.ts ${backends.map((backend) => `--backend ${backend}`).join(' ')} (JSON access log to a file)`
+      : `node --cpu-prof --import tsx bench/servers/${server}.ts ${args.join(' ')}`)
     if (warmup > 0) await runLoad(tool, profiled.url + '/', connections, warmup)
     const skip = (Date.now() - started) / 1000
     const result = await runLoad(tool, profiled.url + '/', connections, duration)

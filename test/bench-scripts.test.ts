@@ -1,0 +1,43 @@
+// Smoke tests of the issue 17 bench scripts with tiny settings: each starts its servers, measures, prints its table
+// and stops by itself. No figure is asserted beyond being a number: speed is never tested.
+import { execFile } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { childEnv } from './helpers/child.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+interface Run { code: number, stdout: string, stderr: string }
+
+function runBench (script: string, env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile('node_modules/.bin/tsx', [`bench/${script}`], { cwd: root, env: childEnv(env), timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    })
+  })
+}
+
+const number = String.raw`\d+(\.\d+)?`
+
+t.test('bench:websocket echoes messages through goload and directly, and prints both rows', async (t) => {
+  const { code, stdout, stderr } = await runBench('websocket.ts', { DURATION: '1', WARMUP: '0', CONNECTIONS: '1', SIZE: '65536' })
+  t.equal(code, 0, `exits with code 0\n${stdout}\n${stderr}`)
+  t.match(stdout, new RegExp(`^\\| direct to the echo backend \\| [1-9]\\d* \\| ${number} \\| 1\\.00× \\| - \\|$`, 'm'))
+  t.match(stdout, new RegExp(`^\\| goload plugin \\(tunnel\\) \\| [1-9]\\d* \\| ${number} \\| ${number}× \\| ${number} ms \\|$`, 'm'))
+})
+
+t.test('bench:memory opens idle connections and WebSockets on goload and prints the RSS they add', async (t) => {
+  const { code, stdout, stderr } = await runBench('memory.ts', { CONNECTIONS: '20', WEBSOCKETS: '5', SETTLE: '0' })
+  t.equal(code, 0, `exits with code 0\n${stdout}\n${stderr}`)
+  const mib = String.raw`-?\d+\.\d MiB`
+  t.match(stdout, new RegExp(`^\\| goload plugin \\| ${mib} \\| ${mib} \\| ${mib} \\| ${mib} \\| ${mib} \\|$`, 'm'))
+})
+
+t.test('npm run bench: the workers scenario gives each goload command row a CPU per request, summed over its processes', async (t) => {
+  const { code, stdout, stderr } = await runBench('run.ts', { SCENARIOS: 'workers', DURATION: '1', WARMUP: '0', ROUNDS: '1' })
+  t.equal(code, 0, `exits with code 0\n${stdout}\n${stderr}`)
+  t.match(stdout, /\| +p99 \| +CPU\/req \|/)
+  for (const workers of [1, 2]) {
+    t.match(stdout, new RegExp(`^\\| goload command, --workers ${workers} +\\| +\\d+ \\|.*\\| +${number} µs \\|`, 'm'), `--workers ${workers} has a CPU/req`)
+  }
+})

@@ -48,6 +48,12 @@ export class Deadlines<Attempt extends TimedAttempt> {
     last.deadlineIndex = index
   }
 
+  /** The pool is closing, its requests done: the interval (unref'd, but a timer all the same) goes now. */
+  close (): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
   #sweep = (): void => {
     const attempts = this.#attempts
     if (attempts.length === 0) {

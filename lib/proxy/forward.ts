@@ -591,9 +591,10 @@ export class Forwarder {
     }
   }
 
-  /** Drops what the client is still sending: the pool is closing. */
+  /** Drops what the client is still sending, and stops the deadline sweep: the pool is closing. */
   close (): void {
     this.watch.close()
+    this.deadlines.close()
   }
 }
 

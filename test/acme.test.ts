@@ -11,7 +11,7 @@ import t, { type Test } from 'tap'
 import { configFolder } from './helpers/config-files.js'
 import { freePort, runMain, type MainRun } from './helpers/cli.js'
 import { startPebble, withoutPebble, type Pebble } from './helpers/pebble.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, getOnSocket } from './helpers/raw.js'
 import { startRedis, withoutRedis } from './helpers/redis.js'
 import { deadUrl, waitFor } from './helpers/servers.js'
 import { TestPki, type KeyPair } from './helpers/tls.js'
@@ -172,10 +172,10 @@ t.test('renewal swaps the certificate for new handshakes; a connection opened be
   await goload.run.logged(/certificate issued/, 'the certificate to be issued')
   const before = await handshake(t, goload.tls, 'renew.acme.example.com', await pebble.root())
   const old = before.getPeerCertificate().fingerprint256
-  t.match(await redirected(before), /^HTTP\/1\.1 502 /, 'the connection serves (its pool has no live backend)')
+  t.match(await getOnSocket(before, '/', 'renew.acme.example.com'), /^HTTP\/1\.1 502 /, 'the connection serves (its pool has no live backend)')
   await waitFor(() => (goload.run.logs().match(/certificate issued/g)?.length ?? 0) >= 2, 'the renewal')
   t.not(await fingerprint(t, goload.tls, 'renew.acme.example.com'), old, 'new handshakes get the renewed certificate')
-  t.match(await redirected(before), /^HTTP\/1\.1 502 /, 'the connection opened before still serves')
+  t.match(await getOnSocket(before, '/', 'renew.acme.example.com'), /^HTTP\/1\.1 502 /, 'the connection opened before still serves')
   t.equal(before.getPeerCertificate().fingerprint256, old, 'with the certificate it was opened with')
 })
 
@@ -368,20 +368,6 @@ pools:
   t.match(check.stderr(), /fine\.yaml:10: listeners\[2\]\.tls\.acme\.directoryCa: cannot read .*missing\.pem/)
   t.equal(check.stderr().split('\n').filter(Boolean).length, 2, 'nothing else: the CA and Redis are not asked')
 })
-
-/** One request on an open TLS connection, read to the end of its body. */
-async function redirected (socket: tls.TLSSocket): Promise<string> {
-  let text = ''
-  const onData = (chunk: Buffer): void => { text += chunk.toString('latin1') }
-  socket.on('data', onData)
-  socket.write('GET / HTTP/1.1\r\nHost: renew.acme.example.com\r\n\r\n')
-  await waitFor(() => {
-    const length = /content-length: (\d+)/i.exec(text)
-    return length !== null && text.length >= text.indexOf('\r\n\r\n') + 4 + Number(length[1])
-  }, 'a whole response')
-  socket.off('data', onData)
-  return text
-}
 
 async function filesUnder (dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true })

@@ -9,8 +9,8 @@ import tls from 'node:tls'
 import t, { type Test } from 'tap'
 import { configFolder } from './helpers/config-files.js'
 import { freePort, runMain } from './helpers/cli.js'
-import { deadline } from './helpers/raw.js'
-import { startBackend, waitFor } from './helpers/servers.js'
+import { deadline, getOnSocket } from './helpers/raw.js'
+import { startBackend } from './helpers/servers.js'
 import { TestPki, type KeyPair } from './helpers/tls.js'
 import { Listeners } from '../lib/cli/listeners.js'
 
@@ -41,20 +41,6 @@ async function presented (t: Test, port: number, servername?: string): Promise<s
   const name = nameOf(socket.getPeerCertificate())
   socket.destroy()
   return name
-}
-
-/** One HTTP/1.1 request on an open TLS connection, read to the end of its body (the backend sends a length). */
-async function get (socket: tls.TLSSocket, path: string): Promise<string> {
-  let text = ''
-  const onData = (chunk: Buffer): void => { text += chunk.toString('latin1') }
-  socket.on('data', onData)
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: a.example.com\r\n\r\n`)
-  await waitFor(() => {
-    const length = /content-length: (\d+)/i.exec(text)
-    return length !== null && text.length >= text.indexOf('\r\n\r\n') + 4 + Number(length[1])
-  }, 'a whole response')
-  socket.off('data', onData)
-  return text
 }
 
 /** goload with a TLS listener (certificates a, b, cn, written next to the config) and a TLSv1.3-only one. */
@@ -142,7 +128,7 @@ t.test('SIGHUP re-reads the files: new handshakes get the new certificate, a con
   const { port, run, files } = await start(t)
   const before = await handshake(t, port, { servername: 'a.example.com' })
   const old = before.getPeerCertificate().fingerprint256
-  t.match(await get(before, '/'), /^HTTP\/1\.1 200 /)
+  t.match(await getOnSocket(before, '/', 'a.example.com'), /^HTTP\/1\.1 200 /)
 
   const renewed = pki.server(ca, { dns: ['a.example.com', 'new.example.com'] })
   await files('a', renewed)
@@ -152,7 +138,7 @@ t.test('SIGHUP re-reads the files: new handshakes get the new certificate, a con
   t.equal(await presented(t, port, 'a.example.com'), 'DNS:a.example.com, DNS:new.example.com', 'SNI: the new certificate')
   t.equal(await presented(t, port), 'DNS:a.example.com, DNS:new.example.com', 'no SNI: the new default')
   t.not((await handshake(t, port, { servername: 'a.example.com' })).getPeerCertificate().fingerprint256, old)
-  t.match(await get(before, '/'), /^HTTP\/1\.1 200 /, 'the connection from before the reload still serves')
+  t.match(await getOnSocket(before, '/', 'a.example.com'), /^HTTP\/1\.1 200 /, 'the connection from before the reload still serves')
   t.equal(before.getPeerCertificate().fingerprint256, old, 'with the certificate it was opened with')
 })
 

@@ -300,3 +300,24 @@ export async function slowUploads (t: Test, port: number, count: number, content
   t.teardown(end)
   return { end }
 }
+
+/** One HTTP/1.1 GET on an open connection (plain or TLS), read to the end of its body (the answer sends a length). */
+export async function getOnSocket (socket: net.Socket, path: string, host: string): Promise<string> {
+  let text = ''
+  let onData = (_chunk: Buffer): void => {}
+  const whole = new Promise<void>((resolve) => {
+    onData = (chunk) => {
+      text += chunk.toString('latin1')
+      const length = /content-length: (\d+)/i.exec(text)
+      if (length !== null && text.length >= text.indexOf('\r\n\r\n') + 4 + Number(length[1])) resolve()
+    }
+  })
+  socket.on('data', onData)
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`)
+  try {
+    await deadline(whole, 10_000, 'a whole response')
+  } finally {
+    socket.off('data', onData)
+  }
+  return text
+}

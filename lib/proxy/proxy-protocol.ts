@@ -1,6 +1,7 @@
 import { BlockList, isIPv4, type Server, type Socket } from 'node:net'
 import tls from 'node:tls'
 import type { ListenerConfig } from '../config/schema.js'
+import { namedRanges } from '../config/trusted-proxies.js'
 import { parseProxyHeader, ProxyHeaderError, type ProxySource } from './proxy-protocol-header.js'
 
 /** nginx's proxy_protocol_timeout: how long a connection may take to send its header. */
@@ -14,13 +15,6 @@ export interface ProxyProtocol {
   timeout: number
 }
 
-// @fastify/proxy-addr's names, so `trusted` reads like `trustProxy`.
-const namedRanges: Record<string, string[]> = {
-  loopback: ['127.0.0.0/8', '::1/128'],
-  linklocal: ['169.254.0.0/16', 'fe80::/10'],
-  uniquelocal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']
-}
-
 /** What `listeners[].proxyProtocol` stands for; undefined when it is off. Its entries were checked with the config. */
 export function proxyProtocolOf ({ proxyProtocol }: Pick<ListenerConfig, 'proxyProtocol'>): ProxyProtocol | undefined {
   if (proxyProtocol === undefined || proxyProtocol === false) return undefined
@@ -28,7 +22,7 @@ export function proxyProtocolOf ({ proxyProtocol }: Pick<ListenerConfig, 'proxyP
   let trusted: BlockList | undefined
   if (entries !== undefined) {
     trusted = new BlockList()
-    for (const entry of entries.flatMap((entry) => namedRanges[entry] ?? [entry])) {
+    for (const entry of entries.flatMap((entry) => Object.hasOwn(namedRanges, entry) ? namedRanges[entry] : [entry])) {
       const [address, prefix] = entry.split('/')
       const family = isIPv4(address) ? 'ipv4' : 'ipv6'
       if (prefix === undefined) trusted.addAddress(address, family)

@@ -1,4 +1,5 @@
-// `npm run bench:memory`: what idle clients cost a balancer in resident memory, goload beside nginx. For each: RSS
+// `npm run bench:memory`: what idle clients cost a balancer in resident memory, goload beside nginx and
+// @fastify/http-proxy (Node's floor). For each: RSS
 // (the process and its children, from /proc) before and after CONNECTIONS keep-alive client connections, each having
 // had one request answered and then left idle; then, after closing them, before and after WEBSOCKETS open WebSockets
 // tunnelled to an echo backend. The figures are the differences, scaled to 10,000 connections and 1,000 WebSockets.
@@ -74,6 +75,14 @@ const balancers: Balancer[] = [
         }
       }]
     : []),
+  {
+    // Node's own cost per connection, with no balancing: what a Node proxy starts from.
+    name: '@fastify/http-proxy, one upstream',
+    async start (group, echo) {
+      const proxy = await group.node('http-proxy-single.ts', ['0', echo, '--websocket'], { label: 'http-proxy-memory' })
+      return { port: proxy.ports[0], pid: proxy.child.pid! }
+    }
+  },
   {
     name: 'goload plugin',
     async start (group, echo) {

@@ -26,11 +26,13 @@ t.test('bench:websocket echoes messages through goload and directly, and prints 
   t.match(stdout, new RegExp(`^\\| goload plugin \\(tunnel\\) \\| [1-9]\\d* \\| ${number} \\| ${number}× \\| ${number} ms \\|$`, 'm'))
 })
 
-t.test('bench:memory opens idle connections and WebSockets on goload and prints the RSS they add', async (t) => {
+t.test('bench:memory opens idle connections and WebSockets on goload and @fastify/http-proxy and prints the RSS they add', async (t) => {
   const { code, stdout, stderr } = await runBench('memory.ts', { CONNECTIONS: '20', WEBSOCKETS: '5', SETTLE: '0' })
   t.equal(code, 0, `exits with code 0\n${stdout}\n${stderr}`)
   const mib = String.raw`-?\d+\.\d MiB`
-  t.match(stdout, new RegExp(`^\\| goload plugin \\| ${mib} \\| ${mib} \\| ${mib} \\| ${mib} \\| ${mib} \\|$`, 'm'))
+  for (const name of ['@fastify/http-proxy, one upstream', 'goload plugin']) {
+    t.match(stdout, new RegExp(`^\\| ${name} \\| ${mib} \\| ${mib} \\| ${mib} \\| ${mib} \\| ${mib} \\|$`, 'm'), `a row for ${name}`)
+  }
 })
 
 t.test('npm run bench: the workers scenario gives each goload command row a CPU per request, summed over its processes', async (t) => {

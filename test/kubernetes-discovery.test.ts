@@ -1,48 +1,15 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { AddressInfo } from 'node:net'
 import type { Test } from 'tap'
 import t from 'tap'
 import { request } from './helpers/client.js'
-import { endpointSlice, FakeApiServer, type TestEndpoint } from './helpers/kubernetes.js'
+import { endpoints, endpointSlice, FakeApiServer, startPods, type TestEndpoint } from './helpers/kubernetes.js'
 import { capturedLogs } from './helpers/logs.js'
-import { closeServer, settled, startBalancer, waitFor } from './helpers/servers.js'
+import { settled, startBalancer, waitFor } from './helpers/servers.js'
 import { TestPki } from './helpers/tls.js'
 
 const token = 'test-token-1'
-
-interface Pods {
-  /** The port every pod listens on, as a Service's pods do. */
-  port: number
-  /** Pod name → its address; each pod answers its own name. */
-  address: Record<string, string>
-  /** Requests to /hold wait here, by pod, until released. */
-  held: Map<string, () => void>
-}
-
-/** Real backends, one per pod, each on its own loopback address (127.0.0.0/8 is all loopback) and the same port. */
-async function startPods (t: Test, names: string[]): Promise<Pods> {
-  const pods: Pods = { port: 0, address: {}, held: new Map() }
-  for (const [index, name] of names.entries()) {
-    const address = `127.0.0.${index + 1}`
-    const server = http.createServer((req, res) => {
-      req.resume()
-      if (req.url === '/hold') pods.held.set(name, () => res.end(`${name}, held`))
-      else res.end(name)
-    })
-    await new Promise<void>((resolve) => server.listen(pods.port, address, resolve))
-    pods.port = (server.address() as AddressInfo).port
-    pods.address[name] = address
-    t.teardown(() => closeServer(server))
-  }
-  return pods
-}
-
-function endpoints (pods: Pods, conditions: Record<string, Omit<TestEndpoint, 'pod' | 'address'>>): TestEndpoint[] {
-  return Object.entries(conditions).map(([pod, condition]) => ({ pod, address: pods.address[pod], ...condition }))
-}
 
 async function startDiscovering (t: Test, api: FakeApiServer, extra: Record<string, unknown> = {}, level = 'warn') {
   const logs = capturedLogs(level)

@@ -34,6 +34,37 @@ export function endpointSlice (name: string, service: string, port: number, endp
   return slice
 }
 
+export interface Pods {
+  /** The port every pod listens on, as a Service's pods do. */
+  port: number
+  /** Pod name → its address; each pod answers its own name. */
+  address: Record<string, string>
+  /** Requests to /hold wait here, by pod, until released. */
+  held: Map<string, () => void>
+}
+
+/** Real backends, one per pod, each on its own loopback address (127.0.0.0/8 is all loopback) and the same port. */
+export async function startPods (t: Test, names: string[]): Promise<Pods> {
+  const pods: Pods = { port: 0, address: {}, held: new Map() }
+  for (const [index, name] of names.entries()) {
+    const address = `127.0.0.${index + 1}`
+    const server = http.createServer((req, res) => {
+      req.resume()
+      if (req.url === '/hold') pods.held.set(name, () => res.end(`${name}, held`))
+      else res.end(name)
+    })
+    await new Promise<void>((resolve) => server.listen(pods.port, address, resolve))
+    pods.port = (server.address() as AddressInfo).port
+    pods.address[name] = address
+    t.teardown(() => closeServer(server))
+  }
+  return pods
+}
+
+export function endpoints (pods: Pods, conditions: Record<string, Omit<TestEndpoint, 'pod' | 'address'>>): TestEndpoint[] {
+  return Object.entries(conditions).map(([pod, condition]) => ({ pod, address: pods.address[pod], ...condition }))
+}
+
 interface Watcher {
   response: http.ServerResponse
   version: number

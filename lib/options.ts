@@ -516,7 +516,9 @@ function normalizeDiscovery (options: DiscoveryOptions | undefined): PoolConfig[
   const key = 'discovery.kubernetes'
   if (k8s === null || typeof k8s !== 'object') throw new InvalidOptionError(`${key} must be an object like { service: 'api', port: 'http' }`)
   checkKeys(key, k8s, new Set(['service', 'namespace', 'port', 'apiServer', 'token', 'tokenFile', 'ca', 'retryDelay']))
-  const { service, namespace, port, apiServer, token, tokenFile, ca } = k8s
+  const { service, namespace, apiServer, token, tokenFile, ca } = k8s
+  // A number from the environment (`port: ${PORT}`) arrives as a string: the slices list port numbers as numbers.
+  const port = typeof k8s.port === 'string' && /^\d+$/.test(k8s.port) ? Number(k8s.port) : k8s.port
   if (typeof service !== 'string' || !dnsLabel.test(service)) {
     throw new InvalidOptionError(`${key}.service must be a Service name (lowercase letters, digits and '-'), got ${JSON.stringify(service)}`)
   }

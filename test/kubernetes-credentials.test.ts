@@ -72,4 +72,5 @@ t.test('bad discovery options are refused, naming the key', async (t) => {
   const config = normalizeOptions({ discovery: { kubernetes: { service: 'api', port: 8080 } } })
   t.same(config.backends, [], 'backends may be left out beside discovery')
   t.equal(config.discovery?.kubernetes.retryDelay, 1000)
+  t.equal(normalizeOptions({ discovery: { kubernetes: { service: 'api', port: '8080' } } }).discovery?.kubernetes.port, 8080, 'digits (an environment variable substituted) are a port number, not a name')
 })

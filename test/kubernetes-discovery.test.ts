@@ -36,6 +36,7 @@ t.test('ready endpoints are added as backends named after their pods, and take t
   t.same(ids(), ['api-a', 'api-b'], 'listed before the app is ready')
   t.equal(backends().find((b) => b.id === 'api-a')?.url, `http://127.0.0.1:${pods.port}`)
   t.same(await landed(url, 6), ['api-a', 'api-b'])
+  await waitFor(() => api.openWatches === 1, 'the watch')
   t.match(api.watches[0], /resourceVersion=\d+/, 'the watch starts from the list\'s resourceVersion')
 
   api.put(endpointSlice('api-x1', 'api', pods.port, endpoints(pods, { 'api-a': { ready: true }, 'api-b': { ready: true }, 'api-c': { ready: true } })))
@@ -144,11 +145,17 @@ t.test('410 Gone lists again: as an ERROR event in the watch, and as the watch\'
   t.equal(version(api.watches.at(-1)), String(api.version), 'resumed from the last event\'s resourceVersion')
   t.equal(api.lists.length, 2, 'a watch the server ended resumes without a list')
 
+  // The next watch, from a version compacted away meanwhile, is answered 410 itself.
+  await waitFor(() => api.openWatches === 1, 'the resumed watch')
   api.goneAsStatus = true
   api.replaceQuietly([endpointSlice('api-x1', 'api', pods.port, endpoints(pods, { 'api-a': {} }))])
-  api.expire()
+  api.expire(false)
+  const watches = api.watches.length
+  api.endWatches()
   await waitFor(() => ids().join() === 'api-a', 'the re-list after an HTTP 410')
   t.equal(api.lists.length, 3)
+  await waitFor(() => api.openWatches === 1, 'the watch after the re-list')
+  t.equal(api.watches.length, watches + 2, 'one watch answered 410, then one from the new list')
   await settled(app)
 })
 
@@ -218,6 +225,7 @@ t.test('in a cluster: HTTPS to KUBERNETES_SERVICE_HOST with the CA file, and a t
   t.same(ids(), ['api-a'], 'listed over HTTPS, the server\'s certificate checked against the CA file')
   t.equal((await request(url)).body, 'api-a')
 
+  await waitFor(() => api.openWatches === 1, 'the watch, made with the first token')
   // The kubelet writes a new token; the API server stops taking the old one and ends the watch.
   await writeFile(join(dir, 'token'), 'token-2\n')
   api.token = 'token-2'

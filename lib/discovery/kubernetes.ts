@@ -51,7 +51,7 @@ export class KubernetesDiscovery {
         this.#apply()
       },
       failed: (error) => {
-        this.#log.warn({ err: error, backends: this.#workers.size }, 'goload: Kubernetes API unreachable, keeping the backends known until it answers again')
+        this.#log.warn({ err: error, backends: this.#workers.size }, 'goload: Kubernetes API unreachable or refusing, keeping the backends known until it answers again')
       },
       reachable: () => { this.#log.info('goload: Kubernetes API reachable again') }
     })

@@ -136,10 +136,14 @@ export class FakeApiServer {
     this.#version++
   }
 
-  /** Compacts history: every version so far is too old to watch from; open watches get an ERROR 410 event. */
-  expire (): void {
+  /**
+   * Compacts history: every version so far is too old to watch from. Open watches get an ERROR 410 event, unless
+   * `tell` is false: then only the next watch learns it, from its 410 status (goneAsStatus) or event.
+   */
+  expire (tell = true): void {
     this.#oldest = ++this.#version
     this.#events.length = 0
+    if (!tell) return
     for (const watcher of this.#watchers) {
       this.#watchers.delete(watcher)
       this.#gone(watcher.response)

@@ -43,6 +43,12 @@ t.test('ready endpoints are added as backends named after their pods, and take t
   await waitFor(() => ids().length === 3, 'the new endpoint to be added')
   t.same(await landed(url, 9), ['api-a', 'api-b', 'api-c'])
   t.equal(api.lists.length, 1, 'one list, then the watch')
+
+  // Removed through the API (the admin's DELETE): the next change to the slices brings the pod back.
+  await app.goload.remove('api-c')
+  t.same(ids(), ['api-a', 'api-b'])
+  api.put(endpointSlice('api-x1', 'api', pods.port, endpoints(pods, { 'api-a': {}, 'api-b': {}, 'api-c': { ready: true, serving: true } })))
+  await waitFor(() => ids().length === 3, 'the removed pod to be added again')
   await settled(app)
 })
 

@@ -33,6 +33,7 @@ export class KubernetesDiscovery {
   /** The last warning about the slices, so it is given once. */
   #warned = ''
   #stopped: Promise<void> | undefined
+  readonly #unwatch: () => void
 
   constructor (pool: Pool, log: FastifyBaseLogger, config: KubernetesDiscoveryConfig, maxPending: number, credentials: KubernetesCredentials = credentialsOf(config)) {
     this.#pool = pool
@@ -55,6 +56,14 @@ export class KubernetesDiscovery {
       },
       reachable: () => { this.#log.info('goload: Kubernetes API reachable again') }
     })
+    // One of its backends removed by someone else (the admin API, remove()): the discovery forgets it, so the pod's
+    // next change in the slices adds it again, rather than never.
+    this.#unwatch = pool.watch((worker) => {
+      if (this.#workers.get(worker.id) === worker && !this.#removing.has(worker) && !pool.workers.includes(worker)) {
+        this.#workers.delete(worker.id)
+        this.#drained.delete(worker)
+      }
+    })
   }
 
   /** Resolves once the first list has answered (or failed: the pool then starts empty and fills when it answers). */
@@ -64,6 +73,7 @@ export class KubernetesDiscovery {
 
   /** Stops watching; the backends found stay in the pool (a retiring pool removes them itself). */
   stop (): Promise<void> {
+    this.#unwatch()
     this.#stopped ??= this.#watch.stop()
     return this.#stopped
   }

@@ -189,7 +189,11 @@ export type SharedPoolOptions = RouteOptions & {
   pool: string
 } & { [Key in Exclude<keyof GoloadOptions, keyof RouteOptions | 'pool'>]?: never }
 
-export interface GoloadOptions extends RouteOptions {
+/** A registration's options: backends listed, found through discovery, or both; at least one of them. */
+export type GoloadOptions = PoolOptions & ({ backends: Array<string | BackendOptions> } | { discovery: DiscoveryOptions })
+
+/** Every option of a registration that makes a pool; GoloadOptions says which of them it needs. */
+export interface PoolOptions extends RouteOptions {
   /** The pool's backends; may be left out (or empty) when `discovery` finds them. */
   backends?: Array<string | BackendOptions>
   /** Backends found at run time, beside or instead of `backends`: Kubernetes EndpointSlices (README, Kubernetes service discovery). */
@@ -354,7 +358,7 @@ const knownKeys = new Set([
   'discovery', ...routeKeys
 ])
 
-export function normalizeOptions (options: GoloadOptions): PoolConfig {
+export function normalizeOptions (options: PoolOptions): PoolConfig {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('options must be an object with a backends array')
   }
@@ -641,7 +645,7 @@ function statusMatcher (expect: string | number | Array<string | number>): (stat
 
 const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
-function normalizeHash (strategy: Strategy, options: GoloadOptions): Pick<PoolConfig, 'hashOn' | 'balanceFactor'> {
+function normalizeHash (strategy: Strategy, options: PoolOptions): Pick<PoolConfig, 'hashOn' | 'balanceFactor'> {
   const { hashOn, balanceFactor } = options
   if (strategy !== 'hash') {
     for (const key of ['hashOn', 'balanceFactor'] as const) {

@@ -11,14 +11,14 @@ import { startBackend, stopBackend } from './backend.js'
 const file = new URL('goload.yaml', import.meta.url).pathname
 const config = await loadConfig(file)
 const pool = config.pools.hello
-const urls = pool.backends.map((backend) => new URL(typeof backend === 'string' ? backend : backend.url))
+const urls = (pool.backends ?? []).map((backend) => new URL(typeof backend === 'string' ? backend : backend.url))
 
 const backends = await Promise.all(urls.map((url, index) => startBackend({
   id: index + 1,
   port: process.env.BACKEND_PORTS === '0' ? 0 : Number(url.port),
   host: url.hostname
 })))
-pool.backends = pool.backends.map((backend, index) => {
+pool.backends = (pool.backends ?? []).map((backend, index) => {
   const url = `http://127.0.0.1:${(backends[index].address() as AddressInfo).port}`
   return typeof backend === 'string' ? url : { ...backend, url }
 })

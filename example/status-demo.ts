@@ -18,7 +18,7 @@ const delays: Delay[] = [[5, 20], [5, 20], [40, 120]]
 
 const config = await loadConfig(new URL('goload.yaml', import.meta.url).pathname)
 const pool = config.pools.hello
-const urls = pool.backends.map((backend) => new URL(typeof backend === 'string' ? backend : backend.url))
+const urls = (pool.backends ?? []).map((backend) => new URL(typeof backend === 'string' ? backend : backend.url))
 const backends = await Promise.all(urls.map((url, index) => startBackend({
   id: index + 1,
   port: process.env.BACKEND_PORTS === '0' ? 0 : Number(url.port),

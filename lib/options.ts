@@ -45,6 +45,33 @@ export interface ResolveOptions {
   lookup?: (hostname: string) => Promise<string[]>
 }
 
+export interface DiscoveryOptions {
+  kubernetes: KubernetesDiscoveryOptions
+}
+
+/**
+ * The ready endpoints of a Kubernetes Service, from its EndpointSlices (discovery.k8s.io/v1), each a backend named
+ * after its pod. In a cluster the service account is used; outside one, give apiServer and token or tokenFile.
+ */
+export interface KubernetesDiscoveryOptions {
+  /** The Service's name: its slices carry the label kubernetes.io/service-name=<service>. */
+  service: string
+  /** Default: the pod's own namespace (the service account's namespace file), else 'default'. */
+  namespace?: string
+  /** The Service port's name, or the endpoints' port number. Default: the only port the slices list. */
+  port?: string | number
+  /** https://host:port of the API server. Default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT. */
+  apiServer?: string
+  /** A bearer token. */
+  token?: string
+  /** A file holding the bearer token, read again for each request (projected tokens rotate). Default: the service account's. */
+  tokenFile?: string
+  /** The API server's CA: a PEM file, or PEM text. Default: the service account's ca.crt, else Node's public CAs. */
+  ca?: string
+  /** ms before the first retry when the API server cannot be reached; each retry doubles it, up to 30 s. Default 1000. */
+  retryDelay?: number
+}
+
 export interface PassiveHealthOptions {
   /** Connection errors and timeouts within `window` that eject a backend. Default 3. */
   maxFails?: number
@@ -162,8 +189,15 @@ export type SharedPoolOptions = RouteOptions & {
   pool: string
 } & { [Key in Exclude<keyof GoloadOptions, keyof RouteOptions | 'pool'>]?: never }
 
-export interface GoloadOptions extends RouteOptions {
-  backends: Array<string | BackendOptions>
+/** A registration's options: backends listed, found through discovery, or both; at least one of them. */
+export type GoloadOptions = PoolOptions & ({ backends: Array<string | BackendOptions> } | { discovery: DiscoveryOptions })
+
+/** Every option of a registration that makes a pool; GoloadOptions says which of them it needs. */
+export interface PoolOptions extends RouteOptions {
+  /** The pool's backends; may be left out (or empty) when `discovery` finds them. */
+  backends?: Array<string | BackendOptions>
+  /** Backends found at run time, beside or instead of `backends`: Kubernetes EndpointSlices (README, Kubernetes service discovery). */
+  discovery?: DiscoveryOptions
   /** Only in a route that shares another registration's pool (see SharedPoolOptions). */
   pool?: never
   /** Names this pool for `fastify.goload.pool(name)`. Defaults to the host and prefix, or `'default'`. */
@@ -264,6 +298,8 @@ export interface PoolConfig {
   clientTimeout: number
   clientMinRate: number
   backends: BackendConfig[]
+  /** Backends found at run time (the `discovery` option). */
+  discovery: { kubernetes: KubernetesDiscoveryConfig } | undefined
   tls: TlsOptions | undefined
   allowH2: boolean
   /** The TLS settings of each https origin, for the undici pool that connects to it; add() records its backends too. */
@@ -273,6 +309,15 @@ export interface PoolConfig {
    * pool for one of these speaks HTTP/2 with prior knowledge. add(), reloads and DNS discovery record theirs too.
    */
   h2c: Set<string>
+}
+
+export interface KubernetesDiscoveryConfig extends Required<Pick<KubernetesDiscoveryOptions, 'service' | 'retryDelay'>> {
+  namespace: string | undefined
+  port: string | number | undefined
+  apiServer: string | undefined
+  token: string | undefined
+  tokenFile: string | undefined
+  ca: string | undefined
 }
 
 export const defaults = {
@@ -292,6 +337,7 @@ export const defaults = {
   // As before the option: an open WebSocket is the application's to keep alive (nginx cuts one idle for 60 s).
   tunnelIdleTimeout: 0,
   resolveInterval: 30_000,
+  kubernetesRetryDelay: 1000,
   ewmaDecay: 10_000,
   // Envoy's hash_balance_factor default (125), and the paper's own example: each backend up to 25% over the average.
   balanceFactor: 1.25,
@@ -309,18 +355,19 @@ const knownKeys = new Set([
   'backends', 'name', 'prefix', 'strategy', 'timeout', 'connections', 'pipelining', 'retries', 'retryNonIdempotent',
   'passiveHealth', 'healthCheck', 'slowStart', 'maxPending', 'queue', 'closeTimeout', 'tunnelIdleTimeout', 'ewmaDecay',
   'connectTimeout', 'bufferBody', 'clientTimeout', 'clientMinRate', 'tls', 'allowH2', 'hashOn', 'balanceFactor',
-  ...routeKeys
+  'discovery', ...routeKeys
 ])
 
-export function normalizeOptions (options: GoloadOptions): PoolConfig {
+export function normalizeOptions (options: PoolOptions): PoolConfig {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('options must be an object with a backends array')
   }
   checkKeys('', options, knownKeys)
 
-  const { backends } = options
-  if (!Array.isArray(backends) || backends.length === 0) {
-    throw new InvalidOptionError('backends must be a non-empty array of http(s) URLs or { url, id?, weight? } objects')
+  const discovery = normalizeDiscovery(options.discovery)
+  const backends = options.backends ?? []
+  if (!Array.isArray(backends) || (backends.length === 0 && discovery === undefined)) {
+    throw new InvalidOptionError('backends must be a non-empty array of http(s) URLs or { url, id?, weight? } objects (or give discovery)')
   }
   const maxPending = limit('maxPending', options.maxPending, Infinity)
   const tls = normalizeTls('tls', options.tls)
@@ -387,6 +434,7 @@ export function normalizeOptions (options: GoloadOptions): PoolConfig {
     clientTimeout: positiveInteger('clientTimeout', options.clientTimeout, defaults.clientTimeout),
     clientMinRate: count('clientMinRate', options.clientMinRate, defaults.clientMinRate),
     backends: configs,
+    discovery,
     tls,
     allowH2: options.allowH2 ?? false,
     backendTls,
@@ -457,6 +505,69 @@ function normalizeResolve (options: ResolveOptions, key: string): Required<Resol
 async function systemLookup (hostname: string): Promise<string[]> {
   const addresses = await lookup(hostname, { all: true })
   return addresses.map((entry) => entry.address)
+}
+
+// Kubernetes names: a Service or namespace is a DNS label (RFC 1035), a port name an IANA service name.
+const dnsLabel = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/
+const portName = /^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$/
+
+/** The `discovery` option: what finds backends at run time, checked without reaching for it (--check runs this too). */
+function normalizeDiscovery (options: DiscoveryOptions | undefined): PoolConfig['discovery'] {
+  if (options === undefined) return undefined
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('discovery must be an object like { kubernetes: { service: \'api\' } }')
+  checkKeys('discovery', options, new Set(['kubernetes']))
+  const k8s = options.kubernetes
+  const key = 'discovery.kubernetes'
+  if (k8s === null || typeof k8s !== 'object') throw new InvalidOptionError(`${key} must be an object like { service: 'api', port: 'http' }`)
+  checkKeys(key, k8s, new Set(['service', 'namespace', 'port', 'apiServer', 'token', 'tokenFile', 'ca', 'retryDelay']))
+  const { service, namespace, apiServer, token, tokenFile, ca } = k8s
+  // A number from the environment (`port: ${PORT}`) arrives as a string: the slices list port numbers as numbers.
+  const port = typeof k8s.port === 'string' && /^\d+$/.test(k8s.port) ? Number(k8s.port) : k8s.port
+  if (typeof service !== 'string' || !dnsLabel.test(service)) {
+    throw new InvalidOptionError(`${key}.service must be a Service name (lowercase letters, digits and '-'), got ${JSON.stringify(service)}`)
+  }
+  if (namespace !== undefined && (typeof namespace !== 'string' || !dnsLabel.test(namespace))) {
+    throw new InvalidOptionError(`${key}.namespace must be a namespace name (lowercase letters, digits and '-'), got ${JSON.stringify(namespace)}`)
+  }
+  const portOk = typeof port === 'number' ? Number.isInteger(port) && port >= 1 && port <= 65535 : typeof port === 'string' && portName.test(port)
+  if (port !== undefined && !portOk) {
+    throw new InvalidOptionError(`${key}.port must be a port name (as the Service names it) or a number from 1 to 65535, got ${JSON.stringify(port)}`)
+  }
+  if (apiServer !== undefined && !isApiServer(apiServer)) {
+    throw new InvalidOptionError(`${key}.apiServer must be an origin like https://10.0.0.1:6443, got ${JSON.stringify(apiServer)}`)
+  }
+  if (token !== undefined && tokenFile !== undefined) {
+    throw new InvalidOptionError(`${key}.token and ${key}.tokenFile are one setting: give one of them`)
+  }
+  if (token !== undefined && (typeof token !== 'string' || !/^\S+$/.test(token))) {
+    throw new InvalidOptionError(`${key}.token must be a non-empty string without whitespace`)
+  }
+  for (const [name, value] of [['tokenFile', tokenFile], ['ca', ca]] as const) {
+    if (value !== undefined && (typeof value !== 'string' || value.trim() === '')) {
+      throw new InvalidOptionError(`${key}.${name} must be a ${name === 'ca' ? 'PEM file path or PEM text' : 'file path'}, got ${JSON.stringify(value)}`)
+    }
+  }
+  return {
+    kubernetes: {
+      service,
+      namespace,
+      port,
+      apiServer: apiServer === undefined ? undefined : new URL(apiServer).origin,
+      token,
+      tokenFile,
+      ca,
+      retryDelay: positiveInteger(`${key}.retryDelay`, k8s.retryDelay, defaults.kubernetesRetryDelay)
+    }
+  }
+}
+
+function isApiServer (url: unknown): boolean {
+  try {
+    const parsed = new URL(url as string)
+    return (parsed.protocol === 'https:' || parsed.protocol === 'http:') && parsed.pathname === '/' && parsed.search === ''
+  } catch {
+    return false
+  }
 }
 
 function normalizePassiveHealth (options: PassiveHealthOptions | false | undefined): PoolConfig['passiveHealth'] {
@@ -534,7 +645,7 @@ function statusMatcher (expect: string | number | Array<string | number>): (stat
 
 const token = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
-function normalizeHash (strategy: Strategy, options: GoloadOptions): Pick<PoolConfig, 'hashOn' | 'balanceFactor'> {
+function normalizeHash (strategy: Strategy, options: PoolOptions): Pick<PoolConfig, 'hashOn' | 'balanceFactor'> {
   const { hashOn, balanceFactor } = options
   if (strategy !== 'hash') {
     for (const key of ['hashOn', 'balanceFactor'] as const) {

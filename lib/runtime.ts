@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { HealthChecker } from './health/active.js'
+import { KubernetesDiscovery } from './discovery/kubernetes.js'
 import { Discovery } from './health/discovery.js'
 import { PassiveHealth } from './health/passive.js'
 import { h2cOrigin, type BackendConfig, type PoolConfig } from './options.js'
@@ -27,6 +28,8 @@ export class PoolRuntime {
   readonly #stops: Array<() => Promise<void> | void> = []
   /** The health probes' connections, when the pool has active health checks. */
   readonly #probes: RenewableAgent | undefined
+  /** The pool's Kubernetes discovery, when it has one: the backends it found are its own to drain and remove. */
+  #kubernetes: KubernetesDiscovery | undefined
   #cut: NodeJS.Timeout | undefined
 
   private constructor (config: PoolConfig, log: FastifyBaseLogger) {
@@ -65,7 +68,18 @@ export class PoolRuntime {
       runtime.#stops.push(() => discovery.stop())
       await discovery.start(discovered as Array<BackendConfig & { resolve: NonNullable<BackendConfig['resolve']> }>)
     }
+    const kubernetes = config.discovery?.kubernetes
+    if (kubernetes !== undefined) {
+      const discovery = runtime.#kubernetes = new KubernetesDiscovery(runtime.pool, log, kubernetes, config.maxPending)
+      runtime.#stops.push(() => discovery.stop())
+      await discovery.start()
+    }
     return runtime
+  }
+
+  /** A backend discovery found, rather than one the options list: a reload leaves it to the discovery. */
+  discovered (worker: Worker): boolean {
+    return this.#kubernetes?.owns(worker) ?? false
   }
 
   /** A backend joins the running pool, connecting with its own tls. */
@@ -113,6 +127,8 @@ export class PoolRuntime {
    */
   async retire (): Promise<void> {
     this.closing()
+    // No backend may join while the pool empties.
+    await this.#kubernetes?.stop()
     const { pool } = this
     // Its workers serve the queue as they free up; removed only once it is empty, so they go on taking from it.
     while (pool.queue.length > 0) await pool.queue.emptied()

@@ -15,7 +15,8 @@ test('require(\'fastify-goload\') is the plugin, and .default and .goload name i
 test('the types come with the CommonJS entry', () => {
   const app = Fastify()
   expect(app.goload.stats()).type.toBe<goload.PoolStats>()
-  expect<goload.GoloadOptions['backends']>().type.toBe<Array<string | goload.BackendOptions>>()
+  // Optional beside discovery (GoloadOptions needs one of the two).
+  expect<goload.GoloadOptions['backends']>().type.toBe<Array<string | goload.BackendOptions> | undefined>()
   expect(app.goload.pool('api')).type.toBe<goload.GoloadPool>()
   expect<goload.GoloadOptions['tls']>().type.toBe<goload.TlsOptions | undefined>()
   expect<goload.TlsOptions['ca']>().type.toBe<goload.Pem | goload.Pem[] | undefined>()

@@ -36,6 +36,15 @@ test('registers gRPC backends at h2c:// URLs, with gRPC health checks', async ()
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['h2c://a:1'], healthCheck: { grpc: { name: 'x' } } })
 })
 
+test('registers a pool found through Kubernetes discovery, with or without backends', async () => {
+  const app = Fastify()
+  await app.register(goload, { discovery: { kubernetes: { service: 'api', namespace: 'prod', port: 'http' } } })
+  await app.register(goload, { prefix: '/k', backends: ['http://10.0.0.12:3000'], discovery: { kubernetes: { service: 'web', port: 8080, apiServer: 'https://k8s:6443', tokenFile: '/t', ca: '/ca.pem', retryDelay: 500 } } })
+  expect(app.register).type.not.toBeCallableWith(goload, { discovery: { kubernetes: { namespace: 'prod' } } })
+  expect(app.register).type.not.toBeCallableWith(goload, { discovery: { kubernetes: { service: 'api', port: true } } })
+  expect(app.register).type.not.toBeCallableWith(goload, { pool: 'api', discovery: { kubernetes: { service: 'api' } } })
+})
+
 test('rejects options that are not the plugin\'s', () => {
   const app = Fastify()
   expect(app.register).type.not.toBeCallableWith(goload, {})

@@ -273,7 +273,7 @@ function syncBackends (runtime: PoolRuntime, backends: BackendConfig[], current:
   const wanted = new Set(listed.map((backend) => backend.id))
   const byId = (id: string): Worker | undefined => pool.workers.find((worker) => worker.id === id)
   for (const worker of [...pool.workers]) {
-    if (wanted.has(worker.id) || worker.draining || discovered.some((prefix) => worker.id.startsWith(prefix))) continue
+    if (wanted.has(worker.id) || worker.draining || runtime.discovered(worker) || discovered.some((prefix) => worker.id.startsWith(prefix))) continue
     // Drained now, gone once its requests in flight end: nobody waits for that here.
     pool.remove(worker).catch(() => {})
   }
@@ -292,7 +292,7 @@ function syncBackends (runtime: PoolRuntime, backends: BackendConfig[], current:
 /** Everything of a pool but the backends it lists: what, changed, starts the pool anew. DNS discovery is set up once. */
 function settingsOf (options: GoloadFileConfig['pools'][string]): string {
   const { backends, ...settings } = options
-  return JSON.stringify({ ...settings, discovered: backends.filter((backend) => typeof backend === 'object' && backend.resolve !== undefined) })
+  return JSON.stringify({ ...settings, discovered: (backends ?? []).filter((backend) => typeof backend === 'object' && backend.resolve !== undefined) })
 }
 
 // A listener turned from plain to TLS, or from HTTP/1.1 to h2c (or back), is a new server: the kept one cannot

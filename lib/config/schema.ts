@@ -50,10 +50,28 @@ const backend = Type.Object({
   tls: Type.Optional(tls)
 }, closed)
 
+// The pool's `discovery` option (lib/options.ts normalizeDiscovery checks what a schema cannot: token beside tokenFile).
+const kubernetesDiscovery = Type.Object({
+  service: Type.String({ pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'the Service whose EndpointSlices list the backends' }),
+  namespace: Type.Optional(Type.String({ pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'default: the pod\'s own namespace, else default' })),
+  port: Type.Optional(Type.Union([
+    Type.Integer({ minimum: 1, maximum: 65535 }),
+    Type.String({ pattern: '^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$' })
+  ], { title: 'a port name or number', description: 'the Service port\'s name, or the endpoints\' port number; default: the only port listed' })),
+  apiServer: Type.Optional(Type.String({ pattern: '^https?://', description: 'outside a cluster: https://host:port of the API server' })),
+  token: Type.Optional(Type.String({ minLength: 1, description: 'outside a cluster: a bearer token' })),
+  tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the bearer token, read again as it rotates; default: the service account\'s' })),
+  ca: Type.Optional(Type.String({ minLength: 1, description: 'the API server\'s CA: a PEM file or PEM text; default: the service account\'s' })),
+  retryDelay: Type.Optional(positiveInteger('ms before the first retry while the API server is unreachable; doubles up to 30 s'))
+}, { ...closed, description: 'the ready endpoints of a Kubernetes Service' })
+
+const discovery = Type.Object({ kubernetes: kubernetesDiscovery }, { ...closed, description: 'backends found at run time' })
+
 const statusPattern = Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: '^[1-5]xx$' })], { title: "a status code or a '2xx'-style class" })
 
 export const poolSchema = Type.Object({
-  backends: Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) or h2c URL or a { url, id?, weight? } object' }), { minItems: 1 }),
+  backends: Type.Optional(Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) or h2c URL or a { url, id?, weight? } object' }), { minItems: 1, description: 'required unless discovery' })),
+  discovery: Type.Optional(discovery),
   strategy: Type.Optional(Type.Unsafe<Strategy>({ enum: [...strategies] })),
   timeout: Type.Optional(positiveInteger('upstream timeout, ms')),
   connectTimeout: Type.Optional(positiveInteger('ms to open a connection')),

@@ -121,7 +121,7 @@ export class Listeners {
     try {
       // Each ACME block is ready to serve from here: its stored certificate, or a placeholder while it orders.
       acme = await this.#acme.prepare(servers.map(({ listener }) => listener.tls?.acme))
-      // The files are read again (the config's check read them too): a reload is how new certificates come in.
+      // As loadConfig read them (once per load: a reload is how new certificates come in).
       tlsOf = servers.map(({ listener, index }, i) => tlsConfigOf(listener, index, acme!.managers[i]))
       selectors = tlsOf.map((tls) => tls === undefined ? undefined : selectorOf(tls))
       let runtimes: Map<string, PoolRuntime>
@@ -309,7 +309,7 @@ function placeOf (key: string): string {
   return key.split(' ')[0]
 }
 
-/** A TLS listener's certificates, read from their files; loadConfig has checked them, but they may have changed since. */
+/** A TLS listener's certificates, as loadConfig read and checked them (a config made in code is read here). */
 function tlsConfigOf (listener: GoloadFileConfig['listeners'][number], index: number, acme: CertificateManager | undefined): ListenerTls | undefined {
   if (listener.tls === undefined) return undefined
   const files = listener.tls.certificates ?? []

@@ -9,6 +9,7 @@ import { ConfigError, keyPath, type Problem } from './errors.js'
 import { formats, parseConfigText, type Locate } from './parse.js'
 import type { GoloadFileConfig } from './schema.js'
 import { acmeProblems, checkAcme } from './acme.js'
+import { readBackendTlsFiles } from './backend-tls-files.js'
 import { listenerBlockProblems, placeOf } from './listener-blocks.js'
 import { trustedProxyProblem } from './trusted-proxies.js'
 import { validateConfig } from './validate.js'
@@ -41,6 +42,8 @@ export async function loadConfig (file: string, { env = process.env, warn }: Loa
   const problems: Problem[] = []
   const data = substituteEnv(raw, env, problems)
   problems.push(...validateConfig(data))
+  // Before the pools' own checks, which take PEM text.
+  if (problems.length === 0) problems.push(...readBackendTlsFiles(data as GoloadFileConfig, dirname(file)))
   if (problems.length === 0) problems.push(...crossCheck(data as GoloadFileConfig))
   if (problems.length === 0) {
     const { problems: unusable, warnings } = checkCertificates(data as GoloadFileConfig, dirname(file))

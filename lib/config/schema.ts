@@ -31,10 +31,11 @@ const headerValue = Type.Unsafe<string>({
 const closed = { additionalProperties: false } as const
 const positiveInteger = (description: string) => Type.Integer({ minimum: 1, description })
 const count = (description: string) => Type.Integer({ minimum: 0, description })
-const pem = Type.String({ description: 'PEM text' })
+// Backend TLS: a file's path (read at each load, see backend-tls-files.ts), or PEM text where it starts with -----BEGIN.
+const pem = Type.String({ minLength: 1, description: 'a PEM file, relative to the config file (or PEM text)' })
 
 const tls = Type.Object({
-  ca: Type.Optional(Type.Union([pem, Type.Array(pem, { minItems: 1 })], { title: 'PEM text or a list of them' })),
+  ca: Type.Optional(Type.Union([pem, Type.Array(pem, { minItems: 1 })], { title: 'a PEM file or a list of them' })),
   cert: Type.Optional(pem),
   key: Type.Optional(pem),
   servername: Type.Optional(Type.String({ minLength: 1 })),

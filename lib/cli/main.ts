@@ -12,6 +12,8 @@ import { parseCommand, usage, UsageError, type Command } from './args.js'
 import { Listeners } from './listeners.js'
 import { isFirstWorker, runWorkers, workerReady, type RespawnPolicy } from './workers.js'
 import { warnUnreachable } from '../health/reachability.js'
+import { loggerOptions } from './log-output.js'
+import { describeChanges } from './config-changes.js'
 
 export interface MainOptions {
   /** Where `${NAME}` in a config file is read from. Default process.env. */
@@ -118,7 +120,13 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
       return await runWorkers(workers, stop, log.info, respawn)
     }
 
-    const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...(logStream === undefined ? {} : { stream: logStream }), ...(logTransport === undefined ? {} : { transport: logTransport }) }
+    let output
+    try {
+      output = logTransport === undefined ? await loggerOptions({ format: config.log?.format, accessFormat: config.accessLog?.format }, logStream) : { transport: logTransport }
+    } catch (error) {
+      return fail(error)
+    }
+    const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...output }
     const listeners = new Listeners(logger)
     try {
       await listeners.apply(config)
@@ -152,19 +160,25 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     // The primary respawns a worker that dies once it has served; one that fails before this stops them all.
     if (cluster.isWorker) process.send?.({ type: workerReady })
     // SIGHUP: the same source again. A config that fails (a bad file, a port in use) leaves the running one serving.
+    let serving = config
     reload = async () => {
       try {
         const next = await load()
         await listeners.apply(next)
         reachBackends(next.pools)
         metrics.reloaded(true)
-        log.info(`goload: config reloaded, listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)
+        // One line, whatever changed: a log reader greps it.
+        log.info(`goload: config reloaded (${describeChanges(serving, next)}), listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)
+        serving = next
         // Its port, host and token are read at start only.
         if (JSON.stringify(next.admin) !== JSON.stringify(config.admin)) listeners.log.warn('goload: the admin block changed: it applies once goload restarts')
+        // The logger is made once.
+        if (JSON.stringify([next.log, next.accessLog]) !== JSON.stringify([config.log, config.accessLog])) listeners.log.warn('goload: log or accessLog changed: they apply once goload restarts')
       } catch (error) {
         metrics.reloaded(false)
-        const { message } = error as Error
-        log.error(`goload: reload failed, the running config stays:\n${message}`)
+        // One line per problem (a config file's each name their file and line).
+        const { message, problems } = error as Error & { problems?: string[] }
+        for (const problem of problems ?? message.split('\n')) log.error(`goload: reload failed, the running config stays: ${problem.replace(/^fastify-goload: /, '')}`)
       }
     }
     const signal = await stop

@@ -106,6 +106,16 @@ export const poolSchema = Type.Object({
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
+/** The goload command's log output (lib/cli/log-output.ts): `log.format` and `accessLog.format`. */
+const logOutput = {
+  log: {
+    format: Type.Optional(Type.Unsafe<'json' | 'pretty'>({ enum: ['json', 'pretty'], description: 'json (default), or pretty through pino-pretty, which must then be installed' }))
+  },
+  accessLog: {
+    format: Type.Optional(Type.Unsafe<'json' | 'combined'>({ enum: ['json', 'combined'], description: 'json (default: goload\'s access line), or combined: Apache/nginx combined, the upstream\'s seconds appended' }))
+  }
+}
+
 const route = Type.Object({
   host: Type.Optional(Type.String({ minLength: 1, description: 'exact (api.example.com) or wildcard (*.example.com)' })),
   path: Type.Optional(Type.String({ pattern: '^/', default: '/', description: 'path prefix' })),
@@ -192,8 +202,10 @@ export const configSchema = Type.Object({
   pools,
   admin: Type.Optional(admin),
   log: Type.Optional(Type.Object({
-    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels] }))
-  }, closed))
+    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels] })),
+    ...logOutput.log
+  }, closed)),
+  accessLog: Type.Optional(Type.Object(logOutput.accessLog, { ...closed, description: 'how the access lines are written (the goload command)' }))
 }, {
   ...closed,
   $schema: 'http://json-schema.org/draft-07/schema#',

@@ -4,7 +4,9 @@
 import { writeFile } from 'node:fs/promises'
 import { PassThrough } from 'node:stream'
 import t, { type Test } from 'tap'
+import { describeChanges } from '../lib/cli/config-changes.js'
 import { loggerOptions } from '../lib/cli/log-output.js'
+import type { GoloadFileConfig } from '../lib/config/schema.js'
 import { configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { hello, startBackend, waitFor } from './helpers/servers.js'
@@ -61,4 +63,22 @@ t.test('log.format pretty writes pino-pretty\'s lines; without pino-pretty insta
 
   await t.rejects(loggerOptions({ format: 'pretty' }, new PassThrough(), 'pino-pretty-not-installed'),
     { message: 'log.format pretty needs the pino-pretty package, which is not installed: npm install pino-pretty beside fastify-goload, or use log.format json' })
+})
+
+t.test('what a reload changed: backends by id, settings by key, listeners by server; nothing, said so', async (t) => {
+  const base: GoloadFileConfig = {
+    listeners: [{ port: 80, host: '0.0.0.0', routes: [{ path: '/', pool: 'api' }] }],
+    pools: { api: { backends: ['http://10.0.0.1:3000', { url: 'http://10.0.0.2:3000', id: 'two', weight: 1 }] }, old: { backends: ['http://10.0.0.9:3000'] } }
+  }
+  t.equal(describeChanges(base, structuredClone(base)), 'nothing changed')
+  const next: GoloadFileConfig = {
+    listeners: [
+      { port: 80, host: '0.0.0.0', trustProxy: true, routes: [{ path: '/', pool: 'api' }] },
+      { port: 80, host: '0.0.0.0', trustProxy: true, routes: [{ host: 'b.test', path: '/', pool: 'api' }] },
+      { port: 8443, host: '127.0.0.1', routes: [{ path: '/', pool: 'api' }] }
+    ],
+    pools: { api: { backends: [{ url: 'http://10.0.0.3:3000', id: 'two', weight: 2 }], timeout: 100 } }
+  }
+  t.equal(describeChanges(base, next), 'pool api: +0, -1, 1 changed, timeout changed; pool old removed; listener 80: trustProxy, routes changed; listener 127.0.0.1:8443 added')
+  t.equal(describeChanges(next, base), 'pool api: +1 backend, -0, 1 changed, timeout changed; pool old added (1 backend); listener 80: trustProxy, routes changed; listener 127.0.0.1:8443 removed')
 })

@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises'
 import { configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
-import { hello, startBackend, waitFor } from './helpers/servers.js'
+import { deadUrl, hello, startBackend, waitFor } from './helpers/servers.js'
 
 // The primary runs here, in the test's process (so its code counts for coverage); each worker it forks runs the
 // compiled command with plain node (no loaders: execArgv []), as `goload --workers N` forks itself. silent: their
@@ -121,4 +121,17 @@ t.test('--workers 2: a worker that keeps dying soon after each start makes the p
   t.match(run.stdout(), /worker \d+ exited with code 1 before it was serving: starting another in 20 ms/)
   t.match(run.stdout(), /worker \d+ exited with code 1 before it was serving: 2 quick failures in a row, giving up: stopping the others/)
   t.equal(output.match(/SIGTERM received, closing/g)?.length, 1, 'the other worker was stopped')
+})
+
+t.test('--workers 2 with a backend that refuses connections: one worker warns about it, not each', async (t) => {
+  output = ''
+  const [live, refused] = await Promise.all([startBackend(t, hello('1')), deadUrl()])
+  const port = await freePort()
+  const argv = ['--backend', live.url, '--backend', refused, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2']
+  forkAs(argv)
+  const run = runMain(t, argv)
+  await waitFor(() => output.match(/goload listening on port/g)?.length === 2 && output.includes('refuses connections'), 'both workers to listen, and the warning', 20_000)
+  run.signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)
+  t.equal(output.match(new RegExp(`backend ${refused} \\(pool default\\) refuses connections`, 'g'))?.length, 1)
 })

@@ -11,6 +11,7 @@ import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
 import { acceptProxyProtocol, proxyProtocolOf, type ProxyProtocol } from '../proxy/proxy-protocol.js'
 import { keepClientAddresses } from '../proxy/client-address.js'
+import { serversOf } from '../config/listener-blocks.js'
 import { readCertificates, type ListenerCertificate } from '../tls/certificates.js'
 import { CertificateSelector } from '../tls/sni.js'
 import type { CertificateManager } from '../tls/acme/manager.js'
@@ -115,22 +116,24 @@ export class Listeners {
     let selectors: Array<CertificateSelector | undefined>
     let tlsOf: Array<ListenerTls | undefined>
     let acme: Awaited<ReturnType<AcmeService['prepare']>> | undefined
+    // Blocks on one port are one server, with the routes of them all (loadConfig checked that they agree).
+    const servers = serversOf(config.listeners)
     try {
       // Each ACME block is ready to serve from here: its stored certificate, or a placeholder while it orders.
-      acme = await this.#acme.prepare(config.listeners.map((listener) => listener.tls?.acme))
-      // The files are read again (the config's check read them too): a reload is how new certificates come in.
-      tlsOf = config.listeners.map((listener, index) => tlsConfigOf(listener, index, acme!.managers[index]))
+      acme = await this.#acme.prepare(servers.map(({ listener }) => listener.tls?.acme))
+      // As loadConfig read them (once per load: a reload is how new certificates come in).
+      tlsOf = servers.map(({ listener, index }, i) => tlsConfigOf(listener, index, acme!.managers[i]))
       selectors = tlsOf.map((tls) => tls === undefined ? undefined : selectorOf(tls))
       let runtimes: Map<string, PoolRuntime>
       ({ runtimes, retired, syncs } = await this.#bringPools(config, generation, started))
-      for (const listener of config.listeners) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
-      for (const [index, listener] of config.listeners.entries()) {
+      for (const { listener } of servers) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
+      for (const [i, { listener, index }] of servers.entries()) {
         if (this.#listeners.has(keyOf(listener))) continue
         // Said as it is, rather than as the port in use (by this very process) that listening would report.
         if ([...this.#listeners.keys()].some((key) => placeOf(key) === placeOf(keyOf(listener)))) {
           throw new ListenError(`listeners[${index}]: port ${listener.port} would change what it speaks (plain HTTP/1.1, TLS or h2c): that needs a restart`)
         }
-        opened.push(await this.#listen(index, listener, apps[index], selectors[index]))
+        opened.push(await this.#listen(index, listener, apps[i], selectors[i]))
       }
     } catch (error) {
       // Nothing of the running config was touched: close what was built for the new one.
@@ -144,19 +147,19 @@ export class Listeners {
     // Everything needed is there: swap. New requests go to the new apps from here.
     const previous = new Map(this.#listeners)
     const current = new Map<string, Listener>()
-    for (const [index, listener] of config.listeners.entries()) {
+    for (const [i, { listener }] of servers.entries()) {
       const key = keyOf(listener)
       const kept = previous.get(key)?.server
       if (kept !== undefined) setTimeouts(kept, listener)
-      const certificates = selectors[index]
+      const certificates = selectors[i]
       // Handshakes from now on: with SNI they ask the selector swapped in below, without it the server's own context.
       if (kept instanceof tls.Server && certificates !== undefined) kept.setSecureContext(certificates.defaults)
-      current.set(key, { server: kept ?? opened.shift()!, config: listener, app: apps[index], certificates, tls: tlsOf[index] })
+      current.set(key, { server: kept ?? opened.shift()!, config: listener, app: apps[i], certificates, tls: tlsOf[i] })
     }
     this.#listeners.clear()
     for (const [key, listener] of current) this.#listeners.set(key, listener)
     this.#proxyProtocols.clear()
-    for (const listener of config.listeners) this.#proxyProtocols.set(keyOf(listener), proxyProtocolOf(listener))
+    for (const { listener } of servers) this.#proxyProtocols.set(keyOf(listener), proxyProtocolOf(listener))
     for (const runtime of started) this.#pools.set(runtime.config.name, { runtime, settings: settingsOf(config.pools[runtime.config.name]) })
     // What the new config no longer uses goes in the background; close() waits for it.
     for (const [key, { server, app }] of previous) {
@@ -306,7 +309,7 @@ function placeOf (key: string): string {
   return key.split(' ')[0]
 }
 
-/** A TLS listener's certificates, read from their files; loadConfig has checked them, but they may have changed since. */
+/** A TLS listener's certificates, as loadConfig read and checked them (a config made in code is read here). */
 function tlsConfigOf (listener: GoloadFileConfig['listeners'][number], index: number, acme: CertificateManager | undefined): ListenerTls | undefined {
   if (listener.tls === undefined) return undefined
   const files = listener.tls.certificates ?? []

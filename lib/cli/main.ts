@@ -10,7 +10,10 @@ import { startAdmin, type Admin } from '../admin/server.js'
 import { createCliMetrics, type CliMetrics } from '../metrics/cli.js'
 import { parseCommand, usage, UsageError, type Command } from './args.js'
 import { Listeners } from './listeners.js'
-import { runWorkers, workerReady, type RespawnPolicy } from './workers.js'
+import { isFirstWorker, runWorkers, workerReady, type RespawnPolicy } from './workers.js'
+import { warnUnreachable } from '../health/reachability.js'
+import { loggerOptions } from './log-output.js'
+import { describeChanges } from './config-changes.js'
 
 export interface MainOptions {
   /** Where `${NAME}` in a config file is read from. Default process.env. */
@@ -25,6 +28,8 @@ export interface MainOptions {
   logTransport?: { target: string, options?: Record<string, unknown> }
   /** With --workers: how a worker that dies after it has served is started again. Default defaultRespawn. */
   respawn?: RespawnPolicy
+  /** ms each backend has to resolve and accept a connection in the look taken at start and on reload. Default 1000. */
+  reachTimeout?: number
 }
 
 const shutdownSignals = ['SIGTERM', 'SIGINT'] as const
@@ -32,7 +37,7 @@ const shutdownSignals = ['SIGTERM', 'SIGINT'] as const
 type ServeCommand = Extract<Command, { action: 'serve' }>
 
 /** The goload command: runs what argv asks for and resolves with the exit code. */
-export async function main (argv: string[], { env = process.env, stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, respawn }: MainOptions = {}): Promise<number> {
+export async function main (argv: string[], { env = process.env, stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, respawn, reachTimeout }: MainOptions = {}): Promise<number> {
   const fail = failure(stderr)
   let command: Command
   try {
@@ -58,7 +63,7 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     return 0
   }
 
-  return await serve(() => configOf(command, env, warning(stderr)), command.workers, { stdout, stderr, signals, logStream, logTransport, respawn })
+  return await serve(() => configOf(command, env, warning(stderr)), command.workers, { stdout, stderr, signals, logStream, logTransport, respawn, reachTimeout })
 }
 
 export interface ServeOptions extends Omit<MainOptions, 'env'> {
@@ -73,7 +78,7 @@ export interface ServeOptions extends Omit<MainOptions, 'env'> {
  * Runs a config's listeners until SIGTERM or SIGINT, then closes them gracefully; resolves with the exit code.
  * `load` gives the config (a file read, or flags turned into one); with workers > 1 this process is the primary.
  */
-export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, respawn, onListening }: ServeOptions = {}): Promise<number> {
+export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, respawn, reachTimeout, onListening }: ServeOptions = {}): Promise<number> {
   const fail = failure(stderr)
   // The handlers go in before anything asynchronous: a signal during start-up must not kill the process half-built.
   let received: (signal: NodeJS.Signals) => void = () => {}
@@ -115,7 +120,13 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
       return await runWorkers(workers, stop, log.info, respawn)
     }
 
-    const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...(logStream === undefined ? {} : { stream: logStream }), ...(logTransport === undefined ? {} : { transport: logTransport }) }
+    let output
+    try {
+      output = logTransport === undefined ? await loggerOptions({ format: config.log?.format, accessFormat: config.accessLog?.format }, logStream) : { transport: logTransport }
+    } catch (error) {
+      return fail(error)
+    }
+    const logger: FastifyServerOptions['logger'] = { level: config.log?.level ?? 'info', ...output }
     const listeners = new Listeners(logger)
     try {
       await listeners.apply(config)
@@ -138,27 +149,42 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     }
     const { ports } = listeners
     log.info(`goload listening on port${ports.length > 1 ? 's' : ''} ${ports.join(', ')}, pid ${process.pid}`)
+    // A backend that cannot be reached is said now, not at its first 502. Under --workers, by one of them only.
+    let stopReaching = (): void => {}
+    const reachBackends = (pools: GoloadFileConfig['pools']): void => {
+      stopReaching()
+      if (isFirstWorker()) stopReaching = warnUnreachable(pools, (message) => { listeners.log.warn(message) }, reachTimeout)
+    }
+    reachBackends(config.pools)
     onListening?.(ports, admin?.url, metrics)
     // The primary respawns a worker that dies once it has served; one that fails before this stops them all.
     if (cluster.isWorker) process.send?.({ type: workerReady })
     // SIGHUP: the same source again. A config that fails (a bad file, a port in use) leaves the running one serving.
+    let serving = config
     reload = async () => {
       try {
         const next = await load()
         await listeners.apply(next)
+        reachBackends(next.pools)
         metrics.reloaded(true)
-        log.info(`goload: config reloaded, listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)
+        // One line, whatever changed: a log reader greps it.
+        log.info(`goload: config reloaded (${describeChanges(serving, next)}), listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)
+        serving = next
         // Its port, host and token are read at start only.
         if (JSON.stringify(next.admin) !== JSON.stringify(config.admin)) listeners.log.warn('goload: the admin block changed: it applies once goload restarts')
+        // The logger is made once.
+        if (JSON.stringify([next.log, next.accessLog]) !== JSON.stringify([config.log, config.accessLog])) listeners.log.warn('goload: log or accessLog changed: they apply once goload restarts')
       } catch (error) {
         metrics.reloaded(false)
-        const { message } = error as Error
-        log.error(`goload: reload failed, the running config stays:\n${message}`)
+        // One line per problem (a config file's each name their file and line).
+        const { message, problems } = error as Error & { problems?: string[] }
+        for (const problem of problems ?? message.split('\n')) log.error(`goload: reload failed, the running config stays: ${problem.replace(/^fastify-goload: /, '')}`)
       }
     }
     const signal = await stop
     log.info(`goload: ${signal} received, closing: requests in flight may finish`)
     await reloading
+    stopReaching()
     await Promise.all([listeners.close(), admin?.close()])
     return 0
   } finally {

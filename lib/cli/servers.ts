@@ -1,6 +1,7 @@
 import http from 'node:http'
 import http2 from 'node:http2'
 import tls from 'node:tls'
+import { defaultHeadersTimeout } from '../config/listener-blocks.js'
 import type { ListenerConfig } from '../config/schema.js'
 import type { ChallengeBoard } from '../tls/acme/challenges.js'
 import { endValidation, tlsAlpnOptions } from '../tls/acme/alpn.js'
@@ -94,9 +95,6 @@ export function chooseProtocol (offered: string[], h2: boolean): string | undefi
   if (h2 && offered.includes('h2')) return 'h2'
   return offered.includes('http/1.1') ? 'http/1.1' : undefined
 }
-
-/** nginx's client_header_timeout, and what the README has always said. */
-const defaultHeadersTimeout = 60_000
 
 /**
  * A request whose headers have not all come within headersTimeout is answered 408 and its connection closed. Node

@@ -19,8 +19,17 @@ export interface RespawnPolicy {
 // quick failures in a row (some 40 s of them) are not going to get better: exit 1 and let the supervisor see it.
 export const defaultRespawn: RespawnPolicy = { firstDelay: 100, maxDelay: 10_000, stable: 10_000, maxQuickFailures: 10 }
 
+/** Which of the N places a worker runs in, 0 to N-1, in its environment: a respawned worker takes its place's. */
+const placeVariable = 'GOLOAD_WORKER_PLACE'
+
+/** This process is not a worker, or the one in the first place: what is done once, not once per worker (a warning). */
+export function isFirstWorker (): boolean {
+  return !cluster.isWorker || process.env[placeVariable] === '0'
+}
+
 /** One of the N places a worker runs in: whether a worker there has served yet, and how its workers have been failing. */
 interface Place {
+  index: number
   /** A worker here has reported ready: from then on, one that dies is started again. */
   served: boolean
   quickFailures: number
@@ -52,7 +61,7 @@ export async function runWorkers (count: number, stop: Promise<NodeJS.Signals>, 
   }
 
   const start = (place: Place): void => {
-    const worker = cluster.fork()
+    const worker = cluster.fork({ [placeVariable]: String(place.index) })
     const forkedAt = Date.now()
     let ready = false
     live.add(worker)
@@ -95,7 +104,7 @@ export async function runWorkers (count: number, stop: Promise<NodeJS.Signals>, 
   }
 
   const stopMetrics = serveClusterMetrics()
-  for (let i = 0; i < count; i++) start({ served: false, quickFailures: 0 })
+  for (let i = 0; i < count; i++) start({ index: i, served: false, quickFailures: 0 })
   log(`goload: ${count} worker processes`)
   stop.then(stopAll, () => {})
   await settled

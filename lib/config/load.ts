@@ -9,6 +9,8 @@ import { ConfigError, keyPath, type Problem } from './errors.js'
 import { formats, parseConfigText, type Locate } from './parse.js'
 import type { GoloadFileConfig } from './schema.js'
 import { acmeProblems, checkAcme } from './acme.js'
+import { readBackendTlsFiles } from './backend-tls-files.js'
+import { listenerBlockProblems, placeOf } from './listener-blocks.js'
 import { trustedProxyProblem } from './trusted-proxies.js'
 import { validateConfig } from './validate.js'
 
@@ -40,6 +42,8 @@ export async function loadConfig (file: string, { env = process.env, warn }: Loa
   const problems: Problem[] = []
   const data = substituteEnv(raw, env, problems)
   problems.push(...validateConfig(data))
+  // Before the pools' own checks, which take PEM text.
+  if (problems.length === 0) problems.push(...readBackendTlsFiles(data as GoloadFileConfig, dirname(file)))
   if (problems.length === 0) problems.push(...crossCheck(data as GoloadFileConfig))
   if (problems.length === 0) {
     const { problems: unusable, warnings } = checkCertificates(data as GoloadFileConfig, dirname(file))
@@ -91,6 +95,9 @@ function kindOf (stats: { isDirectory: () => boolean, isFIFO: () => boolean }): 
 function crossCheck (config: GoloadFileConfig): Problem[] {
   const problems: Problem[] = []
   const names = Object.keys(config.pools)
+  problems.push(...listenerBlockProblems(config.listeners))
+  // The blocks of one port are one server: a route in two of them is a duplicate too.
+  const seenOn = new Map<string, Map<string, [number, number]>>()
   config.listeners.forEach((listener, index) => {
     if (Array.isArray(listener.trustProxy)) {
       listener.trustProxy.forEach((entry, entryIndex) => {
@@ -118,17 +125,20 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
       problems.push({ path: ['listeners', index, 'tls'], message: 'needs certificates, acme, or both' })
     }
     if (listener.tls?.acme !== undefined) problems.push(...acmeProblems(config, index))
-    const seen = new Map<string, number>()
+    const seen = seenOn.get(placeOf(listener)) ?? new Map<string, [number, number]>()
+    seenOn.set(placeOf(listener), seen)
     listener.routes?.forEach((route, routeIndex) => {
       if (!Object.hasOwn(config.pools, route.pool)) {
         problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (pools: ${names.join(', ')})` })
       }
       const conditions = JSON.stringify([route.host?.toLowerCase(), route.path.replace(/\/+$/, ''), [...(route.methods ?? [])].sort(), Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]).sort()])
       const first = seen.get(conditions)
-      if (first !== undefined) {
-        problems.push({ path: ['listeners', index, 'routes', routeIndex], message: `same host, path, methods and headers as routes[${first}]: no request could reach both` })
+      if (first === undefined) {
+        seen.set(conditions, [index, routeIndex])
+      } else if (first[0] === index) {
+        problems.push({ path: ['listeners', index, 'routes', routeIndex], message: `same host, path, methods and headers as routes[${first[1]}]: no request could reach both` })
       } else {
-        seen.set(conditions, routeIndex)
+        problems.push({ path: ['listeners', index, 'routes', routeIndex], message: `same host, path, methods and headers as listeners[${first[0]}].routes[${first[1]}], on the same port: no request could reach both` })
       }
       // What the schema cannot say, as the plugin will (a timeWindow like '1 minute', allowList addresses).
       try {

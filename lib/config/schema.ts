@@ -31,10 +31,11 @@ const headerValue = Type.Unsafe<string>({
 const closed = { additionalProperties: false } as const
 const positiveInteger = (description: string) => Type.Integer({ minimum: 1, description })
 const count = (description: string) => Type.Integer({ minimum: 0, description })
-const pem = Type.String({ description: 'PEM text' })
+// Backend TLS: a file's path (read at each load, see backend-tls-files.ts), or PEM text where it starts with -----BEGIN.
+const pem = Type.String({ minLength: 1, description: 'a PEM file, relative to the config file (or PEM text)' })
 
 const tls = Type.Object({
-  ca: Type.Optional(Type.Union([pem, Type.Array(pem, { minItems: 1 })], { title: 'PEM text or a list of them' })),
+  ca: Type.Optional(Type.Union([pem, Type.Array(pem, { minItems: 1 })], { title: 'a PEM file or a list of them' })),
   cert: Type.Optional(pem),
   key: Type.Optional(pem),
   servername: Type.Optional(Type.String({ minLength: 1 })),
@@ -123,6 +124,16 @@ export const poolSchema = Type.Object({
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
+/** The goload command's log output (lib/cli/log-output.ts): `log.format` and `accessLog.format`. */
+const logOutput = {
+  log: {
+    format: Type.Optional(Type.Unsafe<'json' | 'pretty'>({ enum: ['json', 'pretty'], description: 'json (default), or pretty through pino-pretty, which must then be installed' }))
+  },
+  accessLog: {
+    format: Type.Optional(Type.Unsafe<'json' | 'combined'>({ enum: ['json', 'combined'], description: 'json (default: goload\'s access line), or combined: Apache/nginx combined, the upstream\'s seconds appended' }))
+  }
+}
+
 const route = Type.Object({
   host: Type.Optional(Type.String({ minLength: 1, description: 'exact (api.example.com) or wildcard (*.example.com)' })),
   path: Type.Optional(Type.String({ pattern: '^/', default: '/', description: 'path prefix' })),
@@ -209,8 +220,10 @@ export const configSchema = Type.Object({
   pools,
   admin: Type.Optional(admin),
   log: Type.Optional(Type.Object({
-    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels] }))
-  }, closed))
+    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels] })),
+    ...logOutput.log
+  }, closed)),
+  accessLog: Type.Optional(Type.Object(logOutput.accessLog, { ...closed, description: 'how the access lines are written (the goload command)' }))
 }, {
   ...closed,
   $schema: 'http://json-schema.org/draft-07/schema#',

@@ -29,11 +29,20 @@ export interface ReadCertificates {
 }
 
 /**
- * Reads each certificate and key, as given in the config at `path`. Read synchronously: a few KiB each, at start
+ * What the certificates of one loaded config were read as: loadConfig checks them, and the listeners then serve them,
+ * from one read. Each load (a reload) makes its config anew, so it reads the files again.
+ */
+const readBefore = new WeakMap<CertificateFiles[], ReadCertificates>()
+
+/**
+ * Reads each certificate and key, as given in the config at `path`, once for one list. Read synchronously: a few KiB each, at start
  * and on a reload only. Certificates and keys are parsed by node:crypto, never by hand.
  */
 export function readCertificates (files: CertificateFiles[], path: Array<string | number>): ReadCertificates {
+  const known = readBefore.get(files)
+  if (known !== undefined) return known
   const result: ReadCertificates = { certificates: [], problems: [], warnings: [] }
+  readBefore.set(files, result)
   files.forEach((entry, index) => {
     const at = (field: keyof CertificateFiles): Array<string | number> => [...path, index, field]
     const cert = readPem(entry.cert, 'CERTIFICATE', at('cert'), result.problems)
@@ -64,7 +73,8 @@ export function readCertificates (files: CertificateFiles[], path: Array<string 
   return result
 }
 
-function readPem (file: string, label: string, path: Array<string | number>, problems: CertificateProblem[]): string | undefined {
+/** A PEM file's text, or undefined with a problem: unreadable, or without a PEM block of `label` (CERTIFICATE, PRIVATE KEY). */
+export function readPem (file: string, label: string, path: Array<string | number>, problems: CertificateProblem[]): string | undefined {
   let text: string
   try {
     text = readFileSync(file, 'utf8')

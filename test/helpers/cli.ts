@@ -32,7 +32,7 @@ const collect = () => {
 }
 
 /** The goload command run in this process (so its coverage counts), with its own signals and streams. */
-export function runMain (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}, options: Pick<MainOptions, 'respawn'> = {}): MainRun {
+export function runMain (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}, options: Pick<MainOptions, 'respawn' | 'reachTimeout'> = {}): MainRun {
   const signals = new EventEmitter()
   const [stdout, stderr, logs] = [collect(), collect(), collect()]
   const code = main(argv, { ...options, env, signals, stdout: stdout.stream, stderr: stderr.stream, logStream: logs.stream })

@@ -81,4 +81,8 @@ t.test('what a reload changed: backends by id, settings by key, listeners by ser
   }
   t.equal(describeChanges(base, next), 'pool api: +0, -1, 1 changed, timeout changed; pool old removed; listener 80: trustProxy, routes changed; listener 127.0.0.1:8443 added')
   t.equal(describeChanges(next, base), 'pool api: +1 backend, -0, 1 changed, timeout changed; pool old added (1 backend); listener 80: trustProxy, routes changed; listener 127.0.0.1:8443 removed')
+  // A pool whose backends come from Kubernetes lists none in the file.
+  const discovered: GoloadFileConfig = { ...base, pools: { ...base.pools, pods: { discovery: { kubernetes: { service: 'api' } } } } }
+  t.equal(describeChanges(base, discovered), 'pool pods added (backends by discovery)')
+  t.equal(describeChanges(discovered, base), 'pool pods removed')
 })

@@ -11,7 +11,7 @@ export function describeChanges (before: GoloadFileConfig, after: GoloadFileConf
   const changes: string[] = []
   for (const name of new Set([...Object.keys(before.pools), ...Object.keys(after.pools)])) {
     const [old, now] = [before.pools[name], after.pools[name]]
-    if (old === undefined) changes.push(`pool ${name} added (${count(now.backends.length, 'backend')})`)
+    if (old === undefined) changes.push(`pool ${name} added (${now.backends === undefined ? 'backends by discovery' : count(now.backends.length, 'backend')})`)
     else if (now === undefined) changes.push(`pool ${name} removed`)
     else changes.push(...poolChanges(name, old, now))
   }
@@ -47,7 +47,7 @@ function poolChanges (name: string, old: PoolFile, now: PoolFile): string[] {
 }
 
 /** Each backend's written form, by its id: the URL, unless it is given one. */
-function byId (backends: PoolFile['backends']): Map<string, string> {
+function byId (backends: PoolFile['backends'] = []): Map<string, string> {
   return new Map(backends.map((backend) => typeof backend === 'string' ? [backend, backend] : [backend.id ?? backend.url, JSON.stringify(backend)]))
 }
 

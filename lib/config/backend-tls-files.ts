@@ -19,7 +19,7 @@ export function readBackendTlsFiles (config: GoloadFileConfig, folder: string): 
   const problems: Problem[] = []
   for (const [name, pool] of Object.entries(config.pools)) {
     readBlock(pool.tls, ['pools', name, 'tls'], folder, problems)
-    pool.backends.forEach((backend, index) => {
+    pool.backends?.forEach((backend, index) => {
       if (typeof backend === 'object') readBlock(backend.tls, ['pools', name, 'backends', index, 'tls'], folder, problems)
     })
   }

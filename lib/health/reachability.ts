@@ -15,9 +15,10 @@ type ListedBackend = string | { url: string, resolve?: unknown }
  * resolve, refuses connections or has not accepted one within `timeout` ms (a backend in several pools is said once,
  * naming them). Returns a stop: what is still under way is dropped, unsaid (a shutdown, or the next reload's check).
  */
-export function warnUnreachable (pools: Record<string, { backends: ListedBackend[] }>, warn: (message: string) => void, timeout = defaultReachTimeout): () => void {
+export function warnUnreachable (pools: Record<string, { backends?: ListedBackend[] }>, warn: (message: string) => void, timeout = defaultReachTimeout): () => void {
   const poolsOf = new Map<string, string[]>()
-  for (const [name, { backends }] of Object.entries(pools)) {
+  // A pool found by Kubernetes discovery lists none: its endpoints come and go with the cluster.
+  for (const [name, { backends = [] }] of Object.entries(pools)) {
     for (const backend of backends) {
       if (typeof backend === 'object' && backend.resolve !== undefined) continue
       const url = typeof backend === 'string' ? backend : backend.url

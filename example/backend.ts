@@ -1,5 +1,6 @@
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { hostname } from 'node:os'
 import { pathToFileURL } from 'node:url'
 
 /** Milliseconds to wait before answering: a fixed delay, or a random one in [lo, hi]. */
@@ -50,7 +51,8 @@ export async function stopBackend (server: http.Server): Promise<void> {
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const id = process.env.ID ?? '1'
+  // Without ID, the hostname: each replica of docker-compose.yml's backend service answers with its container's.
+  const id = process.env.ID ?? hostname()
   const port = Number(process.env.PORT ?? 3000)
   const host = process.env.HOST ?? '0.0.0.0'
   const server = await startBackend({ id, port, host })

@@ -1,7 +1,8 @@
+// The deployment kit's Docker part, read as files (no Docker engine here): docker-compose.yml, the Dockerfile's
+// stages, and the image's runtime rebuilt by hand (compiled JavaScript run by node alone) with its HEALTHCHECK.
 import { execFile, spawn, spawnSync } from 'node:child_process'
-import { once } from 'node:events'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
-import { copyFile, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { readdirSync, readFileSync } from 'node:fs'
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -10,95 +11,100 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { loadConfig } from '../lib/config/load.js'
 import { programOnPath } from './helpers/ci.js'
-import { freePort } from './helpers/cli.js'
+import { freePort, spawnGoload } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
+import { waitFor } from './helpers/servers.js'
 
 const run = promisify(execFile)
-
 const root = fileURLToPath(new URL('..', import.meta.url))
+const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }
 
 interface Service {
-  build?: string | { context?: string }
+  image?: string
+  build?: string | { context?: string, target?: string }
   command?: string
   environment?: Record<string, string>
   ports?: string[]
   volumes?: string[]
   depends_on?: string[]
+  restart?: string
+  scale?: number
 }
+const { services } = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service> }
 
-const listTs = (dir: string): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' })
-  .filter((file) => file.endsWith('.ts')).map((file) => relative(root, join(dir, file)))
-
-const compose = parse(readFileSync(join(root, 'docker-compose.yml'), 'utf8')) as { services: Record<string, Service> }
-const { services } = compose
-
-// The balancer's config, mounted where the image's CMD reads it.
-const configInImage = '/etc/goload/goload.yaml'
-
-t.test('docker-compose.yml: three backends and the goload command in front of them, with a mounted config file', async (t) => {
-  t.same(Object.keys(services).sort(), ['backend1', 'backend2', 'backend3', 'balancer'])
-  const { balancer } = services
-  t.ok(balancer.ports?.includes('8080:8080'), 'the balancer is published on port 8080')
-  t.equal(balancer.command, undefined, "the balancer runs the image's CMD")
-  const mount = balancer.volumes?.map((volume) => volume.split(':')).find(([, target]) => target === configInImage)
-  t.ok(mount !== undefined && mount[2] === 'ro', `a config file is mounted read-only at ${configInImage}`)
-  const config = await loadConfig(join(root, mount![0]))
-  t.same(config.listeners.map(({ port, host }) => ({ port, host })), [{ port: 8080, host: '0.0.0.0' }], 'the file listens on 8080, every interface')
-  t.same(Object.values(config.pools).map((pool) => pool.backends), [['http://backend1:3000', 'http://backend2:3000', 'http://backend3:3000']])
-  t.same([...(balancer.depends_on ?? [])].sort(), ['backend1', 'backend2', 'backend3'])
-  for (const id of [1, 2, 3]) {
-    t.same(services[`backend${id}`].environment, { ID: String(id), PORT: '3000' }, `backend${id} answers as ${id} on port 3000`)
-  }
-})
-
-// tsconfig.example.json compiles the example's entries to dist-example/, which the image runs with plain node.
-const exampleConfig = JSON.parse(readFileSync(join(root, 'tsconfig.example.json'), 'utf8')) as { compilerOptions: { outDir: string }, include: string[] }
-const compiled = (script: string) => new RegExp(`^node ${exampleConfig.compilerOptions.outDir}/(example/\\w+)\\.js$`).exec(script)?.[1]
-
-t.test('docker-compose.yml: every service builds from the Dockerfile; the backends run the compiled example with node', async (t) => {
-  t.ok(existsSync(join(root, 'Dockerfile')), 'Dockerfile at the top of the repo')
-  for (const [name, service] of Object.entries(services)) {
-    const context = typeof service.build === 'string' ? service.build : service.build?.context
-    t.equal(context, '.', `${name} builds from the top of the repo`)
-    if (name === 'balancer') continue
-    const source = compiled(service.command ?? '')
-    t.ok(source !== undefined && existsSync(join(root, `${source}.ts`)) && exampleConfig.include.includes(`${source}.ts`),
-      `${name} runs ${service.command}, compiled from ${source}.ts by tsconfig.example.json`)
-    t.equal(source, 'example/backend')
-  }
-})
-
-// The Dockerfile's instructions by stage: { name, lines } for each FROM, continuation lines joined.
-const stages = readFileSync(join(root, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ').split('\n')
+// The Dockerfile's instructions by stage: { name, from, lines } for each FROM, continuation lines joined.
+const stages = readFileSync(join(root, 'Dockerfile'), 'utf8').replace(/\\\n\s*/g, ' ').split('\n')
   .map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'))
-  .reduce<Array<{ name?: string, lines: string[] }>>((stages, line) => {
-    if (line.startsWith('FROM ')) stages.push({ name: / AS (\S+)$/i.exec(line)?.[1], lines: [] })
-    else stages[stages.length - 1].lines.push(line)
+  .reduce<Array<{ name?: string, from: string, lines: string[] }>>((stages, line) => {
+    const from = /^FROM (\S+)(?: AS (\S+))?$/i.exec(line)
+    if (from !== null) stages.push({ from: from[1], name: from[2], lines: [] })
+    else if (stages.length > 0) stages[stages.length - 1].lines.push(line)
     return stages
   }, [])
-const runtime = stages[stages.length - 1]
-const instruction = (keyword: string) => runtime.lines.filter((line) => line.startsWith(`${keyword} `)).map((line) => line.slice(keyword.length + 1))
-const healthcheck = JSON.parse(/CMD (\[.*\])$/.exec(instruction('HEALTHCHECK')[0] ?? '')?.[1] ?? 'null') as string[] | null
-const command = JSON.parse(instruction('CMD')[0] ?? 'null') as string[] | null
+const stage = (name: string) => stages.find((stage) => stage.name === name)!
+const instruction = (name: string, keyword: string) => stage(name).lines.filter((line) => line.startsWith(`${keyword} `)).map((line) => line.slice(keyword.length + 1))
+const image = stages[stages.length - 1]
+const healthcheck = JSON.parse(/CMD (\[.*\])$/.exec(instruction('goload', 'HEALTHCHECK')[0] ?? '')?.[1] ?? 'null') as string[] | null
+const command = JSON.parse(instruction('goload', 'CMD')[0] ?? 'null') as string[]
+const healthUrl = /GOLOAD_HEALTHCHECK_URL=(\S+)/.exec(instruction('goload', 'ENV').join(' '))?.[1]
+const configInImage = '/etc/goload/goload.yaml'
+const token = 'a-token-of-16-chars-or-more'
 
-t.test('Dockerfile: a build stage compiles, the runtime stage runs compiled JavaScript as the node user', async (t) => {
-  t.ok(stages.length >= 2, 'multi-stage')
-  const build = stages.find((stage) => stage.name === 'build')
-  t.ok(build?.lines.includes('RUN npm ci --ignore-scripts') && build.lines.includes('RUN npm run build') && build.lines.includes('RUN npm run build:example'), 'the build stage installs and compiles')
-  t.ok(instruction('RUN').some((line) => line.startsWith('npm ci --omit=dev --ignore-scripts')), 'the runtime stage installs production dependencies only')
-  t.ok(instruction('COPY').includes('--from=build /app/dist dist'), 'copies the compiled plugin and command from the build stage')
-  t.ok(instruction('COPY').includes(`--from=build /app/${exampleConfig.compilerOptions.outDir} ${exampleConfig.compilerOptions.outDir}`), 'and the compiled example backend')
-  t.same(instruction('USER'), ['node'], 'runs as the node user')
-  t.equal(healthcheck?.[0], 'node', 'HEALTHCHECK runs node (slim images have no curl)')
+t.test('Dockerfile: the balancer is the default (last) stage, on node:22-slim, with no example backend inside', async (t) => {
+  t.equal(image.name, 'goload', 'docker build . gives the balancer')
+  t.match(readFileSync(join(root, 'Dockerfile'), 'utf8'), /^ARG NODE_IMAGE=node:22-slim$/m)
+  t.ok(stages.every((stage) => stage.from === '$' + '{NODE_IMAGE}'), 'every stage from node:22-slim')
+  t.ok(stage('build').lines.includes('RUN npm ci --ignore-scripts') && stage('build').lines.includes('RUN npm run build'), 'the build stage installs and compiles')
+  t.ok(instruction('goload', 'RUN').some((line) => line.startsWith('npm ci --omit=dev --ignore-scripts')), 'production dependencies only')
+  t.same(instruction('goload', 'COPY'), ['package.json package-lock.json ./', '--from=build /app/dist dist', 'deploy/docker/healthcheck.mjs healthcheck.mjs'], 'the compiled command and the healthcheck, no example')
+  t.notOk(image.lines.some((line) => /example|tsx/.test(line)), 'nothing of the example, no tsx')
+  t.same(instruction('goload', 'USER'), ['node'], 'runs as the node user')
   t.same(command, ['node', 'dist/cli/bin.js', '--config', configInImage], 'CMD runs the goload command on the mounted config')
-  t.notOk(runtime.lines.some((line) => /\btsx\b/.test(line)), 'no tsx in the runtime stage')
+  t.same(instruction('example-backend', 'CMD'), ['["node", "backend.mjs"]'], 'the example backend is a stage of its own')
 })
 
-t.test('the runtime stage has in its production dependencies every package the compiled example imports', async (t) => {
+t.test('Dockerfile: OCI labels, and a HEALTHCHECK on the admin listener\'s /healthz, never a proxied path', async (t) => {
+  const labels = Object.fromEntries([...instruction('goload', 'LABEL').join(' ').matchAll(/(org\.opencontainers\.image\.[a-z.]+)="([^"]*)"/g)].map((m) => [m[1], m[2]]))
+  for (const key of ['title', 'description', 'version', 'revision', 'licenses', 'base.name']) t.ok(labels[`org.opencontainers.image.${key}`], `label org.opencontainers.image.${key}`)
+  t.equal(labels['org.opencontainers.image.licenses'], 'MIT')
+  t.ok(instruction('goload', 'ARG').includes(`VERSION=${pkg.version}`), `the version label defaults to package.json's ${pkg.version}`)
+  t.same(healthcheck, ['node', 'healthcheck.mjs'])
+  t.equal(healthUrl, 'http://127.0.0.1:9090/healthz', 'the admin\'s /healthz on the port the image expects')
+  t.match(instruction('goload', 'EXPOSE')[0], /\b9090\b/)
+})
+
+t.test('docker-compose.yml: two images, each built once; the status page published with a token from the environment', async (t) => {
+  t.same(Object.keys(services).sort(), ['backend', 'balancer'])
+  const { backend, balancer } = services
+  const built = Object.values(services).map((service) => service.image)
+  t.equal(new Set(built).size, built.length, `one image name per build: ${built.join(', ')}`)
+  t.same(balancer.build, { context: '.', target: 'goload' })
+  t.same(backend.build, { context: '.', target: 'example-backend' })
+  t.equal(backend.scale, 3, 'three replicas of the backend')
+  for (const [name, service] of Object.entries(services)) t.equal(service.restart, 'unless-stopped', `${name} restarts`)
+  t.equal(balancer.command, undefined, "the balancer runs the image's CMD")
+  t.same(balancer.ports, ['8080:8080', '127.0.0.1:9090:9090'], 'the proxy, and the admin on this machine only')
+  t.match(balancer.environment?.GOLOAD_ADMIN_TOKEN, /^\$\{GOLOAD_ADMIN_TOKEN:\?set GOLOAD_ADMIN_TOKEN .+\}$/, 'the token must be set, with a message')
+  t.same(balancer.depends_on, ['backend'])
+  const mount = balancer.volumes?.map((volume) => volume.split(':')).find(([, target]) => target === configInImage)
+  t.ok(mount !== undefined && mount[2] === 'ro', `a config file is mounted read-only at ${configInImage}`)
+  const config = await loadConfig(join(root, mount![0]), { env: { GOLOAD_ADMIN_TOKEN: token } })
+  t.same(config.listeners.map(({ port, host }) => ({ port, host })), [{ port: 8080, host: '0.0.0.0' }], 'the file listens on 8080, every interface')
+  t.same(config.admin, { host: '0.0.0.0', port: Number(new URL(healthUrl!).port), token }, 'the admin where the HEALTHCHECK asks, reachable for the published port')
+  t.match(Object.values(config.pools).map((pool) => pool.backends), [[{ url: 'http://backend:3000', resolve: {} }]], 'every replica, through Docker\'s DNS')
+})
+
+t.test('example/backend.ts imports node\'s own modules only: its stage has no node_modules', async (t) => {
+  const imports = [...readFileSync(join(root, 'example/backend.ts'), 'utf8').matchAll(/^import (?!type )[^'"]*'([^']*)'/gm)].map((m) => m[1])
+  t.ok(imports.length > 0 && imports.every((specifier) => specifier.startsWith('node:')), imports.join(', '))
+})
+
+t.test('the image stage has in its production dependencies every package the compiled command imports', async (t) => {
   const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean }> }
   const imported = new Set<string>()
-  for (const file of ['example/backend.ts', ...listTs(join(root, 'lib'))]) {
+  const files = readdirTs(join(root, 'lib'))
+  for (const file of files) {
     for (const [, specifier] of readFileSync(join(root, file), 'utf8').matchAll(/^import (?!type )[^'"]*'([^'.][^']*)'/gm)) {
       if (!specifier.startsWith('node:')) imported.add(specifier.split('/').slice(0, specifier.startsWith('@') ? 2 : 1).join('/'))
     }
@@ -110,56 +116,61 @@ t.test('the runtime stage has in its production dependencies every package the c
   }
 })
 
-t.test('the compiled goload command runs with node alone on a config file, and the HEALTHCHECK command passes while it answers', async (t) => {
-  // The runtime stage's /app, by hand: package.json, node_modules (here the repo's) and the compiled example.
-  const app = await mkdtemp(join(tmpdir(), 'goload-image-'))
-  t.teardown(() => rm(app, { recursive: true, force: true }))
-  const outDir = exampleConfig.compilerOptions.outDir
-  await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.example.json', '--outDir', join(app, outDir)], { cwd: root })
-  await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json', '--outDir', join(app, 'dist')], { cwd: root })
-  await copyFile(join(root, 'package.json'), join(app, 'package.json'))
-  await symlink(join(root, 'node_modules'), join(app, 'node_modules'), 'dir')
+function readdirTs (dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts')).map((file) => relative(root, join(dir, file)))
+}
+
+t.test('the image at work, by hand: the backend stage\'s file alone, the command with an admin block, the HEALTHCHECK\'s answers', async (t) => {
+  // The example-backend stage's /app: backend.mjs and nothing else, no package.json, no node_modules.
+  const dir = await mkdtemp(join(tmpdir(), 'goload-image-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  await run(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.example.json', '--outDir', join(dir, 'out')], { cwd: root })
+  await copyFile(join(dir, 'out/example/backend.js'), join(dir, 'backend.mjs'))
   const { NODE_V8_COVERAGE, ...env } = process.env
+  const backend = spawn(process.execPath, ['backend.mjs'], { cwd: dir, env: { ...env, HOST: '127.0.0.1', PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { backend.kill('SIGKILL') })
+  let said = ''
+  backend.stdout.setEncoding('utf8').on('data', (chunk: string) => { said += chunk })
+  await waitFor(() => /listening on/.test(said), 'the backend to listen', 15_000)
+  const backendUrl = /listening on (http:\/\/\S+)/.exec(said)![1]
+  t.match(said, /^backend \S+ listening/, 'without ID it answers as its hostname')
 
-  const start = async (script: string, vars: Record<string, string>, args: string[], listening: RegExp) => {
-    const child = spawn(process.execPath, [script, ...args], { cwd: app, env: { ...env, HOST: '127.0.0.1', PORT: '0', LOG: 'off', ...vars }, stdio: ['ignore', 'pipe', 'pipe'] })
-    t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-    let output = ''
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
-    const port = await deadline(new Promise<string>((resolve, reject) => {
-      child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-        output += chunk
-        const match = listening.exec(output)
-        if (match !== null) resolve(match[1])
-      })
-      child.once('exit', (code) => reject(new Error(`${script} exited with code ${code} before listening:\n${output}`)))
-    }), 20_000, `${script} to listen`)
-    return { child, port }
-  }
-  const healthy = (port: string) => run(process.execPath, healthcheck!.slice(1), { cwd: app, env: { ...env, PORT: port } }).then(() => true, () => false)
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const config = join(dir, 'goload.yaml')
+  await writeFile(config, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: hello }]\npools:\n  hello:\n    backends: [${backendUrl}]\nadmin:\n  port: ${adminPort}\n`)
+  const healthcheck = async (url: string) => await new Promise<{ code: number | null, said: string }>((resolve) => {
+    execFile(process.execPath, [join(root, 'deploy/docker/healthcheck.mjs')], { env: { ...env, GOLOAD_HEALTHCHECK_URL: url } }, (error, stdout) => {
+      resolve({ code: error === null ? 0 : (error as { code?: number }).code ?? null, said: stdout })
+    })
+  })
+  const health = `http://127.0.0.1:${adminPort}/healthz`
+  const none = await healthcheck(health)
+  t.equal(none.code, 1, 'unhealthy while no admin listens')
+  t.match(none.said, /^goload unhealthy: nothing listens at .*: give goload\.yaml an admin block on port 9090/, 'and says what the image expects')
 
-  const backend = await start(`${outDir}/example/backend.js`, { ID: '1' }, [], /listening on http:\/\/127\.0\.0\.1:(\d+)/)
-  // The image's CMD, with a config file of this test's in place of the mounted one.
-  const port = await freePort()
-  const config = join(app, 'goload.yaml')
-  await writeFile(config, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: hello }]\npools:\n  hello:\n    backends: [http://127.0.0.1:${backend.port}]\n`)
-  t.equal(command![2], '--config')
-  const balancer = await start(command![1], {}, ['--config', config], /goload listening on port (\d+)/)
-  t.equal((await request(`http://127.0.0.1:${balancer.port}/`)).body, 'Hello from 1\n', 'the compiled balancer proxies to the compiled backend')
-  t.equal(await healthy(balancer.port), true, 'healthy while the balancer answers')
-  t.equal(await healthy(backend.port), true, 'the same check serves the backends, on their PORT')
+  const balancer = spawnGoload(t, ['--config', config])
+  await waitFor(() => /goload listening/.test(balancer.stdout), 'goload to listen', 15_000)
+  t.match((await request(`http://127.0.0.1:${port}/`, { agent: false })).body, /^Hello from \S+\n$/, 'the command proxies to the backend stage\'s file')
+  const accessLines = () => balancer.stdout.match(/goload: access/g)?.length ?? 0
+  await waitFor(() => accessLines() === 1, 'the proxied request\'s access line')
+  t.same(await healthcheck(health), { code: 0, said: '' }, 'healthy while goload serves')
+  t.equal(accessLines(), 1, 'the check is no proxied request: no access line')
+  const answered = await healthcheck(`http://127.0.0.1:${adminPort}/no-such-path`)
+  t.match(answered, { code: 1, said: /answered 404/ }, 'any answer but 2xx is unhealthy, with the status')
 
-  const exited = once(balancer.child, 'exit')
   balancer.child.kill('SIGTERM')
-  t.same(await deadline(exited, 10_000, 'the balancer to exit after SIGTERM'), [0, null], 'SIGTERM closes the balancer')
-  t.equal(await healthy(balancer.port), false, 'unhealthy once nothing answers')
-  backend.child.kill('SIGTERM')
+  t.same(await deadline(balancer.exited, 15_000, 'goload to exit'), [0, null])
+  t.equal((await healthcheck(health)).code, 1, 'unhealthy once goload has exited')
 })
 
 const dockerCompose = programOnPath('docker-compose', ['version'], 'apt-get install docker-compose')
 
-t.test('docker-compose config accepts the file', { skip: dockerCompose.skip }, async (t) => {
+t.test('docker-compose config accepts the file, and without GOLOAD_ADMIN_TOKEN says to set it', { skip: dockerCompose.skip }, async (t) => {
   dockerCompose.require()
-  const check = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, encoding: 'utf8' })
+  const { GOLOAD_ADMIN_TOKEN, ...without } = process.env
+  const check = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, encoding: 'utf8', env: { ...without, GOLOAD_ADMIN_TOKEN: token } })
   t.equal(check.status, 0, `docker-compose config -q exits 0\n${check.stderr}`)
+  const unset = spawnSync('docker-compose', ['-f', 'docker-compose.yml', 'config', '-q'], { cwd: root, encoding: 'utf8', env: without })
+  t.not(unset.status, 0, 'refused without the token')
+  t.match(unset.stderr, /set GOLOAD_ADMIN_TOKEN to 16 or more random characters/)
 })

@@ -46,6 +46,11 @@ t.test('a scrape after a reload shows the pools serving now; reloads_total count
   const firstLoad = sample(scraped, 'goload_config_last_reload_success_timestamp_seconds')!
   t.ok(firstLoad >= Math.floor(startedAt) && firstLoad <= Date.now() / 1000, 'the start-up load\'s time, in seconds')
   t.equal(metrics!.registry, metrics!.registry, 'the registry is there for the admin listener')
+  // prom-client's default collectors, of this process: one series each, no worker label outside a cluster.
+  t.ok(sample(scraped, 'process_cpu_seconds_total')! > 0, 'process_cpu_seconds_total')
+  t.ok(sample(scraped, 'nodejs_heap_size_used_bytes')! > 0, 'nodejs_heap_size_used_bytes')
+  t.equal(sample(scraped, 'process_start_time_seconds'), Math.round(Date.now() / 1000 - process.uptime()), 'process_start_time_seconds is this process\'s')
+  t.equal(sample(scraped, 'nodejs_version_info', { version: process.version, major: process.versions.node.split('.')[0], minor: process.versions.node.split('.')[1], patch: process.versions.node.split('.')[2] }), 1)
 
   // web's settings change (a new pool object), api goes, www comes.
   config = { listeners: [{ port: 0, host: '127.0.0.1', routes: [{ path: '/', pool: 'web' }, { path: '/www', pool: 'www' }] }], pools: { web: { backends: [b.url], timeout: 5000 }, www: { backends: [a.url] } }, log: { level: 'info' } }

@@ -25,7 +25,7 @@ t.test('--workers 2: requests_total is the sum over both workers; up and pool_ba
   const file = await configFile(t, yaml(5000))
   cluster.setupPrimary({ exec: fixture, args: [file, String(metricsPort)], execArgv: process.execArgv, silent: true })
   const run = runMain(t, ['--config', file, '--workers', '2'])
-  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', 20_000)
+  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', 60_000).catch((error: Error) => { throw new Error(`${error.message}:\n${output}`) })
   const scrape = async (): Promise<Exposition> => {
     const answer = await request(`http://127.0.0.1:${metricsPort}/metrics`, { agent: false })
     t.equal(answer.status, 200, 'the scrape answered')
@@ -54,6 +54,14 @@ t.test('--workers 2: requests_total is the sum over both workers; up and pool_ba
     t.equal(sample(metrics, 'goload_pool_backends', { pool: 'web', state: 'up', worker }), 1)
   }
   t.equal(sample(metrics, 'goload_backend_up', labels), undefined, 'no unlabelled sum of up')
+  // Each worker's process metrics, side by side: memory and CPU of one process are not added to another's.
+  const starts = ['1', '2'].map((worker) => sample(metrics!, 'process_start_time_seconds', { worker }))
+  t.ok(starts.every((start) => start !== undefined && Math.abs(start - Date.now() / 1000) < 120), `process_start_time_seconds per worker, kept: ${starts.join(', ')}`)
+  for (const worker of ['1', '2']) {
+    t.ok(sample(metrics, 'nodejs_heap_size_used_bytes', { worker })! > 0, `nodejs_heap_size_used_bytes of worker ${worker}`)
+    t.ok(sample(metrics, 'process_cpu_seconds_total', { worker })! > 0, `process_cpu_seconds_total of worker ${worker}`)
+  }
+  t.equal(sample(metrics, 'nodejs_heap_size_used_bytes'), undefined, 'no sum over the workers')
   t.equal(sample(metrics, 'goload_config_reloads_total'), 0)
 
   await writeFile(file, yaml(6000))

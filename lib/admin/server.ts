@@ -10,6 +10,7 @@ import type { PoolEntry } from '../registry.js'
 import { actions } from './actions.js'
 import { bearer, exposureProblem, tokenProblem } from './auth.js'
 import { EventStreams } from './events.js'
+import { healthRoutes, type Health } from './health.js'
 import { actionGuard, ownHost } from './guard.js'
 import { Snapshots } from './snapshot.js'
 import type { CertificateSource } from '../tls/served.js'
@@ -27,6 +28,8 @@ export interface AdminOptions {
   source: () => Iterable<PoolEntry>
   /** The TLS listeners' certificates, shown with their expiry. */
   certificates?: CertificateSource
+  /** What GET /healthz and GET /readyz answer; without it, both are 404. */
+  health?: Health
   /** Prometheus text for GET /metrics; without it, /metrics is 404. */
   metrics?: () => Promise<{ contentType: string, text: string }>
   log: FastifyBaseLogger
@@ -84,7 +87,7 @@ export async function startAdmin (options: AdminOptions): Promise<Admin> {
   return { url, port, close: () => app.close() }
 }
 
-function buildAdmin ({ host, token, source, certificates, metrics, log, streamMaxAge }: AdminOptions): FastifyInstance {
+function buildAdmin ({ host, token, source, certificates, health, metrics, log, streamMaxAge }: AdminOptions): FastifyInstance {
   // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
   const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
   const snapshots = new Snapshots(source, certificates)
@@ -120,6 +123,8 @@ function buildAdmin ({ host, token, source, certificates, metrics, log, streamMa
       return await readFile(new URL(file, pageFolder))
     })
   }
+
+  if (health !== undefined) healthRoutes(app, health)
 
   app.register(async (data) => {
     if (token !== undefined) data.addHook('onRequest', bearer(token))

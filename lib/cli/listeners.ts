@@ -80,6 +80,11 @@ export class Listeners {
     return [...this.#listeners.values()].map(({ server }) => (server.address() as AddressInfo).port)
   }
 
+  /** The host:port of each listener whose server does not accept connections now (closed by an error): for /healthz. */
+  notAccepting (): string[] {
+    return [...this.#listeners.entries()].filter(([, { server }]) => !server.listening).map(([key]) => placeOf(key))
+  }
+
   /** Every certificate the TLS listeners serve now, for the status page and metrics. */
   certificates (): ServedCertificate[] {
     const served: ServedCertificate[] = []

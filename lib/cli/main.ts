@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load.js'
 import type { GoloadFileConfig } from '../config/schema.js'
 import { configOfBackends } from './apps.js'
 import { exposureProblem, tokenProblem } from '../admin/auth.js'
+import type { Health } from '../admin/health.js'
 import { startAdmin, type Admin } from '../admin/server.js'
 import { createCliMetrics, type CliMetrics } from '../metrics/cli.js'
 import { parseCommand, usage, UsageError, type Command } from './args.js'
@@ -141,7 +142,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     let admin: Admin | undefined
     if (config.admin !== undefined) {
       try {
-        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), metrics: metrics.scrape, log: listeners.log })
+        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, log: listeners.log })
       } catch (error) {
         await listeners.close()
         return fail(error)
@@ -185,12 +186,29 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     log.info(`goload: ${signal} received, closing: requests in flight may finish`)
     await reloading
     stopReaching()
-    await Promise.all([listeners.close(), admin?.close()])
+    // The admin last: its /healthz answers 503 while the listeners drain, rather than nothing at all.
+    await listeners.close()
+    await admin?.close()
     return 0
   } finally {
     for (const signal of shutdownSignals) signals.off(signal, onShutdown)
     signals.off('SIGHUP', onHangUp)
   }
+}
+
+/**
+ * The admin's probes. Ready is live, no more: a balancer without a backend in rotation still answers (503 with a
+ * reason, and in rotation again the moment a backend is), and taking every replica out of a Service because the
+ * backends they share are down would turn those answers into refused connections. Envoy's /ready and Traefik's
+ * ping do the same.
+ */
+function healthOf (listeners: Listeners, shuttingDown: () => boolean): Health {
+  const live = (): string | undefined => {
+    if (shuttingDown()) return 'shutting down'
+    const closed = listeners.notAccepting()
+    return closed.length === 0 ? undefined : `not accepting connections on ${closed.join(', ')}`
+  }
+  return { live, ready: live }
 }
 
 // A config file's problems come one a line, each naming the file; any other failure is one line of ours.

@@ -1,5 +1,5 @@
 import cluster from 'node:cluster'
-import { AggregatorRegistry, Registry } from 'prom-client'
+import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client'
 import { addPoolMetrics, ReadMetric, type PoolSource } from './collectors.js'
 import type { CertificateSource } from '../tls/served.js'
 
@@ -32,6 +32,7 @@ export function createCliMetrics (source: PoolSource, certificates: CertificateS
   const registry = new Registry()
   const worker = cluster.isWorker ? String(cluster.worker!.id) : undefined
   addPoolMetrics(registry, source, worker)
+  for (const metric of processMetrics(worker).getMetricsAsArray()) registry.registerMetric(metric as never)
   // One sample a name: a name served from two places (two listeners, a file and ACME) expires with the first of them.
   registry.registerMetric(new ReadMetric('goload_tls_certificate_expiry_timestamp_seconds', 'gauge', 'min', 'When each certificate the TLS listeners serve expires (notAfter), in seconds since the epoch, by its first DNS name.',
     (samples) => {
@@ -63,6 +64,25 @@ export function createCliMetrics (source: PoolSource, certificates: CertificateS
     },
     scrape: worker === undefined ? own : async () => ({ contentType: registry.contentType, text: await askPrimary() })
   }
+}
+
+let processRegistry: Registry | undefined
+
+/**
+ * prom-client's default collectors (`process_*`, `nodejs_*`), made once per process and shared by every registry of
+ * the command: each collectDefaultMetrics() starts an event-loop delay monitor and a GC observer that nothing stops.
+ * In a cluster worker each series carries its `worker` label, so the primary's aggregation keeps one per process
+ * (the memory and CPU of one worker are not to be added to another's). process_start_time_seconds is `omit`ted by
+ * AggregatorRegistry, which cannot add start times up; with the label there is nothing to add, so it is kept.
+ */
+function processMetrics (worker: string | undefined): Registry {
+  if (processRegistry !== undefined) return processRegistry
+  processRegistry = new Registry()
+  collectDefaultMetrics({ register: processRegistry, ...(worker === undefined ? {} : { labels: { worker } }) })
+  if (worker !== undefined) {
+    for (const metric of processRegistry.getMetricsAsArray()) if (metric.aggregator === 'omit') metric.aggregator = 'first'
+  }
+  return processRegistry
 }
 
 let asked = 0

@@ -9,7 +9,8 @@ export interface Exposition {
   helps: Map<string, string>
 }
 
-const sampleLine = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (-?[0-9.e+-]+|\+Inf|NaN)$/
+// NaN in any case, as Prometheus reads it (Go's ParseFloat): prom-client writes `Nan`.
+const sampleLine = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*)\})? (-?[0-9.e+-]+|\+Inf|[Nn]a[Nn])$/
 
 export function parseExposition (text: string): Exposition {
   const exposition: Exposition = { samples: new Map(), types: new Map(), helps: new Map() }

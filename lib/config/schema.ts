@@ -1,5 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { strategies, type HealthCheckOptions, type Strategy } from '../options.js'
+import type { HealthCheckOptions } from '../options.js'
+
+// The strategies there are. Options know their names only; lib/pool/strategies/index.ts keys its selectors by this list,
+// so a name without a selector does not compile.
+export const strategies = ['least-busy', 'round-robin', 'p2c', 'peak-ewma', 'hash'] as const
+export type Strategy = typeof strategies[number]
 
 // The one description of a config file. ajv validates with it (validate.ts), the TypeScript types below are derived
 // from it, and goload.schema.json is written from it for editors (write-schema.ts). Each pool's keys are the plugin's
@@ -29,8 +34,11 @@ const headerValue = Type.Unsafe<string>({
 })
 
 const closed = { additionalProperties: false } as const
-const positiveInteger = (description: string) => Type.Integer({ minimum: 1, description })
-const count = (description: string) => Type.Integer({ minimum: 0, description })
+// `default` is the value the plugin takes when the key is left out: the file's loader fills it in (so --print-config
+// shows it) and lib/options.ts reads it from here. A default that depends on another key (balanceFactor is for hash
+// only, rateLimit.cache for counts in memory) or that JSON cannot write (Infinity) is said in the description instead.
+const positiveInteger = (description: string, value?: number) => Type.Integer({ minimum: 1, description, ...(value === undefined ? {} : { default: value }) })
+const count = (description: string, value?: number) => Type.Integer({ minimum: 0, description, ...(value === undefined ? {} : { default: value }) })
 const pem = Type.String({ description: 'PEM text' })
 
 const tls = Type.Object({
@@ -46,7 +54,7 @@ const backend = Type.Object({
   id: Type.Optional(Type.String({ minLength: 1 })),
   weight: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   maxPending: Type.Optional(positiveInteger('most requests in flight at this backend')),
-  resolve: Type.Optional(Type.Object({ interval: Type.Optional(positiveInteger('ms between DNS lookups')) }, closed)),
+  resolve: Type.Optional(Type.Object({ interval: Type.Optional(positiveInteger('ms between DNS lookups; default 30000')) }, closed)),
   tls: Type.Optional(tls)
 }, closed)
 
@@ -54,13 +62,16 @@ const statusPattern = Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), 
 
 export const poolSchema = Type.Object({
   backends: Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) or h2c URL or a { url, id?, weight? } object' }), { minItems: 1 }),
-  strategy: Type.Optional(Type.Unsafe<Strategy>({ enum: [...strategies] })),
-  timeout: Type.Optional(positiveInteger('upstream timeout, ms')),
-  connectTimeout: Type.Optional(positiveInteger('ms to open a connection')),
-  connections: Type.Optional(positiveInteger('most connections to each backend')),
-  pipelining: Type.Optional(positiveInteger('requests pipelined per connection')),
-  retries: Type.Optional(count('further backends tried')),
-  retryNonIdempotent: Type.Optional(Type.Boolean()),
+  strategy: Type.Optional(Type.Unsafe<Strategy>({ enum: [...strategies], default: 'least-busy' })),
+  // nginx's proxy_read_timeout.
+  timeout: Type.Optional(positiveInteger('upstream timeout, ms', 60_000)),
+  // undici's own.
+  connectTimeout: Type.Optional(positiveInteger('ms to open a connection', 10_000)),
+  // No cap, as nginx: with one, a few hundred slow clients hold every connection and starve everyone else.
+  connections: Type.Optional(positiveInteger('most connections to each backend; default no cap')),
+  pipelining: Type.Optional(positiveInteger('requests pipelined per connection', 1)),
+  retries: Type.Optional(count('further backends tried', 1)),
+  retryNonIdempotent: Type.Optional(Type.Boolean({ default: false })),
   passiveHealth: Type.Optional(Type.Union([
     Type.Literal(false),
     Type.Object({
@@ -70,37 +81,39 @@ export const poolSchema = Type.Object({
       maxEjectedPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
       consecutive5xx: Type.Optional(count('5xx in a row that eject; 0 is off'))
     }, closed)
-  ], { title: 'an object or false' })),
+  ], { title: 'an object or false', default: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 } })),
   // Typed as the plugin's option (a path or grpc, not neither); normalizeOptions says which is missing, by key.
   healthCheck: Type.Optional(Type.Unsafe<HealthCheckOptions>(Type.Object({
     path: Type.Optional(Type.String({ pattern: '^/', description: 'GET this path; or grpc' })),
     grpc: Type.Optional(Type.Union([Type.Literal(true), Type.Object({ service: Type.String() }, closed)], { title: 'true or { service }', description: 'probe with grpc.health.v1.Health/Check' })),
-    interval: Type.Optional(positiveInteger('ms')),
-    timeout: Type.Optional(positiveInteger('ms')),
-    healthyAfter: Type.Optional(positiveInteger('passing probes in a row')),
-    unhealthyAfter: Type.Optional(positiveInteger('failing probes in a row')),
+    interval: Type.Optional(positiveInteger('ms between probes', 5000)),
+    timeout: Type.Optional(positiveInteger('ms a probe may take', 2000)),
+    healthyAfter: Type.Optional(positiveInteger('passing probes in a row', 2)),
+    unhealthyAfter: Type.Optional(positiveInteger('failing probes in a row', 3)),
     expectStatus: Type.Optional(Type.Union([statusPattern, Type.Array(statusPattern, { minItems: 1 })], { title: "a status code, a '2xx'-style class, or a list of them" }))
   }, closed))),
-  slowStart: Type.Optional(count('ms to ramp up to full weight')),
-  maxPending: Type.Optional(positiveInteger('most requests in flight at each backend')),
+  slowStart: Type.Optional(count('ms to ramp up to full weight', 0)),
+  maxPending: Type.Optional(positiveInteger('most requests in flight at each backend; default no limit')),
   queue: Type.Optional(Type.Object({
-    max: Type.Optional(count('requests that may wait')),
-    timeout: Type.Optional(positiveInteger('ms a request may wait'))
-  }, closed)),
-  closeTimeout: Type.Optional(count('ms in-flight requests get on close')),
-  tunnelIdleTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'ms an upgraded connection may carry no bytes before it is closed; 0 is never' })),
-  ewmaDecay: Type.Optional(positiveInteger('peak-ewma: ms over which samples fade')),
+    max: Type.Optional(count('requests that may wait', 1000)),
+    timeout: Type.Optional(positiveInteger('ms a request may wait', 5000))
+  }, { ...closed, default: {} })),
+  closeTimeout: Type.Optional(count('ms in-flight requests get on close', 10_000)),
+  tunnelIdleTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 0, description: 'ms an upgraded connection may carry no bytes before it is closed; 0 is never' })),
+  ewmaDecay: Type.Optional(positiveInteger('peak-ewma: ms over which samples fade', 10_000)),
   hashOn: Type.Optional(Type.Union([
     Type.Literal('ip'),
     Type.Object({ header: Type.String({ minLength: 1 }) }, closed),
     Type.Object({ cookie: Type.String({ minLength: 1 }) }, closed)
-  ], { title: "'ip', { header: name } or { cookie: name }", description: 'hash: what a request\'s key is' })),
-  balanceFactor: Type.Optional(Type.Number({ minimum: 1, description: 'hash: how far above the average load a backend keeps its keys' })),
-  bufferBody: Type.Optional(count('bytes of request body read before choosing a backend')),
-  clientTimeout: Type.Optional(positiveInteger('ms a client may send nothing')),
-  clientMinRate: Type.Optional(count('slowest request body, bytes/s')),
+  ], { title: "'ip', { header: name } or { cookie: name }", description: 'hash: what a request\'s key is; default \'ip\'' })),
+  balanceFactor: Type.Optional(Type.Number({ minimum: 1, description: 'hash: how far above the average load a backend keeps its keys; default 1.25' })),
+  // nginx buffers request bodies whole (to a file past 16 KiB); we keep the small ones in memory.
+  bufferBody: Type.Optional(count('bytes of request body read before choosing a backend', 65_536)),
+  // Between nginx's client_body_timeout (60 s) and Apache's mod_reqtimeout (20 s, then at least 500 bytes/s).
+  clientTimeout: Type.Optional(positiveInteger('ms a client may send nothing', 30_000)),
+  clientMinRate: Type.Optional(count('slowest request body, bytes/s', 500)),
   tls: Type.Optional(tls),
-  allowH2: Type.Optional(Type.Boolean())
+  allowH2: Type.Optional(Type.Boolean({ default: false }))
 }, { ...closed, description: 'Plugin options of one pool, under the same names' })
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -111,8 +124,8 @@ const route = Type.Object({
   rewritePrefix: Type.Optional(Type.String({ pattern: '^/', description: 'replaces the matched prefix before forwarding' })),
   methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1, description: 'default: every method' })),
   headers: Type.Optional(Type.Record(Type.String(), headerValue, { description: 'header values the request must have' })),
-  preserveHost: Type.Optional(Type.Boolean()),
-  websocket: Type.Optional(Type.Boolean({ description: 'tunnel upgrades (WebSocket) to the backend; default true' })),
+  preserveHost: Type.Optional(Type.Boolean({ default: false })),
+  websocket: Type.Optional(Type.Boolean({ default: true, description: 'tunnel upgrades (WebSocket) to the backend' })),
   rateLimit: Type.Optional(Type.Object({
     max: positiveInteger('requests each client may make in a timeWindow'),
     timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
@@ -120,7 +133,7 @@ const route = Type.Object({
     redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis:// URL: counts shared by every balancer using it' })),
     cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
   }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })),
-  accessLog: Type.Optional(Type.Boolean({ description: 'one info line per request; default true' })),
+  accessLog: Type.Optional(Type.Boolean({ default: true, description: 'one info line per request' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)
 
@@ -191,7 +204,7 @@ export const configSchema = Type.Object({
   pools,
   admin: Type.Optional(admin),
   log: Type.Optional(Type.Object({
-    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels] }))
+    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels], default: 'info' }))
   }, closed))
 }, {
   ...closed,

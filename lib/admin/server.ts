@@ -29,6 +29,8 @@ export interface AdminOptions {
   certificates?: CertificateSource
   /** Prometheus text for GET /metrics; without it, /metrics is 404. */
   metrics?: () => Promise<{ contentType: string, text: string }>
+  /** The config in effect, secrets already hidden, for GET /config; without it, /config is 404. */
+  config?: () => unknown
   log: FastifyBaseLogger
   /** ms an event stream lasts before the client is asked to reconnect (5 minutes): what bounds one that stopped reading. */
   streamMaxAge?: number
@@ -84,7 +86,7 @@ export async function startAdmin (options: AdminOptions): Promise<Admin> {
   return { url, port, close: () => app.close() }
 }
 
-function buildAdmin ({ host, token, source, certificates, metrics, log, streamMaxAge }: AdminOptions): FastifyInstance {
+function buildAdmin ({ host, token, source, certificates, metrics, config, log, streamMaxAge }: AdminOptions): FastifyInstance {
   // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
   const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
   const snapshots = new Snapshots(source, certificates)
@@ -131,6 +133,7 @@ function buildAdmin ({ host, token, source, certificates, metrics, log, streamMa
         return reply.type(contentType).send(text)
       })
     }
+    if (config !== undefined) data.get('/config', async () => config())
     actions(data, source)
   })
   return app

@@ -40,11 +40,13 @@ const closed = { additionalProperties: false } as const
 const positiveInteger = (description: string, value?: number) => Type.Integer({ minimum: 1, description, ...(value === undefined ? {} : { default: value }) })
 const count = (description: string, value?: number) => Type.Integer({ minimum: 0, description, ...(value === undefined ? {} : { default: value }) })
 const pem = Type.String({ description: 'PEM text' })
+// `secret` (read by redact.ts; ajv knows it as an annotation): what --print-config and GET /config show as <redacted>.
+const privateKey = Type.String({ description: 'PEM text of the private key', secret: 'pem' })
 
 const tls = Type.Object({
   ca: Type.Optional(Type.Union([pem, Type.Array(pem, { minItems: 1 })], { title: 'PEM text or a list of them' })),
   cert: Type.Optional(pem),
-  key: Type.Optional(pem),
+  key: Type.Optional(privateKey),
   servername: Type.Optional(Type.String({ minLength: 1 })),
   rejectUnauthorized: Type.Optional(Type.Boolean())
 }, { ...closed, description: 'TLS to https:// backends' })
@@ -130,7 +132,7 @@ const route = Type.Object({
     max: positiveInteger('requests each client may make in a timeWindow'),
     timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
     allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
-    redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis:// URL: counts shared by every balancer using it' })),
+    redis: Type.Optional(Type.String({ pattern: '^rediss?://', secret: 'url-password', description: 'redis:// URL: counts shared by every balancer using it' })),
     cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
   }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })),
   accessLog: Type.Optional(Type.Boolean({ default: true, description: 'one info line per request' })),
@@ -162,14 +164,14 @@ const listener = Type.Object({
   tls: Type.Optional(Type.Object({
     certificates: Type.Optional(Type.Array(Type.Object({
       cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain after it), relative to the config file' }),
-      key: Type.String({ minLength: 1, description: 'PEM private key file, unencrypted, relative to the config file' })
+      key: Type.String({ minLength: 1, secret: 'pem', description: 'PEM private key file, unencrypted, relative to the config file' })
     }, closed), { minItems: 1, description: 'SNI picks the one whose names match; the first is the default' })),
     acme: Type.Optional(Type.Object({
       directory: Type.String({ pattern: '^https?://', description: 'the ACME directory URL (Let\'s Encrypt: https://acme-v02.api.letsencrypt.org/directory)' }),
       email: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$', description: 'the account\'s contact, told of expiries and problems' })),
       domains: Type.Array(Type.String({ pattern: '^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$', description: 'a DNS name' }), { minItems: 1, description: 'the names of one certificate, ordered together' }),
       challenge: Type.Optional(Type.Unsafe<'http-01' | 'tls-alpn-01'>({ enum: ['http-01', 'tls-alpn-01'], description: 'http-01 (default) on every plain listener, or tls-alpn-01 on this listener' })),
-      storage: Type.String({ minLength: 1, description: 'a folder (relative to the config file) or redis://…, shared by every instance' }),
+      storage: Type.String({ minLength: 1, secret: 'url-password', description: 'a folder (relative to the config file) or redis://…, shared by every instance' }),
       directoryCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the CA the directory\'s HTTPS is signed by (Pebble, step-ca)' }))
     }, { ...closed, description: 'order and renew a certificate from an ACME CA (Let\'s Encrypt)' })),
     minVersion: Type.Optional(Type.Unsafe<'TLSv1.2' | 'TLSv1.3'>({ enum: ['TLSv1.2', 'TLSv1.3'], description: 'default TLSv1.2' }))
@@ -196,7 +198,7 @@ const admin = Type.Object({
   port,
   host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'a host other than loopback needs a token' })),
   // eslint-disable-next-line no-template-curly-in-string -- the env reference syntax, shown as written
-  token: Type.Optional(Type.String({ minLength: 1, description: 'required as Authorization: Bearer <token>, at least 16 characters, no whitespace; write ${GOLOAD_ADMIN_TOKEN}' }))
+  token: Type.Optional(Type.String({ minLength: 1, secret: 'value', description: 'required as Authorization: Bearer <token>, at least 16 characters, no whitespace; write ${GOLOAD_ADMIN_TOKEN}' }))
 }, { ...closed, description: 'the admin API and status page, on a listener of its own' })
 
 export const configSchema = Type.Object({

@@ -11,6 +11,12 @@ export type Strategy = typeof strategies[number]
 // option names, so a file only ever becomes plugin options; options that are functions (resolve.lookup) have no place
 // in a file.
 
+// Adding a key: write it once here, in its object, with a description, its `default` when it has an unconditional
+// one, and `secret` when --print-config must hide it. The file's validation, did-you-mean, the JSON Schema,
+// --print-config, GET /config and the README reference test follow from that. A pool key is also read by the plugin
+// (lib/options.ts: take its default from `defaults`, which reads this file) and needs a row in the README's Options
+// table; what a schema cannot say goes in a named check beside it (lib/config/load.ts crossCheck).
+
 /** `${NAME}`: a whole value taken from the environment, where the value itself is not a string (a port). */
 export const envReference = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$'
 

@@ -4,15 +4,13 @@ import { normalizeIP } from '@fastify/rate-limit'
 import { parse as parseDuration } from '@lukeed/ms'
 import type { FastifyRequest } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
+import { kubernetesDiscovery, poolSchema, strategies, type Strategy } from './config/schema.js'
 import { InvalidOptionError } from './errors.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
 
 export type { Pem, TlsOptions } from './tls-options.js'
 
-// The strategies there are. Options know their names only; lib/pool/strategies/index.ts keys its selectors by this list,
-// so a name without a selector does not compile.
-export const strategies = ['least-busy', 'round-robin', 'p2c', 'peak-ewma', 'hash'] as const
-export type Strategy = typeof strategies[number]
+export { strategies, type Strategy } from './config/schema.js'
 
 /**
  * What `strategy: 'hash'` keeps requests together by: the client address (`request.ip`, so Fastify's `trustProxy`
@@ -320,33 +318,37 @@ export interface KubernetesDiscoveryConfig extends Required<Pick<KubernetesDisco
   ca: string | undefined
 }
 
+const pool = poolSchema.properties
+const healthCheck = (pool.healthCheck as unknown as typeof poolSchema).properties as unknown as Record<'interval' | 'timeout' | 'healthyAfter' | 'unhealthyAfter', { default: number }>
+
+/** What a left-out option is: read from the schema (lib/config/schema.ts), where each is written beside its key. */
 export const defaults = {
-  strategy: 'least-busy',
-  // nginx's proxy_read_timeout.
-  timeout: 60_000,
-  // undici's own.
-  connectTimeout: 10_000,
-  // No cap, as nginx: with one, a few hundred slow clients hold every connection and starve everyone else.
+  strategy: pool.strategy.default as Strategy,
+  timeout: pool.timeout.default as number,
+  connectTimeout: pool.connectTimeout.default as number,
   connections: Infinity,
-  pipelining: 1,
-  retries: 1,
-  passiveHealth: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 },
-  healthCheck: { interval: 5000, timeout: 2000, healthyAfter: 2, unhealthyAfter: 3 },
-  queue: { max: 1000, timeout: 5000 },
-  closeTimeout: 10_000,
-  // As before the option: an open WebSocket is the application's to keep alive (nginx cuts one idle for 60 s).
-  tunnelIdleTimeout: 0,
+  pipelining: pool.pipelining.default as number,
+  retries: pool.retries.default as number,
+  passiveHealth: pool.passiveHealth.default as Required<PassiveHealthOptions>,
+  healthCheck: {
+    interval: healthCheck.interval.default,
+    timeout: healthCheck.timeout.default,
+    healthyAfter: healthCheck.healthyAfter.default,
+    unhealthyAfter: healthCheck.unhealthyAfter.default
+  },
+  queue: { max: pool.queue.properties.max.default as number, timeout: pool.queue.properties.timeout.default as number },
+  closeTimeout: pool.closeTimeout.default as number,
+  tunnelIdleTimeout: pool.tunnelIdleTimeout.default as number,
   resolveInterval: 30_000,
-  kubernetesRetryDelay: 1000,
-  ewmaDecay: 10_000,
+  kubernetesRetryDelay: kubernetesDiscovery.properties.retryDelay.default as number,
+  ewmaDecay: pool.ewmaDecay.default as number,
   // Envoy's hash_balance_factor default (125), and the paper's own example: each backend up to 25% over the average.
+  // For strategy hash only, so not a schema default (a file's other pools would get it filled in, and be refused).
   balanceFactor: 1.25,
-  // nginx buffers request bodies whole (to a file past 16 KiB); we keep the small ones in memory.
-  bufferBody: 65_536,
-  // Between nginx's client_body_timeout (60 s) and Apache's mod_reqtimeout (20 s, then at least 500 bytes/s).
-  clientTimeout: 30_000,
-  clientMinRate: 500
-} as const
+  bufferBody: pool.bufferBody.default as number,
+  clientTimeout: pool.clientTimeout.default as number,
+  clientMinRate: pool.clientMinRate.default as number
+}
 
 // A route's own options, and those Fastify itself reads from any register() call.
 const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'accessLog', 'metrics', 'logLevel', 'logSerializers']

@@ -33,8 +33,8 @@ t.test('a reload logs what changed in one line; a failed one, one line per probl
   await run.logged(/reload failed/, 'the failed reload')
   await waitFor(() => messages(run.logs()).filter(({ msg }) => msg.includes('reload failed')).length === 2, 'both problems')
   t.same(messages(run.logs()).filter(({ msg }) => msg.includes('reload failed')).map(({ level, msg }) => [level, msg]), [
-    [50, `goload: reload failed, the running config stays: ${file}:8: pools.api.timout: unknown option`],
-    [50, `goload: reload failed, the running config stays: ${file}:9: pools.api.retires: unknown option`]
+    [50, `goload: reload failed, the running config stays: ${file}:8: pools.api.timout: unknown option (did you mean timeout?)`],
+    [50, `goload: reload failed, the running config stays: ${file}:9: pools.api.retires: unknown option (did you mean retries?)`]
   ])
 })
 

@@ -77,7 +77,7 @@ t.test('--check --config: "FILE: ok" and exit 0 for a good file, one line per pr
   const bad = await configFile(t, twoPools(ports, 'http://127.0.0.1:1', 'http://127.0.0.1:2').replace('backends: [http://127.0.0.1:1]', 'backends: [http://127.0.0.1:1]\n    timout: 5'))
   const failed = runMain(t, ['--check', '--config', bad])
   t.equal(await exit(failed), 1)
-  t.equal(failed.stderr(), `${bad}:14: pools.a.timout: unknown option\n`, 'the file, the line, the key path')
+  t.equal(failed.stderr(), `${bad}:14: pools.a.timout: unknown option (did you mean timeout?)\n`, 'the file, the line, the key path')
   t.equal(failed.stdout(), '')
 
   const missing = runMain(t, ['--check', '--config', `${good}.missing.yaml`])
@@ -116,7 +116,7 @@ t.test('--config with a bad file exits 1 with its problems before listening', as
   const bad = await configFile(t, `listeners:\n  - port: ${port}\n    routes: [{ pool: ap }]\npools:\n  api:\n    backends: [http://127.0.0.1:1]\n`)
   const run = runMain(t, ['--config', bad])
   t.equal(await exit(run), 1)
-  t.equal(run.stderr(), `${bad}:3: listeners[0].routes[0].pool: no pool named "ap" (pools: api)\n`)
+  t.equal(run.stderr(), `${bad}:3: listeners[0].routes[0].pool: no pool named "ap" (did you mean api?)\n`)
   t.equal(run.logs(), '', 'nothing listened')
 })
 
@@ -271,5 +271,5 @@ t.test('--check names a pool whose name is not an identifier with brackets in th
   const file = await configFile(t, 'listeners:\n  - port: 8080\n    routes: [{ pool: "a b" }]\npools:\n  "a b":\n    backends: [http://127.0.0.1:1]\n    timout: 1\n')
   const run = runMain(t, ['--check', '--config', file])
   t.equal(await exit(run), 1)
-  t.equal(run.stderr(), `${file}:7: pools["a b"].timout: unknown option\n`)
+  t.equal(run.stderr(), `${file}:7: pools["a b"].timout: unknown option (did you mean timeout?)\n`)
 })

@@ -69,6 +69,27 @@ const json = JSON.stringify({
   log: { level: 'info' }
 }, null, 2)
 
+// What a pool left without options is given: the loaded config is the effective one (as --print-config shows it).
+const poolDefaults = {
+  strategy: 'least-busy',
+  timeout: 60_000,
+  connectTimeout: 10_000,
+  pipelining: 1,
+  retries: 1,
+  retryNonIdempotent: false,
+  passiveHealth: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 },
+  slowStart: 0,
+  queue: { max: 1000, timeout: 5000 },
+  closeTimeout: 10_000,
+  tunnelIdleTimeout: 0,
+  ewmaDecay: 10_000,
+  bufferBody: 65_536,
+  clientTimeout: 30_000,
+  clientMinRate: 500,
+  allowH2: false
+}
+const routeDefaults = { path: '/', preserveHost: false, websocket: true, accessLog: true }
+
 t.test('the same content in YAML, TOML and JSON gives the same config', async (t) => {
   const write = await configFolder(t)
   const fromYaml = await loadConfig(await write('goload.yaml', yaml), { env })
@@ -77,15 +98,15 @@ t.test('the same content in YAML, TOML and JSON gives the same config', async (t
       port: 8081,
       host: '0.0.0.0',
       routes: [
-        { host: 'api.example.com', path: '/v1', rewritePrefix: '/', methods: ['GET', 'POST'], headers: { 'x-canary': '1', 'x-flag': 'true', 'x-env': 'yes' }, preserveHost: true, pool: 'api' },
-        { path: '/', pool: 'web' }
+        { ...routeDefaults, host: 'api.example.com', path: '/v1', rewritePrefix: '/', methods: ['GET', 'POST'], headers: { 'x-canary': '1', 'x-flag': 'true', 'x-env': 'yes' }, preserveHost: true, pool: 'api' },
+        { ...routeDefaults, pool: 'web' }
       ]
     }],
     pools: {
-      api: { strategy: 'peak-ewma', backends: ['http://10.0.0.1:3000', { url: 'http://10.0.0.2:3000', weight: 2 }], healthCheck: { path: '/health', expectStatus: ['2xx', 301] }, passiveHealth: false },
-      web: { backends: ['http://10.0.0.3:3000'] }
+      api: { ...poolDefaults, strategy: 'peak-ewma', backends: ['http://10.0.0.1:3000', { url: 'http://10.0.0.2:3000', weight: 2 }], healthCheck: { path: '/health', expectStatus: ['2xx', 301], interval: 5000, timeout: 2000, healthyAfter: 2, unhealthyAfter: 3 }, passiveHealth: false },
+      web: { ...poolDefaults, backends: ['http://10.0.0.3:3000'] }
     },
-    log: { level: 'info' }
+    log: { level: 'info', format: 'json' }
   }, 'port and header values coerced as the schema says, defaults filled in')
   t.strictSame(await loadConfig(await write('goload.toml', toml), { env }), fromYaml, 'TOML')
   t.strictSame(await loadConfig(await write('goload.json', json), { env }), fromYaml, 'JSON')
@@ -113,7 +134,7 @@ t.test('the example samples in YAML and TOML give the same config', async (t) =>
   const fromYaml = await loadConfig(new URL('../example/goload.yaml', import.meta.url).pathname, { env: {} })
   const fromToml = await loadConfig(new URL('../example/goload.toml', import.meta.url).pathname, { env: {} })
   t.strictSame(fromToml, fromYaml)
-  t.same(fromYaml.listeners, [{ port: 8080, host: '0.0.0.0', routes: [{ path: '/', pool: 'hello' }] }])
+  t.same(fromYaml.listeners, [{ port: 8080, host: '0.0.0.0', routes: [{ ...routeDefaults, pool: 'hello' }] }])
   t.same(Object.keys(fromYaml.pools), ['hello'])
   t.same(fromYaml.pools.hello.backends, ['http://127.0.0.1:3001', 'http://127.0.0.1:3002', { url: 'http://127.0.0.1:3003', weight: 1 }])
   t.match(await readFile(new URL('../example/goload.yaml', import.meta.url), 'utf8'), /^# yaml-language-server: \$schema=\.\.\/goload\.schema\.json\n/)

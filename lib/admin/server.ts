@@ -32,6 +32,8 @@ export interface AdminOptions {
   health?: Health
   /** Prometheus text for GET /metrics; without it, /metrics is 404. */
   metrics?: () => Promise<{ contentType: string, text: string }>
+  /** The config in effect, secrets already hidden, for GET /config; without it, /config is 404. */
+  config?: () => unknown
   log: FastifyBaseLogger
   /** ms an event stream lasts before the client is asked to reconnect (5 minutes): what bounds one that stopped reading. */
   streamMaxAge?: number
@@ -87,7 +89,7 @@ export async function startAdmin (options: AdminOptions): Promise<Admin> {
   return { url, port, close: () => app.close() }
 }
 
-function buildAdmin ({ host, token, source, certificates, health, metrics, log, streamMaxAge }: AdminOptions): FastifyInstance {
+function buildAdmin ({ host, token, source, certificates, health, metrics, config, log, streamMaxAge }: AdminOptions): FastifyInstance {
   // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
   const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
   const snapshots = new Snapshots(source, certificates)
@@ -136,6 +138,7 @@ function buildAdmin ({ host, token, source, certificates, health, metrics, log, 
         return reply.type(contentType).send(text)
       })
     }
+    if (config !== undefined) data.get('/config', async () => config())
     actions(data, source)
   })
   return app

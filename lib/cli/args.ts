@@ -6,6 +6,7 @@ export type Command =
   | { action: 'help' }
   | { action: 'version' }
   | { action: 'check', config: string }
+  | { action: 'print', config: string }
   | { action: 'serve', source: Source, workers: number, admin?: AdminAddress }
 
 /** `--admin HOST:PORT`: where the admin API and status page listen (the token comes from GOLOAD_ADMIN_TOKEN). */
@@ -23,6 +24,9 @@ export class UsageError extends Error {
 export const usage = `Usage:
   goload --config goload.yaml           run the listeners and pools the file describes (.yaml, .yml, .toml, .json)
   goload --check --config goload.yaml   validate the file and exit: 0 if it is fine, 1 with one line per problem
+  goload --print-config --config goload.yaml
+                                        print the effective config (defaults filled in, \${NAME} replaced, secrets
+                                        <redacted>) as YAML and exit; 1 and the --check lines when it is invalid
   goload --backend URL [--backend URL…] [--port 8080] [--host 0.0.0.0] [--strategy least-busy]
                                         one pool on one port, without a file
 
@@ -38,6 +42,7 @@ Options:
 const options = {
   config: { type: 'string', short: 'c' },
   check: { type: 'boolean' },
+  'print-config': { type: 'boolean' },
   backend: { type: 'string', multiple: true },
   port: { type: 'string' },
   host: { type: 'string' },
@@ -65,14 +70,17 @@ export function parseCommand (argv: string[]): Command {
     if (backends.length > 0 || flagsOfBackends.length > 0) {
       throw new UsageError(`--config cannot be combined with ${[...(backends.length > 0 ? ['--backend'] : []), ...flagsOfBackends.map((name) => `--${name}`)].join(', ')}: the file says which backends, ports and strategies`)
     }
-    if (values.check === true) {
+    if (values.check === true && values['print-config'] === true) throw new UsageError('--check and --print-config: give one (--print-config checks the file too)')
+    if (values.check === true || values['print-config'] === true) {
+      const action = values.check === true ? 'check' : 'print'
       const flag = values.workers !== undefined ? '--workers' : values.admin !== undefined ? '--admin' : undefined
-      if (flag !== undefined) throw new UsageError(`--check runs nothing: ${flag} does not apply`)
-      return { action: 'check', config: values.config }
+      if (flag !== undefined) throw new UsageError(`--${action === 'check' ? 'check' : 'print-config'} runs nothing: ${flag} does not apply`)
+      return { action, config: values.config }
     }
     return { action: 'serve', source: { config: values.config }, workers: parseWorkers(values.workers), ...parseAdmin(values.admin) }
   }
   if (values.check === true) throw new UsageError('--check needs --config FILE')
+  if (values['print-config'] === true) throw new UsageError('--print-config needs --config FILE')
   if (backends.length === 0) throw new UsageError('nothing to run: give --config FILE, or --backend URL (goload --help)')
   return {
     action: 'serve',

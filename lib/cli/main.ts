@@ -2,7 +2,9 @@ import cluster from 'node:cluster'
 import { readFileSync } from 'node:fs'
 import type { Writable } from 'node:stream'
 import type { FastifyServerOptions } from 'fastify'
+import { stringify as stringifyYaml } from 'yaml'
 import { loadConfig } from '../config/load.js'
+import { redactConfig } from '../config/redact.js'
 import type { GoloadFileConfig } from '../config/schema.js'
 import { configOfBackends } from './apps.js'
 import { exposureProblem, tokenProblem } from '../admin/auth.js'
@@ -54,13 +56,14 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     stdout.write(`${version()}\n`)
     return 0
   }
-  if (command.action === 'check') {
+  if (command.action === 'check' || command.action === 'print') {
+    let config: GoloadFileConfig
     try {
-      await loadConfig(command.config, { env, warn: warning(stderr) })
+      config = await loadConfig(command.config, { env, warn: warning(stderr) })
     } catch (error) {
       return fail(error)
     }
-    stdout.write(`${command.config}: ok\n`)
+    stdout.write(command.action === 'check' ? `${command.config}: ok\n` : stringifyYaml(redactConfig(config)))
     return 0
   }
 
@@ -140,9 +143,11 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     // The admin shows the pools serving now, whatever a reload does to them. With --workers, each worker has its
     // own on the shared port, showing and acting on its own pools (/metrics sums them all).
     let admin: Admin | undefined
+    // What GET /config shows: the config the listeners run now, replaced by each reload that applies.
+    let inEffect = config
     if (config.admin !== undefined) {
       try {
-        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, log: listeners.log })
+        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, config: () => redactConfig(inEffect), log: listeners.log })
       } catch (error) {
         await listeners.close()
         return fail(error)
@@ -167,6 +172,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
         const next = await load()
         await listeners.apply(next)
         reachBackends(next.pools)
+        inEffect = { ...next, admin: config.admin }
         metrics.reloaded(true)
         // One line, whatever changed: a log reader greps it.
         log.info(`goload: config reloaded (${describeChanges(serving, next)}), listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)

@@ -15,9 +15,11 @@ const labels = { ca: 'CERTIFICATE', cert: 'CERTIFICATE', key: 'PRIVATE KEY' } as
  * Replaces each path in the pools' and backends' `tls.ca`, `cert` and `key` with the PEM text of its file (relative
  * paths are the config file's neighbours); a file that cannot be read, or holds no PEM of its kind, is a problem.
  */
-export function readBackendTlsFiles (config: GoloadFileConfig, folder: string): Problem[] {
+export function readBackendTlsFiles (config: GoloadFileConfig, folder: string, sound: (path: Array<string | number>) => boolean): Problem[] {
   const problems: Problem[] = []
   for (const [name, pool] of Object.entries(config.pools)) {
+    // A pool the schema found fault with may hold anything where a path should be.
+    if (!sound(['pools', name])) continue
     readBlock(pool.tls, ['pools', name, 'tls'], folder, problems)
     pool.backends?.forEach((backend, index) => {
       if (typeof backend === 'object') readBlock(backend.tls, ['pools', name, 'backends', index, 'tls'], folder, problems)

@@ -7,7 +7,8 @@ import { readCertificates } from '../tls/certificates.js'
 import { substituteEnv } from './env.js'
 import { ConfigError, keyPath, type Problem } from './errors.js'
 import { formats, parseConfigText, type Locate } from './parse.js'
-import type { GoloadFileConfig } from './schema.js'
+import type { AdminConfig, GoloadFileConfig } from './schema.js'
+import { closest } from './suggest.js'
 import { acmeProblems, checkAcme } from './acme.js'
 import { readBackendTlsFiles } from './backend-tls-files.js'
 import { listenerBlockProblems, placeOf } from './listener-blocks.js'
@@ -42,16 +43,40 @@ export async function loadConfig (file: string, { env = process.env, warn }: Loa
   const problems: Problem[] = []
   const data = substituteEnv(raw, env, problems)
   problems.push(...validateConfig(data))
-  // Before the pools' own checks, which take PEM text.
-  if (problems.length === 0) problems.push(...readBackendTlsFiles(data as GoloadFileConfig, dirname(file)))
-  if (problems.length === 0) problems.push(...crossCheck(data as GoloadFileConfig))
-  if (problems.length === 0) {
-    const { problems: unusable, warnings } = checkCertificates(data as GoloadFileConfig, dirname(file))
+  // Every problem in one pass: the checks beside the schema look at each part the schema found sound, so a typo in
+  // one pool does not hide an unknown pool name in a route, nor a missing certificate.
+  let sound = soundness(data, problems)
+  if (sound !== undefined) {
+    const config = data as GoloadFileConfig
+    // Before the pools' own checks, which take PEM text; a pool whose file could not be read is not looked into further.
+    problems.push(...readBackendTlsFiles(config, dirname(file), sound))
+    sound = soundness(data, problems)!
+    problems.push(...crossCheck(config, sound))
+    const { problems: unusable, warnings } = checkCertificates(config, dirname(file), sound)
     problems.push(...unusable)
     if (problems.length === 0) for (const warning of warnings) warn?.(line(file, locate, warning))
   }
-  if (problems.length > 0) throw new ConfigError(problems.map((problem) => line(file, locate, problem)))
+  if (problems.length > 0) throw new ConfigError(byLine(problems, locate).map((problem) => line(file, locate, problem)))
   return data as GoloadFileConfig
+}
+
+/** Whether the schema found nothing wrong at or under a key path (one listener, one pool, the admin block). */
+type Sound = (path: Array<string | number>) => boolean
+
+// undefined when the file's top level is not even listeners and pools to look into.
+function soundness (data: unknown, problems: Problem[]): Sound | undefined {
+  const { listeners, pools } = (data ?? {}) as Partial<Record<string, unknown>>
+  if (!Array.isArray(listeners) || pools === null || typeof pools !== 'object' || Array.isArray(pools)) return undefined
+  const found = problems.map((problem) => problem.path)
+  return (path) => !found.some((at) => path.every((key, index) => at[index] === key))
+}
+
+// In the file's order, so a long list reads top to bottom; a problem the format gives no line to keeps its place.
+function byLine (problems: Problem[], locate: Locate): Problem[] {
+  const lineOf = (problem: Problem): number => problem.line ?? locate(problem.path) ?? Infinity
+  return problems.map((problem, index) => ({ problem, index, at: lineOf(problem) }))
+    .sort((a, b) => a.at === b.at || !Number.isFinite(a.at) || !Number.isFinite(b.at) ? a.index - b.index : a.at - b.at)
+    .map(({ problem }) => problem)
 }
 
 /** Config files are a few KiB: past this, the file is not one (or not one a reload should spend its time on). */
@@ -92,13 +117,14 @@ function kindOf (stats: { isDirectory: () => boolean, isFIFO: () => boolean }): 
 // What the schema cannot say: a listener's trusted proxies (trustProxy, proxyProtocol.trusted) are addresses, a
 // route's pool is one of the pools, each pool is options the plugin accepts, an admin listener other machines can
 // reach has a token, and the token is strong enough (a schema error would print it).
-function crossCheck (config: GoloadFileConfig): Problem[] {
+function crossCheck (config: GoloadFileConfig, sound: Sound): Problem[] {
   const problems: Problem[] = []
   const names = Object.keys(config.pools)
   problems.push(...listenerBlockProblems(config.listeners))
   // The blocks of one port are one server: a route in two of them is a duplicate too.
   const seenOn = new Map<string, Map<string, [number, number]>>()
   config.listeners.forEach((listener, index) => {
+    if (!sound(['listeners', index])) return
     if (Array.isArray(listener.trustProxy)) {
       listener.trustProxy.forEach((entry, entryIndex) => {
         const problem = trustedProxyProblem(entry)
@@ -129,7 +155,8 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
     seenOn.set(placeOf(listener), seen)
     listener.routes?.forEach((route, routeIndex) => {
       if (!Object.hasOwn(config.pools, route.pool)) {
-        problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (pools: ${names.join(', ')})` })
+        const suggestion = closest(route.pool, names)
+        problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (${suggestion === undefined ? `pools: ${names.join(', ')}` : `did you mean ${suggestion}?`})` })
       }
       const conditions = JSON.stringify([route.host?.toLowerCase(), route.path.replace(/\/+$/, ''), [...(route.methods ?? [])].sort(), Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]).sort()])
       const first = seen.get(conditions)
@@ -149,11 +176,9 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
       }
     })
   })
-  const problem = config.admin === undefined ? undefined : exposureProblem(config.admin.host, config.admin.token)
-  if (problem !== undefined) problems.push({ path: ['admin', 'host'], message: problem })
-  const weakToken = config.admin?.token === undefined ? undefined : tokenProblem(config.admin.token)
-  if (weakToken !== undefined) problems.push({ path: ['admin', 'token'], message: weakToken })
+  if (config.admin !== undefined && sound(['admin'])) problems.push(...adminProblems(config.admin, config.listeners))
   for (const name of names) {
+    if (!sound(['pools', name])) continue
     try {
       normalizeOptions({ ...config.pools[name], name })
     } catch (error) {
@@ -164,15 +189,28 @@ function crossCheck (config: GoloadFileConfig): Problem[] {
   return problems
 }
 
+// Reachable from elsewhere only with a token, a strong one; on a port of its own (not a listener's, which it would
+// take first or fail to bind).
+function adminProblems (admin: AdminConfig, listeners: GoloadFileConfig['listeners']): Problem[] {
+  const problems: Problem[] = []
+  const problem = exposureProblem(admin.host, admin.token)
+  if (problem !== undefined) problems.push({ path: ['admin', 'host'], message: problem })
+  const weakToken = admin.token === undefined ? undefined : tokenProblem(admin.token)
+  if (weakToken !== undefined) problems.push({ path: ['admin', 'token'], message: weakToken })
+  const taken = listeners.findIndex((listener) => listener.port === admin.port)
+  if (taken !== -1) problems.push({ path: ['admin', 'port'], message: `${admin.port} is also the port of listeners[${taken}]: give the admin a port of its own` })
+  return problems
+}
+
 /**
  * Certificate files are read here, for --check and a reload alike: paths are made absolute (relative ones are the
  * config file's neighbours, so the config and its certificates move together), then each is read and checked.
  */
-function checkCertificates (config: GoloadFileConfig, folder: string): { problems: Problem[], warnings: Problem[] } {
+function checkCertificates (config: GoloadFileConfig, folder: string, sound: Sound): { problems: Problem[], warnings: Problem[] } {
   const problems: Problem[] = []
   const warnings: Problem[] = []
   config.listeners.forEach((listener, index) => {
-    if (listener.tls === undefined) return
+    if (listener.tls === undefined || !sound(['listeners', index])) return
     for (const entry of listener.tls.certificates ?? []) {
       entry.cert = resolve(folder, entry.cert)
       entry.key = resolve(folder, entry.key)

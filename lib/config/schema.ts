@@ -1,10 +1,21 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { strategies, type HealthCheckOptions, type Strategy } from '../options.js'
+import type { HealthCheckOptions } from '../options.js'
+
+// The strategies there are. Options know their names only; lib/pool/strategies/index.ts keys its selectors by this list,
+// so a name without a selector does not compile.
+export const strategies = ['least-busy', 'round-robin', 'p2c', 'peak-ewma', 'hash'] as const
+export type Strategy = typeof strategies[number]
 
 // The one description of a config file. ajv validates with it (validate.ts), the TypeScript types below are derived
 // from it, and goload.schema.json is written from it for editors (write-schema.ts). Each pool's keys are the plugin's
 // option names, so a file only ever becomes plugin options; options that are functions (resolve.lookup) have no place
 // in a file.
+
+// Adding a key: write it once here, in its object, with a description, its `default` when it has an unconditional
+// one, and `secret` when --print-config must hide it. The file's validation, did-you-mean, the JSON Schema,
+// --print-config, GET /config and the README reference test follow from that. A pool key is also read by the plugin
+// (lib/options.ts: take its default from `defaults`, which reads this file) and needs a row in the README's Options
+// table; what a schema cannot say goes in a named check beside it (lib/config/load.ts crossCheck).
 
 /** `${NAME}`: a whole value taken from the environment, where the value itself is not a string (a port). */
 export const envReference = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$'
@@ -29,15 +40,21 @@ const headerValue = Type.Unsafe<string>({
 })
 
 const closed = { additionalProperties: false } as const
-const positiveInteger = (description: string) => Type.Integer({ minimum: 1, description })
-const count = (description: string) => Type.Integer({ minimum: 0, description })
+// `default` is the value the plugin takes when the key is left out: the file's loader fills it in (so --print-config
+// shows it) and lib/options.ts reads it from here. A default that depends on another key (balanceFactor is for hash
+// only, rateLimit.cache for counts in memory) or that JSON cannot write (Infinity) is said in the description instead.
+const positiveInteger = (description: string, value?: number) => Type.Integer({ minimum: 1, description, ...(value === undefined ? {} : { default: value }) })
+const count = (description: string, value?: number) => Type.Integer({ minimum: 0, description, ...(value === undefined ? {} : { default: value }) })
 // Backend TLS: a file's path (read at each load, see backend-tls-files.ts), or PEM text where it starts with -----BEGIN.
 const pem = Type.String({ minLength: 1, description: 'a PEM file, relative to the config file (or PEM text)' })
+// `secret` (read by redact.ts; ajv knows it as an annotation): what --print-config and GET /config show as <redacted>.
+// The loader has read a key's file by then, so it is PEM text there.
+const privateKey = Type.String({ minLength: 1, description: 'a PEM file of the private key, relative to the config file (or PEM text)', secret: 'pem' })
 
 const tls = Type.Object({
   ca: Type.Optional(Type.Union([pem, Type.Array(pem, { minItems: 1 })], { title: 'a PEM file or a list of them' })),
   cert: Type.Optional(pem),
-  key: Type.Optional(pem),
+  key: Type.Optional(privateKey),
   servername: Type.Optional(Type.String({ minLength: 1 })),
   rejectUnauthorized: Type.Optional(Type.Boolean())
 }, { ...closed, description: 'TLS to https:// backends' })
@@ -47,12 +64,12 @@ const backend = Type.Object({
   id: Type.Optional(Type.String({ minLength: 1 })),
   weight: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
   maxPending: Type.Optional(positiveInteger('most requests in flight at this backend')),
-  resolve: Type.Optional(Type.Object({ interval: Type.Optional(positiveInteger('ms between DNS lookups')) }, closed)),
+  resolve: Type.Optional(Type.Object({ interval: Type.Optional(positiveInteger('ms between DNS lookups; default 30000')) }, closed)),
   tls: Type.Optional(tls)
 }, closed)
 
 // The pool's `discovery` option (lib/options.ts normalizeDiscovery checks what a schema cannot: token beside tokenFile).
-const kubernetesDiscovery = Type.Object({
+export const kubernetesDiscovery = Type.Object({
   service: Type.String({ pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'the Service whose EndpointSlices list the backends' }),
   namespace: Type.Optional(Type.String({ pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'default: the pod\'s own namespace, else default' })),
   port: Type.Optional(Type.Union([
@@ -60,10 +77,10 @@ const kubernetesDiscovery = Type.Object({
     Type.String({ pattern: '^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$' })
   ], { title: 'a port name or number', description: 'the Service port\'s name, or the endpoints\' port number; default: the only port listed' })),
   apiServer: Type.Optional(Type.String({ pattern: '^https?://', description: 'outside a cluster: https://host:port of the API server' })),
-  token: Type.Optional(Type.String({ minLength: 1, description: 'outside a cluster: a bearer token' })),
+  token: Type.Optional(Type.String({ minLength: 1, description: 'outside a cluster: a bearer token', secret: 'value' })),
   tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the bearer token, read again as it rotates; default: the service account\'s' })),
   ca: Type.Optional(Type.String({ minLength: 1, description: 'the API server\'s CA: a PEM file or PEM text; default: the service account\'s' })),
-  retryDelay: Type.Optional(positiveInteger('ms before the first retry while the API server is unreachable; doubles up to 30 s'))
+  retryDelay: Type.Optional(positiveInteger('ms before the first retry while the API server is unreachable; doubles up to 30 s', 1000))
 }, { ...closed, description: 'the ready endpoints of a Kubernetes Service' })
 
 const discovery = Type.Object({ kubernetes: kubernetesDiscovery }, { ...closed, description: 'backends found at run time' })
@@ -73,13 +90,16 @@ const statusPattern = Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), 
 export const poolSchema = Type.Object({
   backends: Type.Optional(Type.Array(Type.Union([Type.String(), backend], { title: 'an http(s) or h2c URL or a { url, id?, weight? } object' }), { minItems: 1, description: 'required unless discovery' })),
   discovery: Type.Optional(discovery),
-  strategy: Type.Optional(Type.Unsafe<Strategy>({ enum: [...strategies] })),
-  timeout: Type.Optional(positiveInteger('upstream timeout, ms')),
-  connectTimeout: Type.Optional(positiveInteger('ms to open a connection')),
-  connections: Type.Optional(positiveInteger('most connections to each backend')),
-  pipelining: Type.Optional(positiveInteger('requests pipelined per connection')),
-  retries: Type.Optional(count('further backends tried')),
-  retryNonIdempotent: Type.Optional(Type.Boolean()),
+  strategy: Type.Optional(Type.Unsafe<Strategy>({ enum: [...strategies], default: 'least-busy' })),
+  // nginx's proxy_read_timeout.
+  timeout: Type.Optional(positiveInteger('upstream timeout, ms', 60_000)),
+  // undici's own.
+  connectTimeout: Type.Optional(positiveInteger('ms to open a connection', 10_000)),
+  // No cap, as nginx: with one, a few hundred slow clients hold every connection and starve everyone else.
+  connections: Type.Optional(positiveInteger('most connections to each backend; default no cap')),
+  pipelining: Type.Optional(positiveInteger('requests pipelined per connection', 1)),
+  retries: Type.Optional(count('further backends tried', 1)),
+  retryNonIdempotent: Type.Optional(Type.Boolean({ default: false })),
   passiveHealth: Type.Optional(Type.Union([
     Type.Literal(false),
     Type.Object({
@@ -89,37 +109,39 @@ export const poolSchema = Type.Object({
       maxEjectedPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
       consecutive5xx: Type.Optional(count('5xx in a row that eject; 0 is off'))
     }, closed)
-  ], { title: 'an object or false' })),
+  ], { title: 'an object or false', default: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 } })),
   // Typed as the plugin's option (a path or grpc, not neither); normalizeOptions says which is missing, by key.
   healthCheck: Type.Optional(Type.Unsafe<HealthCheckOptions>(Type.Object({
     path: Type.Optional(Type.String({ pattern: '^/', description: 'GET this path; or grpc' })),
     grpc: Type.Optional(Type.Union([Type.Literal(true), Type.Object({ service: Type.String() }, closed)], { title: 'true or { service }', description: 'probe with grpc.health.v1.Health/Check' })),
-    interval: Type.Optional(positiveInteger('ms')),
-    timeout: Type.Optional(positiveInteger('ms')),
-    healthyAfter: Type.Optional(positiveInteger('passing probes in a row')),
-    unhealthyAfter: Type.Optional(positiveInteger('failing probes in a row')),
+    interval: Type.Optional(positiveInteger('ms between probes', 5000)),
+    timeout: Type.Optional(positiveInteger('ms a probe may take', 2000)),
+    healthyAfter: Type.Optional(positiveInteger('passing probes in a row', 2)),
+    unhealthyAfter: Type.Optional(positiveInteger('failing probes in a row', 3)),
     expectStatus: Type.Optional(Type.Union([statusPattern, Type.Array(statusPattern, { minItems: 1 })], { title: "a status code, a '2xx'-style class, or a list of them" }))
   }, closed))),
-  slowStart: Type.Optional(count('ms to ramp up to full weight')),
-  maxPending: Type.Optional(positiveInteger('most requests in flight at each backend')),
+  slowStart: Type.Optional(count('ms to ramp up to full weight', 0)),
+  maxPending: Type.Optional(positiveInteger('most requests in flight at each backend; default no limit')),
   queue: Type.Optional(Type.Object({
-    max: Type.Optional(count('requests that may wait')),
-    timeout: Type.Optional(positiveInteger('ms a request may wait'))
-  }, closed)),
-  closeTimeout: Type.Optional(count('ms in-flight requests get on close')),
-  tunnelIdleTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, description: 'ms an upgraded connection may carry no bytes before it is closed; 0 is never' })),
-  ewmaDecay: Type.Optional(positiveInteger('peak-ewma: ms over which samples fade')),
+    max: Type.Optional(count('requests that may wait', 1000)),
+    timeout: Type.Optional(positiveInteger('ms a request may wait', 5000))
+  }, { ...closed, default: {} })),
+  closeTimeout: Type.Optional(count('ms in-flight requests get on close', 10_000)),
+  tunnelIdleTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 0, description: 'ms an upgraded connection may carry no bytes before it is closed; 0 is never' })),
+  ewmaDecay: Type.Optional(positiveInteger('peak-ewma: ms over which samples fade', 10_000)),
   hashOn: Type.Optional(Type.Union([
     Type.Literal('ip'),
     Type.Object({ header: Type.String({ minLength: 1 }) }, closed),
     Type.Object({ cookie: Type.String({ minLength: 1 }) }, closed)
-  ], { title: "'ip', { header: name } or { cookie: name }", description: 'hash: what a request\'s key is' })),
-  balanceFactor: Type.Optional(Type.Number({ minimum: 1, description: 'hash: how far above the average load a backend keeps its keys' })),
-  bufferBody: Type.Optional(count('bytes of request body read before choosing a backend')),
-  clientTimeout: Type.Optional(positiveInteger('ms a client may send nothing')),
-  clientMinRate: Type.Optional(count('slowest request body, bytes/s')),
+  ], { title: "'ip', { header: name } or { cookie: name }", description: 'hash: what a request\'s key is; default \'ip\'' })),
+  balanceFactor: Type.Optional(Type.Number({ minimum: 1, description: 'hash: how far above the average load a backend keeps its keys; default 1.25' })),
+  // nginx buffers request bodies whole (to a file past 16 KiB); we keep the small ones in memory.
+  bufferBody: Type.Optional(count('bytes of request body read before choosing a backend', 65_536)),
+  // Between nginx's client_body_timeout (60 s) and Apache's mod_reqtimeout (20 s, then at least 500 bytes/s).
+  clientTimeout: Type.Optional(positiveInteger('ms a client may send nothing', 30_000)),
+  clientMinRate: Type.Optional(count('slowest request body, bytes/s', 500)),
   tls: Type.Optional(tls),
-  allowH2: Type.Optional(Type.Boolean())
+  allowH2: Type.Optional(Type.Boolean({ default: false }))
 }, { ...closed, description: 'Plugin options of one pool, under the same names' })
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -127,10 +149,10 @@ const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 /** The goload command's log output (lib/cli/log-output.ts): `log.format` and `accessLog.format`. */
 const logOutput = {
   log: {
-    format: Type.Optional(Type.Unsafe<'json' | 'pretty'>({ enum: ['json', 'pretty'], description: 'json (default), or pretty through pino-pretty, which must then be installed' }))
+    format: Type.Optional(Type.Unsafe<'json' | 'pretty'>({ enum: ['json', 'pretty'], default: 'json', description: 'json, or pretty through pino-pretty, which must then be installed' }))
   },
   accessLog: {
-    format: Type.Optional(Type.Unsafe<'json' | 'combined'>({ enum: ['json', 'combined'], description: 'json (default: goload\'s access line), or combined: Apache/nginx combined, the upstream\'s seconds appended' }))
+    format: Type.Optional(Type.Unsafe<'json' | 'combined'>({ enum: ['json', 'combined'], default: 'json', description: 'json (goload\'s access line), or combined: Apache/nginx combined, the upstream\'s seconds appended' }))
   }
 }
 
@@ -140,16 +162,16 @@ const route = Type.Object({
   rewritePrefix: Type.Optional(Type.String({ pattern: '^/', description: 'replaces the matched prefix before forwarding' })),
   methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1, description: 'default: every method' })),
   headers: Type.Optional(Type.Record(Type.String(), headerValue, { description: 'header values the request must have' })),
-  preserveHost: Type.Optional(Type.Boolean()),
-  websocket: Type.Optional(Type.Boolean({ description: 'tunnel upgrades (WebSocket) to the backend; default true' })),
+  preserveHost: Type.Optional(Type.Boolean({ default: false })),
+  websocket: Type.Optional(Type.Boolean({ default: true, description: 'tunnel upgrades (WebSocket) to the backend' })),
   rateLimit: Type.Optional(Type.Object({
     max: positiveInteger('requests each client may make in a timeWindow'),
     timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
     allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
-    redis: Type.Optional(Type.String({ pattern: '^rediss?://', description: 'redis:// URL: counts shared by every balancer using it' })),
+    redis: Type.Optional(Type.String({ pattern: '^rediss?://', secret: 'url-password', description: 'redis:// URL: counts shared by every balancer using it' })),
     cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
   }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })),
-  accessLog: Type.Optional(Type.Boolean({ description: 'one info line per request; default true' })),
+  accessLog: Type.Optional(Type.Boolean({ default: true, description: 'one info line per request' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)
 
@@ -178,14 +200,14 @@ const listener = Type.Object({
   tls: Type.Optional(Type.Object({
     certificates: Type.Optional(Type.Array(Type.Object({
       cert: Type.String({ minLength: 1, description: 'PEM certificate file (chain after it), relative to the config file' }),
-      key: Type.String({ minLength: 1, description: 'PEM private key file, unencrypted, relative to the config file' })
+      key: Type.String({ minLength: 1, secret: 'pem', description: 'PEM private key file, unencrypted, relative to the config file' })
     }, closed), { minItems: 1, description: 'SNI picks the one whose names match; the first is the default' })),
     acme: Type.Optional(Type.Object({
       directory: Type.String({ pattern: '^https?://', description: 'the ACME directory URL (Let\'s Encrypt: https://acme-v02.api.letsencrypt.org/directory)' }),
       email: Type.Optional(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$', description: 'the account\'s contact, told of expiries and problems' })),
       domains: Type.Array(Type.String({ pattern: '^[A-Za-z0-9*]([A-Za-z0-9.-]*[A-Za-z0-9])?$', description: 'a DNS name' }), { minItems: 1, description: 'the names of one certificate, ordered together' }),
       challenge: Type.Optional(Type.Unsafe<'http-01' | 'tls-alpn-01'>({ enum: ['http-01', 'tls-alpn-01'], description: 'http-01 (default) on every plain listener, or tls-alpn-01 on this listener' })),
-      storage: Type.String({ minLength: 1, description: 'a folder (relative to the config file) or redis://…, shared by every instance' }),
+      storage: Type.String({ minLength: 1, secret: 'url-password', description: 'a folder (relative to the config file) or redis://…, shared by every instance' }),
       directoryCa: Type.Optional(Type.String({ minLength: 1, description: 'PEM file of the CA the directory\'s HTTPS is signed by (Pebble, step-ca)' }))
     }, { ...closed, description: 'order and renew a certificate from an ACME CA (Let\'s Encrypt)' })),
     minVersion: Type.Optional(Type.Unsafe<'TLSv1.2' | 'TLSv1.3'>({ enum: ['TLSv1.2', 'TLSv1.3'], description: 'default TLSv1.2' }))
@@ -212,7 +234,7 @@ const admin = Type.Object({
   port,
   host: Type.Optional(Type.String({ minLength: 1, default: '127.0.0.1', description: 'a host other than loopback needs a token' })),
   // eslint-disable-next-line no-template-curly-in-string -- the env reference syntax, shown as written
-  token: Type.Optional(Type.String({ minLength: 1, description: 'required as Authorization: Bearer <token>, at least 16 characters, no whitespace; write ${GOLOAD_ADMIN_TOKEN}' }))
+  token: Type.Optional(Type.String({ minLength: 1, secret: 'value', description: 'required as Authorization: Bearer <token>, at least 16 characters, no whitespace; write ${GOLOAD_ADMIN_TOKEN}' }))
 }, { ...closed, description: 'the admin API and status page, on a listener of its own' })
 
 export const configSchema = Type.Object({
@@ -220,7 +242,7 @@ export const configSchema = Type.Object({
   pools,
   admin: Type.Optional(admin),
   log: Type.Optional(Type.Object({
-    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels] })),
+    level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels], default: 'info' })),
     ...logOutput.log
   }, closed)),
   accessLog: Type.Optional(Type.Object(logOutput.accessLog, { ...closed, description: 'how the access lines are written (the goload command)' }))

@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv'
 import type { Problem } from './errors.js'
 import { configSchema } from './schema.js'
+import { didYouMean } from './suggest.js'
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, strictTypes: false })
 
@@ -20,6 +21,9 @@ ajv.addKeyword({
     return true
   }
 })
+
+// An annotation: which values --print-config and GET /config hide (redact.ts).
+ajv.addKeyword({ keyword: 'secret', schemaType: 'string' })
 
 const validateSchema = ajv.compile(configSchema)
 
@@ -59,8 +63,11 @@ function describe (error: ErrorObject, root: unknown): Problem {
   const got = `, got ${show(error.data)}`
   const { params } = error
   switch (error.keyword) {
-    case 'additionalProperties':
-      return { path: [...path, params.additionalProperty], message: path[0] === 'pools' && path.length >= 2 ? 'unknown option' : 'unknown key' }
+    case 'additionalProperties': {
+      const known = Object.keys((error.parentSchema?.properties ?? {}) as object)
+      const unknown = path[0] === 'pools' && path.length >= 2 ? 'unknown option' : 'unknown key'
+      return { path: [...path, params.additionalProperty], message: `${unknown}${didYouMean(String(params.additionalProperty), known)}` }
+    }
     case 'required':
       return { path: [...path, params.missingProperty], message: 'is required' }
     case 'type':

@@ -18,3 +18,5 @@ export const UnauthorizedError = createError('FST_GOLOAD_UNAUTHORIZED', 'Unautho
 export const MisdirectedRequestError = createError('FST_GOLOAD_MISDIRECTED_REQUEST', 'Misdirected request: without a token, the admin answers only a Host naming this machine (localhost, 127.x.x.x, [::1]), not %s', 421)
 export const CrossOriginError = createError('FST_GOLOAD_CROSS_ORIGIN', 'Forbidden: the admin takes actions only from its own origin, not from %s', 403)
 export const UnsupportedMediaTypeError = createError('FST_GOLOAD_UNSUPPORTED_MEDIA_TYPE', 'Unsupported media type: an action takes an application/json body or none, not %s', 415)
+export const NoRouteError = createError('FST_GOLOAD_NO_ROUTE', 'Not found: no route on this listener takes this path for this host', 404)
+export const NoRouteForHostError = createError('FST_GOLOAD_NO_ROUTE', 'Misdirected request: no route on this listener serves this host', 421)

@@ -12,6 +12,7 @@ import { bearer, exposureProblem, tokenProblem } from './auth.js'
 import { EventStreams } from './events.js'
 import { healthRoutes, type Health } from './health.js'
 import { actionGuard, ownHost } from './guard.js'
+import { adminRouteNotFound } from './not-found.js'
 import { Snapshots } from './snapshot.js'
 import type { CertificateSource } from '../tls/served.js'
 
@@ -102,9 +103,7 @@ function buildAdmin ({ host, token, source, certificates, health, metrics, confi
     if (statusCode >= 500) request.log.error(error)
     reply.code(statusCode).send({ statusCode, code: error.code, error: STATUS_CODES[statusCode], message: error.message })
   })
-  app.setNotFoundHandler((request, reply) => {
-    reply.code(404).send({ statusCode: 404, code: 'FST_ERR_NOT_FOUND', error: 'Not Found', message: `Route ${request.method}:${request.url} not found` })
-  })
+  app.setNotFoundHandler(adminRouteNotFound)
   // Before anything else, the page included: a request a page elsewhere made the browser send is refused.
   if (token === undefined) app.addHook('onRequest', ownHost(host))
   app.addHook('onRequest', actionGuard)

@@ -4,6 +4,7 @@ import goload from '../index.js'
 import type { SharedPoolOptions, Strategy } from '../options.js'
 import { kPoolRuntime, type PoolRuntime } from '../runtime.js'
 import type { GoloadFileConfig, ListenerConfig } from '../config/schema.js'
+import { noRoute } from './no-route.js'
 import { redirectToHttps } from './redirect.js'
 
 /** `goload --backend URL…`: the config file those flags stand for, one listener with one route to one pool. */
@@ -24,6 +25,7 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   // line: Fastify's own pair ("incoming request", "request completed") is kept for the requests no route took.
   const app = Fastify({ loggerInstance: log, trustProxy: trustProxyOf(listener), ...requestLogging(proxied) })
   if (listener.redirectHttps !== undefined) redirectToHttps(app, listener.redirectHttps === true ? 443 : listener.redirectHttps)
+  app.setNotFoundHandler(noRoute(listener.routes ?? []))
   for (const { pool, path, ...route } of listener.routes ?? []) {
     await app.register(goload, { ...route, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
   }

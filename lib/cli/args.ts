@@ -7,7 +7,7 @@ export type Command =
   | { action: 'version' }
   | { action: 'check', config: string }
   | { action: 'print', config: string }
-  | { action: 'serve', source: Source, workers: number, admin?: AdminAddress }
+  | { action: 'serve', source: Source, workers: number, admin?: AdminAddress, pidFile?: string }
 
 /** `--admin HOST:PORT`: where the admin API and status page listen (the token comes from GOLOAD_ADMIN_TOKEN). */
 export interface AdminAddress { host: string, port: number }
@@ -35,6 +35,7 @@ Options:
                      least-busy is exact only in one; with several, p2c suits best. auto: one per core.
   --admin HOST:PORT  the admin API and status page, e.g. 127.0.0.1:9090 (in place of the file's admin block). Its
                      token is read from GOLOAD_ADMIN_TOKEN, never a flag; a host other than loopback requires one.
+  --pid-file PATH    write goload's pid there once it listens, remove it at exit: for kill -HUP $(cat PATH)
   --help, -h         this text
   --version, -v      the version of fastify-goload
 `
@@ -49,6 +50,7 @@ const options = {
   strategy: { type: 'string' },
   workers: { type: 'string' },
   admin: { type: 'string' },
+  'pid-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean', short: 'v' }
 } as const
@@ -73,11 +75,11 @@ export function parseCommand (argv: string[]): Command {
     if (values.check === true && values['print-config'] === true) throw new UsageError('--check and --print-config: give one (--print-config checks the file too)')
     if (values.check === true || values['print-config'] === true) {
       const action = values.check === true ? 'check' : 'print'
-      const flag = values.workers !== undefined ? '--workers' : values.admin !== undefined ? '--admin' : undefined
+      const flag = values.workers !== undefined ? '--workers' : values.admin !== undefined ? '--admin' : values['pid-file'] !== undefined ? '--pid-file' : undefined
       if (flag !== undefined) throw new UsageError(`--${action === 'check' ? 'check' : 'print-config'} runs nothing: ${flag} does not apply`)
       return { action, config: values.config }
     }
-    return { action: 'serve', source: { config: values.config }, workers: parseWorkers(values.workers), ...parseAdmin(values.admin) }
+    return { action: 'serve', source: { config: values.config }, workers: parseWorkers(values.workers), ...parseAdmin(values.admin), ...parsePidFile(values['pid-file']) }
   }
   if (values.check === true) throw new UsageError('--check needs --config FILE')
   if (values['print-config'] === true) throw new UsageError('--print-config needs --config FILE')
@@ -86,7 +88,8 @@ export function parseCommand (argv: string[]): Command {
     action: 'serve',
     source: { backends, port: parsePort(values.port), host: values.host ?? '0.0.0.0', ...(values.strategy === undefined ? {} : { strategy: values.strategy }) },
     workers: parseWorkers(values.workers),
-    ...parseAdmin(values.admin)
+    ...parseAdmin(values.admin),
+    ...parsePidFile(values['pid-file'])
   }
 }
 
@@ -96,6 +99,12 @@ function parseAdmin (value: string | undefined): { admin?: AdminAddress } {
   const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d+)$/.exec(value)
   if (match === null || Number(match[3]) > 65535) throw new UsageError(`--admin must be HOST:PORT, like 127.0.0.1:9090, got ${JSON.stringify(value)}`)
   return { admin: { host: match[1] ?? match[2], port: Number(match[3]) } }
+}
+
+function parsePidFile (value: string | undefined): { pidFile?: string } {
+  if (value === undefined) return {}
+  if (value === '') throw new UsageError('--pid-file needs a path')
+  return { pidFile: value }
 }
 
 function parsePort (value: string | undefined): number {

@@ -252,7 +252,9 @@ export class Listeners {
       server.once('error', (error: NodeJS.ErrnoException) => {
         reject(new ListenError(error.code === 'EADDRINUSE'
           ? `listeners[${index}]: port ${port} is in use`
-          : `listeners[${index}]: cannot listen on ${host}:${port}: ${error.message}`))
+          : error.code === 'EACCES' && port < 1024
+            ? `listeners[${index}]: cannot listen on ${host}:${port}: ${error.message}: ports below 1024 need root, or the capability CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' $(command -v node), or AmbientCapabilities=CAP_NET_BIND_SERVICE in a systemd unit), or use a port of 1024 or above`
+            : `listeners[${index}]: cannot listen on ${host}:${port}: ${error.message}`))
       })
       server.listen(port, host, resolve)
     })

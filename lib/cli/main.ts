@@ -13,6 +13,7 @@ import { startAdmin, type Admin } from '../admin/server.js'
 import { createCliMetrics, type CliMetrics } from '../metrics/cli.js'
 import { parseCommand, usage, UsageError, type Command } from './args.js'
 import { Listeners } from './listeners.js'
+import { PidFile } from './pid-file.js'
 import { isFirstWorker, runWorkers, workerReady, type RespawnPolicy } from './workers.js'
 import { warnUnreachable } from '../health/reachability.js'
 import { loggerOptions } from './log-output.js'
@@ -67,7 +68,7 @@ export async function main (argv: string[], { env = process.env, stdout = proces
     return 0
   }
 
-  return await serve(() => configOf(command, env, warning(stderr)), command.workers, { stdout, stderr, signals, logStream, logTransport, respawn, reachTimeout })
+  return await serve(() => configOf(command, env, warning(stderr)), command.workers, { stdout, stderr, signals, logStream, logTransport, respawn, reachTimeout, pidFile: command.pidFile })
 }
 
 export interface ServeOptions extends Omit<MainOptions, 'env'> {
@@ -76,14 +77,18 @@ export interface ServeOptions extends Omit<MainOptions, 'env'> {
    * listener's URL if there is one, and the process's metrics (what the admin listener's /metrics answers with).
    */
   onListening?: (ports: number[], admin: string | undefined, metrics: CliMetrics) => void
+  /** `--pid-file`: where goload's pid is written once it listens (the primary's, with workers), removed at exit. */
+  pidFile?: string
 }
 
 /**
  * Runs a config's listeners until SIGTERM or SIGINT, then closes them gracefully; resolves with the exit code.
  * `load` gives the config (a file read, or flags turned into one); with workers > 1 this process is the primary.
  */
-export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, respawn, reachTimeout, onListening }: ServeOptions = {}): Promise<number> {
+export async function serve (load: () => Promise<GoloadFileConfig>, workers: number, { stdout = process.stdout, stderr = process.stderr, signals = process, logStream, logTransport, respawn, reachTimeout, onListening, pidFile: pidPath }: ServeOptions = {}): Promise<number> {
   const fail = failure(stderr)
+  // Workers run the same command line: the file is the primary's, the process to signal.
+  const pidFile = pidPath === undefined || cluster.isWorker ? undefined : new PidFile(pidPath)
   // The handlers go in before anything asynchronous: a signal during start-up must not kill the process half-built.
   let received: (signal: NodeJS.Signals) => void = () => {}
   const stop = new Promise<NodeJS.Signals>((resolve) => { received = resolve })
@@ -114,6 +119,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
   try {
     let config: GoloadFileConfig
     try {
+      pidFile?.check()
       config = await load()
     } catch (error) {
       return fail(error)
@@ -121,6 +127,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     if (workers > 1 && cluster.isPrimary) {
       // Each worker reads the file again itself.
       reload = async () => { for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP') }
+      if (pidFile !== undefined) onceWorkersReady(workers, () => { writePidFile(pidFile, (message) => { log.error(message) }) })
       return await runWorkers(workers, stop, log.info, respawn)
     }
 
@@ -162,6 +169,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
       if (isFirstWorker()) stopReaching = warnUnreachable(pools, (message) => { listeners.log.warn(message) }, reachTimeout)
     }
     reachBackends(config.pools)
+    if (pidFile !== undefined) writePidFile(pidFile, (message) => { log.error(message) })
     onListening?.(ports, admin?.url, metrics)
     // The primary respawns a worker that dies once it has served; one that fails before this stops them all.
     if (cluster.isWorker) process.send?.({ type: workerReady })
@@ -197,6 +205,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     await admin?.close()
     return 0
   } finally {
+    pidFile?.remove()
     for (const signal of shutdownSignals) signals.off(signal, onShutdown)
     signals.off('SIGHUP', onHangUp)
   }
@@ -215,6 +224,28 @@ function healthOf (listeners: Listeners, shuttingDown: () => boolean): Health {
     return closed.length === 0 ? undefined : `not accepting connections on ${closed.join(', ')}`
   }
   return { live, ready: live }
+}
+
+// Serving already: a pid file that cannot be written (its folder was checked at start) is no reason to stop.
+function writePidFile (pidFile: PidFile, logError: (message: string) => void): void {
+  try {
+    pidFile.write()
+  } catch (error) {
+    logError(`goload: ${(error as Error).message}`)
+  }
+}
+
+/** Calls `ready` once `count` workers have each said they serve (the primary's pid file means: all of them listen). */
+function onceWorkersReady (count: number, ready: () => void): void {
+  const serving = new Set<number>()
+  const onMessage = (worker: { id: number }, message: { type?: string } | undefined): void => {
+    if (message?.type !== workerReady) return
+    serving.add(worker.id)
+    if (serving.size < count) return
+    cluster.off('message', onMessage)
+    ready()
+  }
+  cluster.on('message', onMessage)
 }
 
 // A config file's problems come one a line, each naming the file; any other failure is one line of ours.

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { open, stat } from 'node:fs/promises'
 import { dirname, extname, resolve } from 'node:path'
 import { exposureProblem, tokenProblem } from '../admin/auth.js'
 import { normalizeOptions, normalizeRateLimit } from '../options.js'
@@ -28,6 +28,7 @@ export interface LoadConfigOptions {
  */
 export async function loadConfig (file: string, { env = process.env, warn }: LoadConfigOptions = {}): Promise<GoloadFileConfig> {
   if (formats[extname(file).toLowerCase()] === undefined) {
+    if (await isDirectory(file)) throw new ConfigError([`${file}: is a directory: give the config file in it (goload.yaml, goload.yml, goload.toml or goload.json)`])
     throw new ConfigError([`${file}: unknown format "${extname(file)}": use .yaml, .yml, .toml or .json`])
   }
   const text = await readText(file)
@@ -236,4 +237,8 @@ function line (file: string, locate: Locate, problem: Problem): string {
   // The plugin's messages already start with the key path.
   if (problem.path[0] === 'pools' && problem.message.startsWith(`${keyPath(problem.path.slice(0, 2))}.`)) return `${where}: ${problem.message}`
   return `${where}: ${keyPath(problem.path) === '' ? '(top level)' : keyPath(problem.path)}: ${problem.message}`
+}
+
+async function isDirectory (path: string): Promise<boolean> {
+  return await stat(path).then((stats) => stats.isDirectory(), () => false)
 }

@@ -17,6 +17,7 @@ import type { CertificateManager } from '../tls/acme/manager.js'
 import { AcmeService } from '../tls/acme/service.js'
 import type { ServedCertificate } from '../tls/served.js'
 import { closeListenerServer, createListenerServer, setTimeouts, type ListenerServer } from './servers.js'
+import { workerListenOptions } from './port-sharing.js'
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
@@ -246,7 +247,7 @@ export class Listeners {
           ? `listeners[${index}]: port ${port} is in use`
           : `listeners[${index}]: cannot listen on ${host}:${port}: ${error.message}`))
       })
-      server.listen(port, host, resolve)
+      server.listen({ port, host, ...workerListenOptions(port) }, resolve)
     })
     return server
   }

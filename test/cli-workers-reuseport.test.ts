@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import t from 'tap'
-import { portSharing, sharingVariable, workerListenOptions } from '../lib/cli/port-sharing.js'
+import { chosenSharing, portSharing, sharingVariable, workerListenOptions } from '../lib/cli/port-sharing.js'
 import { Program } from './helpers/ci.js'
 import { configFile, freePort, spawnGoload } from './helpers/cli.js'
 import { request } from './helpers/client.js'
@@ -29,6 +29,8 @@ t.test('reusePort from Node 22.12 on Linux and FreeBSD; node:cluster below it an
   t.same(workerListenOptions(0, told, true), {}, 'port 0: one port for all, through the cluster')
   t.same(workerListenOptions(8080, { [sharingVariable]: 'cluster' }, true), {})
   t.same(workerListenOptions(8080, told, false), {}, 'not a worker: a plain listen')
+  t.equal(chosenSharing({ [sharingVariable]: 'cluster' }), 'cluster', 'GOLOAD_PORT_SHARING=cluster asks for node:cluster')
+  t.equal(chosenSharing({ [sharingVariable]: 'reusePort' }), portSharing(), 'reusePort only where Node has it')
 })
 
 t.test(`--workers 2 on Node ${version ?? '22.12+'}: each worker listens with reusePort, none of it through the primary; metrics, SIGHUP, respawn and SIGTERM hold`, { skip: node22.skip }, async (t) => {

@@ -14,6 +14,15 @@ export function portSharing (version = process.versions.node, platform = process
   return hasReusePort && (platform === 'linux' || platform === 'freebsd') ? 'reusePort' : 'cluster'
 }
 
+/**
+ * What the primary of `--workers` uses: portSharing(), unless GOLOAD_PORT_SHARING=cluster asks for node:cluster's
+ * sharing (another program on the port with SO_REUSEPORT would otherwise be given some of its connections; and to
+ * compare the two). reusePort cannot be asked for where Node lacks it.
+ */
+export function chosenSharing (env: NodeJS.ProcessEnv = process.env): PortSharing {
+  return env[sharingVariable] === 'cluster' ? 'cluster' : portSharing()
+}
+
 // The primary chooses once and tells each worker it forks: the two must agree, or workers on one port would fail.
 export const sharingVariable = 'GOLOAD_PORT_SHARING'
 

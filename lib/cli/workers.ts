@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster'
 import { serveClusterMetrics } from '../metrics/cli.js'
-import { portSharing, sharingVariable, type PortSharing } from './port-sharing.js'
+import { chosenSharing, sharingVariable, type PortSharing } from './port-sharing.js'
 
 /** The message a worker sends the primary once every listener of its config (and its admin) is up. */
 export const workerReady = 'goload:worker-ready'
@@ -36,7 +36,7 @@ interface Place {
  * cleanly by itself was told to stop (a signal sent to it alone), and is not replaced.
  * A worker's metrics scrape comes here, and goes back with every worker's metrics summed.
  */
-export async function runWorkers (count: number, stop: Promise<NodeJS.Signals>, log: (line: string) => void, policy: RespawnPolicy = defaultRespawn, sharing: PortSharing = portSharing()): Promise<number> {
+export async function runWorkers (count: number, stop: Promise<NodeJS.Signals>, log: (line: string) => void, policy: RespawnPolicy = defaultRespawn, sharing: PortSharing = chosenSharing()): Promise<number> {
   const live = new Set<Worker>()
   const respawns = new Set<NodeJS.Timeout>()
   let failed = false

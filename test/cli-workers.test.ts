@@ -26,7 +26,7 @@ t.test('--workers 2: two processes share the port (and the admin\'s, each its ow
   const run = runMain(t, argv)
   await waitFor(() => output.match(new RegExp(`goload listening on port ${port}, pid \\d+`, 'g'))?.length === 2, 'both workers to listen', 20_000)
   t.equal(new Set(output.match(/pid \d+/g)).size, 2, 'two processes')
-  t.match(run.stdout(), /^goload: 2 worker processes\n$/)
+  t.match(run.stdout(), /^goload: 2 worker processes, (each listening with reusePort|sharing the ports through node:cluster)\n$/)
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1', 'proxied')
   t.equal(output.match(new RegExp(`goload admin on http://127\\.0\\.0\\.1:${adminPort}`, 'g'))?.length, 2, 'an admin in each worker')
   const pids = new Set(output.match(/pid \d+/g)!.map((pid) => Number(pid.slice(4))))

@@ -25,6 +25,7 @@ t.test('--workers 2: requests_total is the sum over both workers; up and pool_ba
   const file = await configFile(t, yaml(5000))
   cluster.setupPrimary({ exec: fixture, args: [file, String(metricsPort)], execArgv: process.execArgv, silent: true })
   const run = runMain(t, ['--config', file, '--workers', '2'])
+  // Each worker compiles lib/ through tap's loader at start: tens of seconds on a busy 2-core machine.
   await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', 60_000).catch((error: Error) => { throw new Error(`${error.message}:\n${output}`) })
   const scrape = async (): Promise<Exposition> => {
     const answer = await request(`http://127.0.0.1:${metricsPort}/metrics`, { agent: false })

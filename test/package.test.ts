@@ -26,7 +26,7 @@ t.teardown(() => rm(dir, { recursive: true, force: true }))
 const packed = await run('npm', ['pack', '--json', '--pack-destination', dir], { cwd: root })
 const [{ filename, files }] = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[')))
 await writeFile(path.join(dir, 'package.json'), JSON.stringify({ name: 'fresh-app', private: true }))
-await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, filename),
+const installed = await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, filename),
   `fastify@${versionOf('fastify')}`, `@types/node@${versionOf('@types/node')}`,
   // Fastify 5's own types use NoInfer, so TypeScript before 5.4 compiles them only with skipLibCheck.
   'typescript-5.0@npm:typescript@5.0.4', 'typescript-5.4@npm:typescript@5.4.5'], { cwd: dir })
@@ -39,6 +39,25 @@ t.test('the tarball holds the compiled code, both entries and their types, and n
   }
   t.notOk(paths.some((p: string) => p.startsWith('test/') || p.startsWith('lib/')), 'sources and tests stay out')
   t.ok((await readdir(path.join(dir, 'node_modules'))).includes('fastify-goload'))
+})
+
+// npm warns (EBADENGINE) where a package's engines leave out the Node installing it. .ci/run runs this on each Node
+// goload supports: none of those warnings may come from goload's own tree. Fastify's is its own (light-my-request
+// wants cookie@2, for Node 22, and `npm install fastify@5` alone warns so on Node 20).
+t.test(`installing on Node ${process.versions.node}: no engine warning from a package of goload's dependency tree`, async (t) => {
+  const warned = [...installed.stderr.matchAll(/EBADENGINE\s+package: '([^']+)'/g)].map((m) => m[1])
+  const { stdout } = await run('npm', ['ls', '--all', '--json'], { cwd: dir }).catch((error) => error)
+  const ours = new Set<string>()
+  interface Tree { version?: string, dependencies?: Record<string, Tree> }
+  const walk = (node: Tree): void => {
+    for (const [name, child] of Object.entries(node.dependencies ?? {})) {
+      ours.add(`${name}@${child.version ?? ''}`)
+      walk(child)
+    }
+  }
+  walk(JSON.parse(stdout).dependencies['fastify-goload'])
+  t.ok(ours.size > 10, `goload's tree read (${ours.size} packages)`)
+  t.same(warned.filter((name) => ours.has(name)), [], `EBADENGINE of any (${warned.join(', ') || 'none'}) is from fastify's tree`)
 })
 
 // One request through the installed plugin to a real backend; prints what it saw.

@@ -18,6 +18,7 @@ import type { CertificateManager } from '../tls/acme/manager.js'
 import { AcmeService } from '../tls/acme/service.js'
 import type { ServedCertificate } from '../tls/served.js'
 import { closeListenerServer, createListenerServer, setTimeouts, type ListenerServer } from './servers.js'
+import { workerListenOptions } from './port-sharing.js'
 
 /** A listener that could not start, named by its place in the config: `listeners[0]: port 8080 is in use`. */
 export class ListenError extends Error {
@@ -256,7 +257,7 @@ export class Listeners {
             ? `listeners[${index}]: cannot listen on ${host}:${port}: ${error.message}: ports below 1024 need root, or the capability CAP_NET_BIND_SERVICE (setcap 'cap_net_bind_service=+ep' $(command -v node), or AmbientCapabilities=CAP_NET_BIND_SERVICE in a systemd unit), or use a port of 1024 or above`
             : `listeners[${index}]: cannot listen on ${host}:${port}: ${error.message}`))
       })
-      server.listen(port, host, resolve)
+      server.listen({ port, host, ...workerListenOptions(port) }, resolve)
     })
     return server
   }

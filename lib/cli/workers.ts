@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster'
 import { serveClusterMetrics } from '../metrics/cli.js'
+import { chosenSharing, sharingVariable, type PortSharing } from './port-sharing.js'
 
 /** The message a worker sends the primary once every listener of its config (and its admin) is up. */
 export const workerReady = 'goload:worker-ready'
@@ -36,7 +37,7 @@ interface Place {
 }
 
 /**
- * The primary of `--workers N`: forks N processes that each run the same command and share its ports (node:cluster),
+ * The primary of `--workers N`: forks N processes that each run the same command and share its ports (`sharing`),
  * passes the shutdown signal on to them, and settles with 0 once every one has exited cleanly, 1 otherwise. A
  * worker that fails before it serves (a port in use) takes the others down with it: a half-started balancer is no
  * use. One that dies after it has served is forked again after a backoff, logged, while the others go on serving;
@@ -44,7 +45,7 @@ interface Place {
  * cleanly by itself was told to stop (a signal sent to it alone), and is not replaced.
  * A worker's metrics scrape comes here, and goes back with every worker's metrics summed.
  */
-export async function runWorkers (count: number, stop: Promise<NodeJS.Signals>, log: (line: string) => void, policy: RespawnPolicy = defaultRespawn): Promise<number> {
+export async function runWorkers (count: number, stop: Promise<NodeJS.Signals>, log: (line: string) => void, policy: RespawnPolicy = defaultRespawn, sharing: PortSharing = chosenSharing()): Promise<number> {
   const live = new Set<Worker>()
   const respawns = new Set<NodeJS.Timeout>()
   let failed = false
@@ -61,7 +62,7 @@ export async function runWorkers (count: number, stop: Promise<NodeJS.Signals>, 
   }
 
   const start = (place: Place): void => {
-    const worker = cluster.fork({ [placeVariable]: String(place.index) })
+    const worker = cluster.fork({ [placeVariable]: String(place.index), [sharingVariable]: sharing })
     const forkedAt = Date.now()
     let ready = false
     live.add(worker)
@@ -105,7 +106,7 @@ export async function runWorkers (count: number, stop: Promise<NodeJS.Signals>, 
 
   const stopMetrics = serveClusterMetrics()
   for (let i = 0; i < count; i++) start({ index: i, served: false, quickFailures: 0 })
-  log(`goload: ${count} worker processes`)
+  log(`goload: ${count} worker processes, ${sharing === 'reusePort' ? 'each listening with reusePort' : 'sharing the ports through node:cluster'}`)
   stop.then(stopAll, () => {})
   await settled
   stopMetrics()

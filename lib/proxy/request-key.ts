@@ -1,4 +1,4 @@
-import { parseCookie } from 'cookie'
+import { parse as parseCookie } from 'cookie'
 import type { FastifyRequest } from 'fastify'
 import type { HashOn } from '../options.js'
 import { hash32 } from '../pool/strategies/hash.js'

@@ -89,13 +89,14 @@ export interface GoloadProcess {
 
 /**
  * The command as npm installs it, in a process of its own: package.json's bin, compiled JavaScript (`npm run build`),
- * run by node alone (no tsx, no coverage). Killed when the test ends if it is still running.
+ * run by node alone (no tsx, no coverage), this process's node unless given another. Killed when the test ends if it
+ * is still running.
  */
-export function spawnGoload (t: Test, args: string[], extraEnv: NodeJS.ProcessEnv = {}): GoloadProcess {
+export function spawnGoload (t: Test, args: string[], extraEnv: NodeJS.ProcessEnv = {}, node = process.execPath): GoloadProcess {
   const root = fileURLToPath(new URL('../..', import.meta.url))
   const { bin } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { bin: { goload: string } }
   const { NODE_V8_COVERAGE, ...env } = process.env
-  const child = spawn(process.execPath, [bin.goload, ...args], { cwd: root, env: { ...env, ...extraEnv, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(node, [bin.goload, ...args], { cwd: root, env: { ...env, ...extraEnv, _TAPJS_PROCESSINFO_COVERAGE_: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
   const result: GoloadProcess = { child, stdout: '', stderr: '', exited: once(child, 'exit') as GoloadProcess['exited'] }
   child.stdout.setEncoding('utf8').on('data', (chunk: string) => { result.stdout += chunk })

@@ -76,7 +76,7 @@ t.test('an unreadable file', async (t) => {
   await t.rejects(loadConfig(file), { code: 'FST_GOLOAD_INVALID_CONFIG', message: new RegExp(`^${file}: cannot read the file: ENOENT`) })
 })
 
-t.test('every problem in one pass, in the file\'s order: schema errors, unknown pools, duplicate routes, ports', async (t) => {
+t.test('every problem in one pass, in the file\'s order: schema errors, unknown pools, duplicate routes, ports; a misspelt key hides nothing beside it', async (t) => {
   const write = await configFolder(t)
   const file = await write('goload.yaml', `admin:
   port: 8080
@@ -88,10 +88,10 @@ listeners:
         pool: api
   - port: 8081
     prot: 1
-    routes: [{ pool: api }]
+    routes: [{ pool: wbe }]
 pools:
   api:
-    backends: [http://127.0.0.1:3001]
+    backends: [http://127.0.0.1:3001, ftp://y]
     timout: 100
   web:
     backends: [ftp://x]
@@ -102,6 +102,8 @@ pools:
     `${file}:6: listeners[0].routes[0].pool: no pool named "ap" (did you mean api?)`,
     `${file}:7: listeners[0].routes[1]: same host, path, methods and headers as routes[0]: no request could reach both`,
     `${file}:10: listeners[1].prot: unknown key (did you mean port?)`,
+    `${file}:11: listeners[1].routes[0].pool: no pool named "wbe" (did you mean web?)`,
+    `${file}:14: pools.api.backends[1] is not a valid http(s) or h2c URL: "ftp://y"`,
     `${file}:15: pools.api.timout: unknown option (did you mean timeout?)`,
     `${file}:17: pools.web.backends[0] is not a valid http(s) or h2c URL: "ftp://x"`
   ])

@@ -17,6 +17,8 @@ export class ConfigError extends Error {
 export interface Problem {
   path: Array<string | number>
   message: string
+  /** A key the schema does not know: it says nothing of the keys beside it, which are still checked. */
+  unknownKey?: true
   /** 1-based; when the parser knows it. */
   line?: number
   column?: number

@@ -46,6 +46,7 @@ export async function loadConfig (file: string, { env = process.env, warn }: Loa
   problems.push(...validateConfig(data))
   // Every problem in one pass: the checks beside the schema look at each part the schema found sound, so a typo in
   // one pool does not hide an unknown pool name in a route, nor a missing certificate.
+  dropUnknownKeys(data, problems)
   let sound = soundness(data, problems)
   if (sound !== undefined) {
     const config = data as GoloadFileConfig
@@ -61,6 +62,19 @@ export async function loadConfig (file: string, { env = process.env, warn }: Loa
   return data as GoloadFileConfig
 }
 
+/**
+ * Takes out the keys the schema did not know, once said: the checks beside it (a pool's own, as the plugin makes
+ * them) would say each again in their own words. The file is refused anyway.
+ */
+function dropUnknownKeys (data: unknown, problems: Problem[]): void {
+  for (const { path, unknownKey } of problems) {
+    if (unknownKey !== true) continue
+    let parent = data as Record<string | number, unknown> | undefined
+    for (const key of path.slice(0, -1)) parent = parent?.[key] as Record<string | number, unknown> | undefined
+    if (parent !== undefined && parent !== null) delete parent[path[path.length - 1]]
+  }
+}
+
 /** Whether the schema found nothing wrong at or under a key path (one listener, one pool, the admin block). */
 type Sound = (path: Array<string | number>) => boolean
 
@@ -68,7 +82,9 @@ type Sound = (path: Array<string | number>) => boolean
 function soundness (data: unknown, problems: Problem[]): Sound | undefined {
   const { listeners, pools } = (data ?? {}) as Partial<Record<string, unknown>>
   if (!Array.isArray(listeners) || pools === null || typeof pools !== 'object' || Array.isArray(pools)) return undefined
-  const found = problems.map((problem) => problem.path)
+  // A misspelt key leaves the rest of its block as sound as it was: an operator learns of an unknown pool in the same
+  // listener, or a bad URL in the same pool, in the same pass.
+  const found = problems.filter((problem) => problem.unknownKey !== true).map((problem) => problem.path)
   return (path) => !found.some((at) => path.every((key, index) => at[index] === key))
 }
 

@@ -66,7 +66,7 @@ function describe (error: ErrorObject, root: unknown): Problem {
     case 'additionalProperties': {
       const known = Object.keys((error.parentSchema?.properties ?? {}) as object)
       const unknown = path[0] === 'pools' && path.length >= 2 ? 'unknown option' : 'unknown key'
-      return { path: [...path, params.additionalProperty], message: `${unknown}${didYouMean(String(params.additionalProperty), known)}` }
+      return { path: [...path, params.additionalProperty], message: `${unknown}${didYouMean(String(params.additionalProperty), known)}`, unknownKey: true }
     }
     case 'required':
       return { path: [...path, params.missingProperty], message: 'is required' }

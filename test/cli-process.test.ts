@@ -52,7 +52,7 @@ t.test('goload --workers 2 forks itself: two processes on one port; SIGTERM stop
   const backend = await startBackend(t, hello('1'))
   const port = await freePort()
   const run = spawnGoload(t, ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2'])
-  await waitFor(() => run.stdout.match(/goload listening on port \d+, pid \d+/g)?.length === 2, 'both workers to listen', 20_000)
+  await waitFor(() => run.stdout.match(/goload listening on port \d+, pid \d+/g)?.length === 2, 'both workers to listen', 60_000)
   t.equal(new Set(run.stdout.match(/pid \d+/g)).size, 2, 'two processes')
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1')
   run.child.kill('SIGTERM')

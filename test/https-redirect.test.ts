@@ -105,6 +105,7 @@ t.test('redirectHttps in the config: a port or true, on a plain listener without
     const file = await configFile(t, `listeners:\n${listener}${pools}`)
     const error = await loadConfig(file, { env: {} }).then(() => undefined, (error: unknown) => error)
     t.ok(error instanceof ConfigError, what)
-    t.equal((error as Error).message, `${file}${expected}`, what)
+    // The first problem in the file's order (--check also says, on the TLS listener, that a.pem cannot be read).
+    t.equal((error as Error).message.split('\n')[0], `${file}${expected}`, what)
   }
 })

@@ -108,7 +108,7 @@ async function stuckOnBigSnapshots (t: Test, { megabytes = 2, streamMaxAge }: { 
     let received = ''
     stuck.setEncoding('latin1').on('data', (chunk: string) => { received += chunk })
     stuck.resume()
-    await deadline(new Promise((resolve) => stuck.once('close', resolve)), 10_000, 'the cut stream to close')
+    await deadline(new Promise((resolve) => stuck.once('close', resolve)), 30_000, 'the cut stream to close')
     return received
   }
   return { admin, logs, rest }

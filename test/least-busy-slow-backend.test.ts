@@ -35,7 +35,9 @@ t.test('least-busy keeps most requests away from a backend 30 times slower', asy
   const served = await run(t, 'least-busy')
   const total = served[1] + served[2] + served[3]
   t.equal(total, 240)
-  t.ok(served[3] / total < 0.2, `slow backend served ${served[3]} of ${total}, well under a third`)
+  // Round-robin gives it 80 (below). The backends run in this process, so a loaded machine slows the fast ones too
+  // and least-busy's share for the slow one creeps up: 46 and 48 were seen with the full suite running beside it.
+  t.ok(served[3] / total < 0.25, `slow backend served ${served[3]} of ${total}, well under a third`)
 })
 
 t.test('round-robin, the baseline, gives the slow backend its full third', async (t) => {

@@ -11,8 +11,10 @@ interface Run { code: number, stdout: string, stderr: string }
 
 function runBench (script: string, env: Record<string, string>): Promise<Run> {
   return new Promise((resolve) => {
-    execFile('node_modules/.bin/tsx', [`bench/${script}`], { cwd: root, env: childEnv(env), timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr })
+    // A guard only: each script stops by itself, in seconds on an idle machine, in minutes beside the full suite.
+    execFile('node_modules/.bin/tsx', [`bench/${script}`], { cwd: root, env: childEnv(env), timeout: 240_000 }, (error, stdout, stderr) => {
+      const killed = error?.killed === true ? `\nkilled after 240 s (${error.signal ?? 'no signal'})` : ''
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr: stderr + killed })
     })
   })
 }

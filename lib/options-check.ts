@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { keyPath, type Problem } from './config/errors.js'
-import { poolSchema } from './config/schema.js'
+import { poolSchema, rateLimitSchema } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
 import { InvalidOptionError } from './errors.js'
 
@@ -20,6 +20,7 @@ const registration = Type.Object({
 const ajv = schemaAjv(false)
 const validateRegistration = ajv.compile(registration)
 const validateBackend = ajv.compile(poolSchema.properties.backends.items)
+const validateRateLimit = ajv.compile(rateLimitSchema)
 
 type Options = Record<string, unknown>
 
@@ -58,6 +59,23 @@ function backendView (backend: unknown, key: string): unknown {
 export function checkRegistration (options: Options): void {
   const view = schemaView(options)
   if (!validateRegistration(view)) refuse(problemsOf(validateRegistration.errors ?? [], view), '')
+}
+
+/** A route's rateLimit: a keyGenerator, and an allowList that is a function, are the program's own. */
+export function checkRateLimit (options: unknown): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidOptionError('rateLimit must be an object like { max: 100, timeWindow: \'1 minute\' }')
+  }
+  const view: Options = { ...options }
+  if ('keyGenerator' in view) {
+    if (typeof view.keyGenerator !== 'function') throw new InvalidOptionError('rateLimit.keyGenerator must be a function of the request returning its key')
+    delete view.keyGenerator
+  }
+  if (typeof view.allowList === 'function') delete view.allowList
+  else if (view.allowList !== undefined && !Array.isArray(view.allowList)) {
+    throw new InvalidOptionError('rateLimit.allowList must be an array of IP addresses or a function of the request and its key')
+  }
+  if (!validateRateLimit(view)) refuse(problemsOf(validateRateLimit.errors ?? [], view), 'rateLimit')
 }
 
 /** One backend given on its own (goload.add): `key` is what messages call it. */

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
 import { kubernetesDiscovery, poolSchema, type Strategy } from './config/schema.js'
 import { InvalidOptionError } from './errors.js'
-import { checkBackend, checkRegistration, routeKeys } from './options-check.js'
+import { checkBackend, checkRateLimit, checkRegistration, routeKeys } from './options-check.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
 
 export type { Pem, TlsOptions } from './tls-options.js'
@@ -592,22 +592,6 @@ function normalizePrefix (prefix: string | undefined): string {
   return prefix.replace(/\/+$/, '')
 }
 
-function checkKeys (key: string, object: object, known: Set<string>): void {
-  for (const field of Object.keys(object)) {
-    if (!known.has(field)) {
-      throw new InvalidOptionError(key === '' ? `unknown option "${field}"` : `${key} has an unknown field "${field}"`)
-    }
-  }
-}
-
-function positiveInteger (key: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new InvalidOptionError(`${key} must be a positive integer, got ${JSON.stringify(value)}`)
-  }
-  return value
-}
-
 export interface RouteConfig {
   host: string | RegExp | undefined
   /** '' for every path. */
@@ -708,30 +692,24 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
 
 export function normalizeRateLimit (options: RateLimitOptions | undefined): RateLimitConfig | undefined {
   if (options === undefined) return undefined
-  if (options === null || typeof options !== 'object') throw new InvalidOptionError('rateLimit must be an object like { max: 100, timeWindow: \'1 minute\' }')
-  checkKeys('rateLimit', options, new Set(['max', 'timeWindow', 'keyGenerator', 'allowList', 'redis', 'cache']))
-  if (options.max === undefined) throw new InvalidOptionError('rateLimit.max is required: the requests each client may make in a timeWindow')
-  const max = positiveInteger('rateLimit.max', options.max, 0)
+  checkRateLimit(options)
+  const { max } = options
+  // The schema has checked the types; a duration's words only the parser knows.
   const timeWindow = typeof options.timeWindow === 'string' ? parseDuration(options.timeWindow) : options.timeWindow
   if (timeWindow === undefined || !Number.isSafeInteger(timeWindow) || timeWindow <= 0) {
     throw new InvalidOptionError(`rateLimit.timeWindow must be a positive number of ms or a duration like '1 minute', got ${JSON.stringify(options.timeWindow)}`)
   }
   const { keyGenerator, redis } = options
-  if (keyGenerator !== undefined && typeof keyGenerator !== 'function') {
-    throw new InvalidOptionError('rateLimit.keyGenerator must be a function of the request returning its key')
-  }
   let { allowList } = options
   if (Array.isArray(allowList)) {
     allowList = allowList.map((entry, index) => {
-      if (keyGenerator !== undefined && typeof entry === 'string') return entry
-      if (typeof entry !== 'string' || isIP(entry) === 0) {
+      if (keyGenerator !== undefined) return entry
+      if (isIP(entry) === 0) {
         throw new InvalidOptionError(`rateLimit.allowList[${index}] must be an IP address, got ${JSON.stringify(entry)}`)
       }
       // As the default key reads the client address: an IPv6 entry stands for its /64.
       return normalizeIP(entry)
     })
-  } else if (allowList !== undefined && typeof allowList !== 'function') {
-    throw new InvalidOptionError('rateLimit.allowList must be an array of IP addresses or a function of the request and its key')
   }
   if (redis !== undefined && !isRedisUrl(redis)) {
     throw new InvalidOptionError(`rateLimit.redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`)
@@ -739,7 +717,7 @@ export function normalizeRateLimit (options: RateLimitOptions | undefined): Rate
   if (redis !== undefined && options.cache !== undefined) {
     throw new InvalidOptionError('rateLimit.cache only applies to counts kept in memory: with rateLimit.redis they live in Redis')
   }
-  const cache = positiveInteger('rateLimit.cache', options.cache, defaultRateLimitCache)
+  const cache = options.cache ?? defaultRateLimitCache
   return { max, timeWindow, keyGenerator, allowList, redis, cache }
 }
 

@@ -159,6 +159,16 @@ const logOutput = {
   }
 }
 
+// A route's rateLimit; the plugin's option checks with it too (lib/options-check.ts), a function keyGenerator or
+// allowList beside it.
+export const rateLimitSchema = Type.Object({
+  max: positiveInteger('requests each client may make in a timeWindow'),
+  timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
+  allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
+  redis: Type.Optional(Type.String({ pattern: '^rediss?://', title: 'a redis:// or rediss:// URL', secret: 'url-password', description: 'redis:// URL: counts shared by every balancer using it' })),
+  cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
+}, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })
+
 const route = Type.Object({
   host: Type.Optional(Type.String({ minLength: 1, description: 'exact (api.example.com) or wildcard (*.example.com)' })),
   path: Type.Optional(Type.String({ pattern: '^/', default: '/', description: 'path prefix' })),
@@ -167,13 +177,7 @@ const route = Type.Object({
   headers: Type.Optional(Type.Record(Type.String(), headerValue, { description: 'header values the request must have' })),
   preserveHost: Type.Optional(Type.Boolean({ default: false })),
   websocket: Type.Optional(Type.Boolean({ default: true, description: 'tunnel upgrades (WebSocket) to the backend' })),
-  rateLimit: Type.Optional(Type.Object({
-    max: positiveInteger('requests each client may make in a timeWindow'),
-    timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
-    allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
-    redis: Type.Optional(Type.String({ pattern: '^rediss?://', secret: 'url-password', description: 'redis:// URL: counts shared by every balancer using it' })),
-    cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
-  }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })),
+  rateLimit: Type.Optional(rateLimitSchema),
   accessLog: Type.Optional(Type.Boolean({ default: true, description: 'one info line per request' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)

@@ -13,9 +13,11 @@ export type Strategy = typeof strategies[number]
 
 // Adding a key: write it once here, in its object, with a description, its `default` when it has an unconditional
 // one, and `secret` when --print-config must hide it. The file's validation, did-you-mean, the JSON Schema,
-// --print-config, GET /config and the README reference test follow from that. A pool key is also read by the plugin
-// (lib/options.ts: take its default from `defaults`, which reads this file) and needs a row in the README's Options
-// table; what a schema cannot say goes in a named check beside it (lib/config/load.ts crossCheck).
+// --print-config, GET /config and the README reference test follow from that. A pool key (and rateLimit) is also the
+// plugin's option, checked with this same schema (lib/options-check.ts, where the values only a program can give are
+// allowed: functions, Infinity, Buffers); lib/options.ts takes its default from `defaults`, which reads this file, and
+// the README's Options table needs a row for it. What a schema cannot say goes in a named check beside it
+// (lib/options.ts, lib/config/load.ts crossCheck). A `title` is what an error says the value must be.
 
 /** `${NAME}`: a whole value taken from the environment, where the value itself is not a string (a port). */
 export const envReference = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$'

@@ -113,7 +113,7 @@ t.test('add: 201 with the backend\'s stats; it takes traffic; bad bodies are 400
     [JSON.stringify({ url: 'http://127.0.0.1:1', colour: 'red' }), 'application/json', /body has an unknown field "colour"/],
     [JSON.stringify({ url: 'http://127.0.0.1:1', resolve: {} }), 'application/json', /body\.resolve is read at register only/],
     [JSON.stringify({ url: c.url, id: 'c' }), 'application/json', /backend "c" is already in pool "web"/],
-    ['', 'application/json', /body must be an http\(s\) URL or a \{ url, id\?, weight\? \} object/],
+    ['', 'application/json', /body must be an http\(s\) or h2c URL or a \{ url, id\?, weight\? \} object, got undefined/],
     ['{"url":', 'application/json', /Body is not valid JSON/]
   ]
   for (const [body, type, message] of bad) {

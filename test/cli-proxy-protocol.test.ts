@@ -368,7 +368,7 @@ t.test('a bad proxyProtocol is reported at its line, naming the key', async (t) 
     ['{ trusted: [] }', 'listeners[0].proxyProtocol.trusted: must not be empty'],
     ['{ trusted: [10.0.0.300] }', 'listeners[0].proxyProtocol.trusted[0]: must be an IP address, a CIDR (10.0.0.0/8) or one of loopback, linklocal, uniquelocal, got "10.0.0.300"'],
     ['{ trusted: [lb.internal] }', 'listeners[0].proxyProtocol.trusted[0]: must be an IP address, a CIDR (10.0.0.0/8) or one of loopback, linklocal, uniquelocal, got "lb.internal"'],
-    ['{ timeout: 0 }', 'listeners[0].proxyProtocol.timeout: must be >= 1, got 0'],
+    ['{ timeout: 0 }', 'listeners[0].proxyProtocol.timeout: must be a positive integer, got 0'],
     ['{ trused: [10.0.0.0/8] }', 'listeners[0].proxyProtocol.trused: unknown key (did you mean trusted?)']
   ]
   const text = (proxyProtocol: string): string => `listeners:

@@ -17,7 +17,7 @@ pools:
 const cases: Array<[string, string, string, (file: string) => string]> = [
   ['an unknown key', 'goload.yaml', valid + '    timout: 100\n', (f) => `${f}:8: pools.api.timout: unknown option (did you mean timeout?)`],
   ['an unknown listener key', 'goload.yaml', valid.replace('    routes:', '    prot: 1\n    routes:'), (f) => `${f}:3: listeners[0].prot: unknown key (did you mean port?)`],
-  ['a wrong type', 'goload.yaml', valid + '    timeout: "100"\n', (f) => `${f}:8: pools.api.timeout: must be an integer, got "100"`],
+  ['a wrong type', 'goload.yaml', valid + '    timeout: "100"\n', (f) => `${f}:8: pools.api.timeout: must be a positive integer, got "100"`],
   ['a port out of range', 'goload.yaml', valid.replace('8080', '70000'), (f) => `${f}:2: listeners[0].port: must be a port number (1-65535) or \${NAME}, got 70000`],
   ['a bad URL', 'goload.yaml', valid.replace('http://127.0.0.1:3001', 'ftp://x'), (f) => `${f}:7: pools.api.backends[0] is not a valid http(s) or h2c URL: "ftp://x"`],
   ['a gRPC health check of an HTTP/1.1 backend', 'goload.yaml', valid + '    healthCheck:\n      grpc: true\n', (f) => `${f}:9: pools.api.healthCheck.grpc needs HTTP/2 to every backend, and backends[0] is http://127.0.0.1:3001: give h2c:// URLs, or https:// ones with allowH2: true`],
@@ -66,7 +66,7 @@ t.test('every problem gets its own line', async (t) => {
   t.same((error as ConfigError).problems, [
     `${file}:2: listeners[0].port: environment variable NO_PORT is not set`,
     `${file}:8: pools.api.timout: unknown option (did you mean timeout?)`,
-    `${file}:9: pools.api.retries: must be >= 0, got -1`
+    `${file}:9: pools.api.retries: must be a whole number (0 or more), got -1`
   ])
 })
 

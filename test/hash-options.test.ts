@@ -19,8 +19,8 @@ t.test('invalid hash options are refused, naming the option', async (t) => {
     [{ strategy: 'hash', hashOn: 'cookie' }, /hashOn must be 'ip', \{ header: name \} or \{ cookie: name \}, got "cookie"/],
     [{ strategy: 'hash', hashOn: null }, /hashOn must be 'ip'/],
     [{ strategy: 'hash', hashOn: {} }, /hashOn must be 'ip'/],
-    [{ strategy: 'hash', hashOn: { header: 'a', cookie: 'b' } }, /hashOn must be 'ip', \{ header: name \} or \{ cookie: name \}, got \{"header":"a","cookie":"b"\}/],
-    [{ strategy: 'hash', hashOn: { query: 'user' } }, /hashOn has an unknown field "query"/],
+    [{ strategy: 'hash', hashOn: { header: 'a', cookie: 'b' } }, /hashOn must be 'ip', \{ header: name \} or \{ cookie: name \}, got an object/],
+    [{ strategy: 'hash', hashOn: { query: 'user' } }, /hashOn must be 'ip', \{ header: name \} or \{ cookie: name \}, got an object/],
     [{ strategy: 'hash', hashOn: { header: '' } }, /hashOn\.header must be a header name, got ""/],
     [{ strategy: 'hash', hashOn: { header: 'x user' } }, /hashOn\.header must be a header name, got "x user"/],
     [{ strategy: 'hash', hashOn: { cookie: 42 } }, /hashOn\.cookie must be a cookie name, got 42/]
@@ -74,5 +74,5 @@ t.test('a config file with strategy hash loads, and --check names a hash option 
     balanceFactor: 0.5
     backends: [http://127.0.0.1:3001]
 `)
-  await t.rejects(loadConfig(wrong), { message: /:8: pools\.app\.hashOn: must be 'ip', \{ header: name \} or \{ cookie: name \}[\s\S]*:9: pools\.app\.balanceFactor: must be >= 1, got 0\.5/ })
+  await t.rejects(loadConfig(wrong), { message: /:8: pools\.app\.hashOn: must be 'ip', \{ header: name \} or \{ cookie: name \}[\s\S]*:9: pools\.app\.balanceFactor: must be a number of 1 or more, got 0\.5/ })
 })

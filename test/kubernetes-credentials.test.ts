@@ -53,7 +53,7 @@ t.test('outside a cluster: apiServer, token or tokenFile, ca as a file or PEM te
 
 t.test('bad discovery options are refused, naming the key', async (t) => {
   const refused: Array<[unknown, RegExp]> = [
-    [{ kubernetes: { namespace: 'prod' } }, /discovery\.kubernetes\.service must be a Service name/],
+    [{ kubernetes: { namespace: 'prod' } }, /discovery\.kubernetes\.service is required/],
     [{ kubernetes: { service: 'API' } }, /discovery\.kubernetes\.service must be a Service name/],
     [{ kubernetes: { service: 'api', namespace: 'Prod_1' } }, /discovery\.kubernetes\.namespace must be a namespace name/],
     [{ kubernetes: { service: 'api', port: 0 } }, /discovery\.kubernetes\.port must be a port name .* or a number from 1 to 65535, got 0/],

@@ -28,7 +28,7 @@ t.test('--check accepts a pool with discovery.kubernetes and no backends, and na
   const failed = runMain(t, ['--check', '--config', bad])
   t.equal(await failed.code, 1)
   t.match(failed.stderr(), /:8: pools\.api\.discovery\.kubernetes\.labels: unknown option/)
-  t.match(failed.stderr(), /:8: pools\.api\.discovery\.kubernetes\.port: must be a port name or number, got "HTTP"/)
+  t.match(failed.stderr(), /:8: pools\.api\.discovery\.kubernetes\.port: must be a port name \(as the Service names it\) or a number from 1 to 65535, got "HTTP"/)
 
   const both = await configFile(t, pool().replace('port: http }', 'port: http, token: abc, tokenFile: /t }'))
   const twice = runMain(t, ['--check', '--config', both])

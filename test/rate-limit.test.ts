@@ -169,7 +169,7 @@ t.test('invalid rateLimit options are refused, naming the key', async (t) => {
     [{ timeWindow: 1000 }, /rateLimit\.max is required/],
     [{ max: 0, timeWindow: 1000 }, /rateLimit\.max must be a positive integer, got 0/],
     [{ max: 1.5, timeWindow: 1000 }, /rateLimit\.max must be a positive integer/],
-    [{ max: 1 }, /rateLimit\.timeWindow must be a positive number of ms or a duration/],
+    [{ max: 1 }, /rateLimit\.timeWindow is required/],
     [{ max: 1, timeWindow: 'soon' }, /rateLimit\.timeWindow .* got "soon"/],
     [{ max: 1, timeWindow: -5 }, /rateLimit\.timeWindow/],
     [{ max: 1, timeWindow: 1000, keyGenerator: 'ip' }, /rateLimit\.keyGenerator must be a function/],

@@ -13,9 +13,11 @@ export type Strategy = typeof strategies[number]
 
 // Adding a key: write it once here, in its object, with a description, its `default` when it has an unconditional
 // one, and `secret` when --print-config must hide it. The file's validation, did-you-mean, the JSON Schema,
-// --print-config, GET /config and the README reference test follow from that. A pool key is also read by the plugin
-// (lib/options.ts: take its default from `defaults`, which reads this file) and needs a row in the README's Options
-// table; what a schema cannot say goes in a named check beside it (lib/config/load.ts crossCheck).
+// --print-config, GET /config and the README reference test follow from that. A pool key (and rateLimit) is also the
+// plugin's option, checked with this same schema (lib/options-check.ts, where the values only a program can give are
+// allowed: functions, Infinity, Buffers); lib/options.ts takes its default from `defaults`, which reads this file, and
+// the README's Options table needs a row for it. What a schema cannot say goes in a named check beside it
+// (lib/options.ts, lib/config/load.ts crossCheck). A `title` is what an error says the value must be.
 
 /** `${NAME}`: a whole value taken from the environment, where the value itself is not a string (a port). */
 export const envReference = '^\\$\\{[A-Za-z_][A-Za-z0-9_]*\\}$'
@@ -43,8 +45,11 @@ const closed = { additionalProperties: false } as const
 // `default` is the value the plugin takes when the key is left out: the file's loader fills it in (so --print-config
 // shows it) and lib/options.ts reads it from here. A default that depends on another key (balanceFactor is for hash
 // only, rateLimit.cache for counts in memory) or that JSON cannot write (Infinity) is said in the description instead.
-const positiveInteger = (description: string, value?: number) => Type.Integer({ minimum: 1, description, ...(value === undefined ? {} : { default: value }) })
-const count = (description: string, value?: number) => Type.Integer({ minimum: 0, description, ...(value === undefined ? {} : { default: value }) })
+// A `title` is what an error says the value must be ("must be a positive integer, got 0"), for the file and the plugin.
+const positiveInteger = (description: string, value?: number) => Type.Integer({ minimum: 1, title: 'a positive integer', description, ...(value === undefined ? {} : { default: value }) })
+const count = (description: string, value?: number) => Type.Integer({ minimum: 0, title: 'a whole number (0 or more)', description, ...(value === undefined ? {} : { default: value }) })
+// RFC 9110's token: what a header or cookie name may be.
+const tokenName = (title: string) => Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]+$', title })
 // Backend TLS: a file's path (read at each load, see backend-tls-files.ts), or PEM text where it starts with -----BEGIN.
 const pem = Type.String({ minLength: 1, description: 'a PEM file, relative to the config file (or PEM text)' })
 // `secret` (read by redact.ts; ajv knows it as an annotation): what --print-config and GET /config show as <redacted>.
@@ -61,8 +66,8 @@ const tls = Type.Object({
 
 const backend = Type.Object({
   url: Type.String({ description: 'http(s)://host:port, or h2c://host:port for plaintext HTTP/2 (gRPC)' }),
-  id: Type.Optional(Type.String({ minLength: 1 })),
-  weight: Type.Optional(Type.Number({ exclusiveMinimum: 0 })),
+  id: Type.Optional(Type.String({ minLength: 1, title: 'a non-empty string' })),
+  weight: Type.Optional(Type.Number({ exclusiveMinimum: 0, title: 'a positive number' })),
   maxPending: Type.Optional(positiveInteger('most requests in flight at this backend')),
   resolve: Type.Optional(Type.Object({ interval: Type.Optional(positiveInteger('ms between DNS lookups; default 30000')) }, closed)),
   tls: Type.Optional(tls)
@@ -70,13 +75,13 @@ const backend = Type.Object({
 
 // The pool's `discovery` option (lib/options.ts normalizeDiscovery checks what a schema cannot: token beside tokenFile).
 export const kubernetesDiscovery = Type.Object({
-  service: Type.String({ pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'the Service whose EndpointSlices list the backends' }),
-  namespace: Type.Optional(Type.String({ pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', description: 'default: the pod\'s own namespace, else default' })),
+  service: Type.String({ pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', title: 'a Service name (lowercase letters, digits and \'-\')', description: 'the Service whose EndpointSlices list the backends' }),
+  namespace: Type.Optional(Type.String({ pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$', title: 'a namespace name (lowercase letters, digits and \'-\')', description: 'default: the pod\'s own namespace, else default' })),
   port: Type.Optional(Type.Union([
     Type.Integer({ minimum: 1, maximum: 65535 }),
     Type.String({ pattern: '^[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$' })
-  ], { title: 'a port name or number', description: 'the Service port\'s name, or the endpoints\' port number; default: the only port listed' })),
-  apiServer: Type.Optional(Type.String({ pattern: '^https?://', description: 'outside a cluster: https://host:port of the API server' })),
+  ], { title: 'a port name (as the Service names it) or a number from 1 to 65535', description: 'the Service port\'s name, or the endpoints\' port number; default: the only port listed' })),
+  apiServer: Type.Optional(Type.String({ pattern: '^https?://', title: 'an origin like https://10.0.0.1:6443', description: 'outside a cluster: https://host:port of the API server' })),
   token: Type.Optional(Type.String({ minLength: 1, description: 'outside a cluster: a bearer token', secret: 'value' })),
   tokenFile: Type.Optional(Type.String({ minLength: 1, description: 'a file holding the bearer token, read again as it rotates; default: the service account\'s' })),
   ca: Type.Optional(Type.String({ minLength: 1, description: 'the API server\'s CA: a PEM file or PEM text; default: the service account\'s' })),
@@ -106,14 +111,14 @@ export const poolSchema = Type.Object({
       maxFails: Type.Optional(positiveInteger('failures within window that eject')),
       window: Type.Optional(positiveInteger('ms')),
       ejectFor: Type.Optional(positiveInteger('ms')),
-      maxEjectedPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+      maxEjectedPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100, title: 'a number from 0 to 100' })),
       consecutive5xx: Type.Optional(count('5xx in a row that eject; 0 is off'))
     }, closed)
   ], { title: 'an object or false', default: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 } })),
   // Typed as the plugin's option (a path or grpc, not neither); normalizeOptions says which is missing, by key.
   healthCheck: Type.Optional(Type.Unsafe<HealthCheckOptions>(Type.Object({
     path: Type.Optional(Type.String({ pattern: '^/', description: 'GET this path; or grpc' })),
-    grpc: Type.Optional(Type.Union([Type.Literal(true), Type.Object({ service: Type.String() }, closed)], { title: 'true or { service }', description: 'probe with grpc.health.v1.Health/Check' })),
+    grpc: Type.Optional(Type.Union([Type.Literal(true), Type.Object({ service: Type.String() }, closed)], { title: 'true or { service: name }', description: 'probe with grpc.health.v1.Health/Check' })),
     interval: Type.Optional(positiveInteger('ms between probes', 5000)),
     timeout: Type.Optional(positiveInteger('ms a probe may take', 2000)),
     healthyAfter: Type.Optional(positiveInteger('passing probes in a row', 2)),
@@ -127,14 +132,14 @@ export const poolSchema = Type.Object({
     timeout: Type.Optional(positiveInteger('ms a request may wait', 5000))
   }, { ...closed, default: {} })),
   closeTimeout: Type.Optional(count('ms in-flight requests get on close', 10_000)),
-  tunnelIdleTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, default: 0, description: 'ms an upgraded connection may carry no bytes before it is closed; 0 is never' })),
+  tunnelIdleTimeout: Type.Optional(Type.Integer({ minimum: 0, maximum: 2_147_483_647, title: 'a whole number of ms up to 2147483647 (24.8 days)', default: 0, description: 'ms an upgraded connection may carry no bytes before it is closed; 0 is never' })),
   ewmaDecay: Type.Optional(positiveInteger('peak-ewma: ms over which samples fade', 10_000)),
   hashOn: Type.Optional(Type.Union([
     Type.Literal('ip'),
-    Type.Object({ header: Type.String({ minLength: 1 }) }, closed),
-    Type.Object({ cookie: Type.String({ minLength: 1 }) }, closed)
+    Type.Object({ header: tokenName('a header name') }, closed),
+    Type.Object({ cookie: tokenName('a cookie name') }, closed)
   ], { title: "'ip', { header: name } or { cookie: name }", description: 'hash: what a request\'s key is; default \'ip\'' })),
-  balanceFactor: Type.Optional(Type.Number({ minimum: 1, description: 'hash: how far above the average load a backend keeps its keys; default 1.25' })),
+  balanceFactor: Type.Optional(Type.Number({ minimum: 1, title: 'a number of 1 or more', description: 'hash: how far above the average load a backend keeps its keys; default 1.25' })),
   // nginx buffers request bodies whole (to a file past 16 KiB); we keep the small ones in memory.
   bufferBody: Type.Optional(count('bytes of request body read before choosing a backend', 65_536)),
   // Between nginx's client_body_timeout (60 s) and Apache's mod_reqtimeout (20 s, then at least 500 bytes/s).
@@ -156,6 +161,16 @@ const logOutput = {
   }
 }
 
+// A route's rateLimit; the plugin's option checks with it too (lib/options-check.ts), a function keyGenerator or
+// allowList beside it.
+export const rateLimitSchema = Type.Object({
+  max: positiveInteger('requests each client may make in a timeWindow'),
+  timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
+  allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
+  redis: Type.Optional(Type.String({ pattern: '^rediss?://', title: 'a redis:// or rediss:// URL', secret: 'url-password', description: 'redis:// URL: counts shared by every balancer using it' })),
+  cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
+}, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })
+
 const route = Type.Object({
   host: Type.Optional(Type.String({ minLength: 1, description: 'exact (api.example.com) or wildcard (*.example.com)' })),
   path: Type.Optional(Type.String({ pattern: '^/', default: '/', description: 'path prefix' })),
@@ -164,13 +179,7 @@ const route = Type.Object({
   headers: Type.Optional(Type.Record(Type.String(), headerValue, { description: 'header values the request must have' })),
   preserveHost: Type.Optional(Type.Boolean({ default: false })),
   websocket: Type.Optional(Type.Boolean({ default: true, description: 'tunnel upgrades (WebSocket) to the backend' })),
-  rateLimit: Type.Optional(Type.Object({
-    max: positiveInteger('requests each client may make in a timeWindow'),
-    timeWindow: Type.Union([positiveInteger('ms'), Type.String({ minLength: 1 })], { title: "ms or a duration like '1 minute'" }),
-    allowList: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { description: 'client addresses never limited' })),
-    redis: Type.Optional(Type.String({ pattern: '^rediss?://', secret: 'url-password', description: 'redis:// URL: counts shared by every balancer using it' })),
-    cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
-  }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })),
+  rateLimit: Type.Optional(rateLimitSchema),
   accessLog: Type.Optional(Type.Boolean({ default: true, description: 'one info line per request' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)

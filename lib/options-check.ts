@@ -1,0 +1,108 @@
+import { Type } from '@sinclair/typebox'
+import { keyPath, type Problem } from './config/errors.js'
+import { poolSchema, rateLimitSchema } from './config/schema.js'
+import { problemsOf, schemaAjv } from './config/validate.js'
+import { InvalidOptionError } from './errors.js'
+
+// The plugin's options are checked with the file's schema (lib/config/schema.ts), so both say the same thing the
+// same way. Two differences, both here: the keys a registration has beside a pool's, and the values only a program
+// can give (functions, Infinity, Buffers), which a file cannot hold; what a schema cannot say stays in options.ts.
+
+/** A route's own options (normalizeRoute checks them), and those Fastify itself reads from any register() call. */
+export const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'accessLog', 'metrics', 'logLevel', 'logSerializers']
+
+const registration = Type.Object({
+  ...poolSchema.properties,
+  name: Type.Optional(Type.String({ minLength: 1, title: 'a non-empty string' })),
+  ...Object.fromEntries(routeKeys.map((key) => [key, Type.Optional(Type.Unknown())]))
+}, { additionalProperties: false })
+
+const ajv = schemaAjv(false)
+const validateRegistration = ajv.compile(registration)
+const validateBackend = ajv.compile(poolSchema.properties.backends.items)
+const validateRateLimit = ajv.compile(rateLimitSchema)
+
+type Options = Record<string, unknown>
+
+/**
+ * The options as the schema can judge them: each value only the plugin takes is left out of this copy once it is
+ * known to be the kind the plugin takes; anything else stays for the schema to judge.
+ */
+function schemaView (options: Options): Options {
+  const view: Options = { ...options }
+  // Infinity: a limit left open (as the default is), or a hash key that never leaves its backend; JSON cannot write it.
+  for (const key of ['connections', 'maxPending', 'balanceFactor']) if (view[key] === Infinity) delete view[key]
+  // Beside discovery, backends may be empty (normalizeOptions says when they may not).
+  if (Array.isArray(view.backends) && view.backends.length === 0) delete view.backends
+  if (Array.isArray(view.backends)) view.backends = view.backends.map((backend, index) => backendView(backend, `backends[${index}]`))
+  // TLS options may be Buffers: normalizeTls checks them whole.
+  delete view.tls
+  return view
+}
+
+function backendView (backend: unknown, key: string): unknown {
+  if (backend === null || typeof backend !== 'object' || Array.isArray(backend)) return backend
+  const view: Options = { ...backend }
+  if (view.maxPending === Infinity) delete view.maxPending
+  delete view.tls
+  const resolve = view.resolve
+  if (resolve !== null && typeof resolve === 'object' && 'lookup' in resolve) {
+    // A resolver of the program's own, e.g. a service registry's.
+    if (typeof resolve.lookup !== 'function') throw new InvalidOptionError(`${key}.resolve.lookup must be a function returning a promise of addresses`)
+    const { lookup, ...rest } = resolve
+    view.resolve = rest
+  }
+  return view
+}
+
+/** Throws InvalidOptionError naming every key the schema finds wrong, unknown keys first (a misspelt key explains a missing one). */
+export function checkRegistration (options: Options): void {
+  const view = schemaView(options)
+  if (!validateRegistration(view)) refuse(problemsOf(validateRegistration.errors ?? [], view), '')
+}
+
+/** A route's rateLimit: a keyGenerator, and an allowList that is a function, are the program's own. */
+export function checkRateLimit (options: unknown): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidOptionError('rateLimit must be an object like { max: 100, timeWindow: \'1 minute\' }')
+  }
+  const view: Options = { ...options }
+  if ('keyGenerator' in view) {
+    if (typeof view.keyGenerator !== 'function') throw new InvalidOptionError('rateLimit.keyGenerator must be a function of the request returning its key')
+    delete view.keyGenerator
+  }
+  if (typeof view.allowList === 'function') delete view.allowList
+  else if (view.allowList !== undefined && !Array.isArray(view.allowList)) {
+    throw new InvalidOptionError('rateLimit.allowList must be an array of IP addresses or a function of the request and its key')
+  }
+  if (!validateRateLimit(view)) refuse(problemsOf(validateRateLimit.errors ?? [], view), 'rateLimit')
+}
+
+/** One backend given on its own (goload.add): `key` is what messages call it. */
+export function checkBackend (backend: unknown, key: string): void {
+  const view = backendView(backend, key)
+  if (!validateBackend(view)) refuse(problemsOf(validateBackend.errors ?? [], view), key)
+}
+
+function refuse (problems: Problem[], within: string): never {
+  const unknown = (problem: Problem): number => problem.message.startsWith('unknown ') ? 0 : 1
+  problems.sort((a, b) => unknown(a) - unknown(b))
+  throw new InvalidOptionError(problems.map((problem) => sentence(problem, within)).join('; '))
+}
+
+/** `timeout must be a positive integer, got 0`, `queue has an unknown field "size" (did you mean max?)`. */
+function sentence (problem: Problem, within: string): string {
+  const unknown = /^unknown (?:option|key)(.*)$/.exec(problem.message)
+  if (unknown !== null) {
+    const parent = named(within, problem.path.slice(0, -1))
+    const name = JSON.stringify(String(problem.path.at(-1)))
+    return parent === '' ? `unknown option ${name}${unknown[1]}` : `${parent} has an unknown field ${name}${unknown[1]}`
+  }
+  return `${named(within, problem.path) || 'options'} ${problem.message}`
+}
+
+/** `backend "a"` and ['tls', 'ca'] as `backend "a".tls.ca`. */
+function named (within: string, path: Array<string | number>): string {
+  const rest = keyPath(path)
+  return within === '' || rest === '' || rest.startsWith('[') ? within + rest : `${within}.${rest}`
+}

@@ -109,7 +109,10 @@ t.test('--workers 2 --pid-file: the primary\'s pid, written once both workers li
   cluster.setupPrimary({ exec: fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url)), args: argv, execArgv: [], silent: true })
   const run = runMain(t, argv)
   await waitFor(() => pidIn(pidFile) !== undefined, 'the pid file', 60_000)
-  t.equal(output.match(/goload listening/g)?.length, 2, 'both workers listen by then')
+  // Each worker says it listens (stdout, a pipe) before it tells the primary (IPC, another channel): the lines may
+  // still be on their way when the file is there, but both come.
+  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers\' listening lines', 30_000)
+  t.equal(output.match(/goload listening/g)?.length, 2, 'both workers listen')
   t.equal(pidIn(pidFile), process.pid, 'the primary, which passes SIGHUP on to the workers')
   await accepting(port)
   run.signals.emit('SIGTERM', 'SIGTERM')

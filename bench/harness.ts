@@ -146,13 +146,13 @@ export class Group {
     this.#children.push(child)
     let exited: number | null | undefined
     child.once('exit', (code) => { exited = code })
-    const deadline = Date.now() + 30_000
+    const deadline = Date.now() + 60_000
     while (Date.now() < deadline) {
       if (exited !== undefined) throw new Error(`${label} exited with ${exited}\n${tail(log.path)}`)
       if (await answers(readyUrl)) return child
       await sleep(100)
     }
-    throw new Error(`${label} did not answer ${readyUrl} within 30 s\n${tail(log.path)}`)
+    throw new Error(`${label} did not answer ${readyUrl} within 60 s\n${tail(log.path)}`)
   }
 
   async close (): Promise<void> {

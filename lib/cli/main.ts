@@ -150,11 +150,12 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     // The admin shows the pools serving now, whatever a reload does to them. With --workers, each worker has its
     // own on the shared port, showing and acting on its own pools (/metrics sums them all).
     let admin: Admin | undefined
-    // What GET /config shows: the config the listeners run now, replaced by each reload that applies.
-    let inEffect = config
+    // The config the listeners run now, replaced by each reload that applies: GET /config shows it (with the admin
+    // block as started: it changes at a restart only), the reload line says what the next one changes.
+    let serving = config
     if (config.admin !== undefined) {
       try {
-        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, config: () => redactConfig(inEffect), log: listeners.log })
+        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, config: () => redactConfig({ ...serving, admin: config.admin }), log: listeners.log })
       } catch (error) {
         await listeners.close()
         return fail(error)
@@ -174,13 +175,11 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     // The primary respawns a worker that dies once it has served; one that fails before this stops them all.
     if (cluster.isWorker) process.send?.({ type: workerReady })
     // SIGHUP: the same source again. A config that fails (a bad file, a port in use) leaves the running one serving.
-    let serving = config
     reload = async () => {
       try {
         const next = await load()
         await listeners.apply(next)
         reachBackends(next.pools)
-        inEffect = { ...next, admin: config.admin }
         metrics.reloaded(true)
         // One line, whatever changed: a log reader greps it.
         log.info(`goload: config reloaded (${describeChanges(serving, next)}), listening on port${listeners.ports.length > 1 ? 's' : ''} ${listeners.ports.join(', ')}`)

@@ -9,6 +9,7 @@ import { Listeners } from '../lib/cli/listeners.js'
 import { createListenerServer, http2Limits } from '../lib/cli/servers.js'
 import { configFolder } from './helpers/config-files.js'
 import { h2Connect, h2Request } from './helpers/h2-client.js'
+import { cancel, drainedOrClosed, getHeaders, rawH2Connect } from './helpers/h2-frames.js'
 import { capturedLogs, type LogLine } from './helpers/logs.js'
 import { deadline } from './helpers/raw.js'
 import { startBackend, waitFor, type Backend } from './helpers/servers.js'
@@ -86,19 +87,23 @@ t.test('limits offered to every HTTP/2 client: 128 streams at once, a 32 KiB hea
 
 t.test('rapid reset: a flood of streams reset at once ends with GOAWAY; every count returns to 0', async (t) => {
   const { backend, listeners, origin } = await start(t)
-  const flood = await h2Connect(t, origin)
-  const goaway = once(flood, 'goaway')
+  const flood = await rawH2Connect(t, listeners.ports[0], 'a.example.com')
+  // Each stream is HEADERS then RST_STREAM at once, written as bytes (node:http2's client on Node 22+ would not send
+  // them); nghttp2 ends the session past ~1,000 such resets. 100 pairs per write, until the server has had enough.
   let opened = 0
-  // Each stream is HEADERS then RST_STREAM at once; nghttp2 stops the session past ~1,000 such resets.
-  for (; opened < 5000 && !flood.closed && !flood.destroyed; opened++) {
-    const stream = flood.request({ ':path': '/slow' }, { endStream: true })
-    stream.on('error', () => {})
-    stream.close(NGHTTP2_CANCEL)
-    if (opened % 100 === 99) await new Promise((resolve) => setImmediate(resolve))
+  while (opened < 5000 && !flood.socket.destroyed) {
+    const pairs: Buffer[] = []
+    for (let i = 0; i < 100; i++, opened++) {
+      const stream = 2 * opened + 1
+      pairs.push(getHeaders(stream, 'a.example.com'), cancel(stream))
+    }
+    if (!flood.socket.write(Buffer.concat(pairs))) await drainedOrClosed(flood.socket)
   }
-  const [code] = await deadline(goaway, 10_000, 'GOAWAY to the flooding client') as [number]
+  const code = await deadline(flood.goaway, 10_000, 'GOAWAY to the flooding client')
   t.not(code, NGHTTP2_NO_ERROR, `the session is ended as an error (code ${code}) after ${opened} streams`)
   await settled(listeners, backend)
+  // A stream the client reset before goload got to it is not sent on: the flood costs the backends next to nothing.
+  t.ok(backend.received < 50, `${backend.received} of the reset streams reached the backend`)
   await othersAnswered(t, origin)
 })
 

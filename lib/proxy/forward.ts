@@ -21,7 +21,7 @@ import { Tunnel, type TunnelExchange } from './tunnel.js'
 import { kUpgrade, type UpgradeRequest } from './upgrade-takeover.js'
 import { logAccess } from './access-log.js'
 import { Deadlines } from './deadlines.js'
-import { responseCompleted } from './response-end.js'
+import { clientGone, responseCompleted } from './response-end.js'
 
 export const kExchange = Symbol('goload.exchange')
 export type Response = ServerResponse & { [kExchange]?: Exchange }
@@ -405,7 +405,7 @@ export class Forwarder {
   #exchange (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean): Exchange | undefined {
     const response: Response = reply.raw
     // The client left before we got here: nobody to answer, nothing to count.
-    if (response.destroyed) return undefined
+    if (clientGone(response)) return undefined
     const exchange = new Exchange(this, request, reply, target, host, accessLog)
     response[kExchange] = exchange
     // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.

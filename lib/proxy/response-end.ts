@@ -11,3 +11,12 @@ export function responseCompleted (response: ServerResponse | Http2ServerRespons
   const { stream } = response as Partial<Http2ServerResponse>
   return stream?.rstCode === undefined || stream.rstCode === constants.NGHTTP2_NO_ERROR
 }
+
+/**
+ * Whether the client is gone before anything was sent: its connection closed, or (HTTP/2) its stream reset. Node's
+ * HTTP/2 compatibility response has no `destroyed` of its own; its stream has. A flood of streams reset as soon as
+ * opened (rapid reset) would otherwise cost a backend connection each.
+ */
+export function clientGone (response: ServerResponse | Http2ServerResponse): boolean {
+  return (response as Partial<ServerResponse>).destroyed === true || (response as Partial<Http2ServerResponse>).stream?.destroyed === true
+}

@@ -2,7 +2,7 @@
 // while serving, 503 from SIGTERM until exit (a request in flight holding the shutdown open), then nothing.
 import type http from 'node:http'
 import t from 'tap'
-import { configFile, freePort, spawnGoload } from './helpers/cli.js'
+import { configFile, freePort, spawnGoload, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 import { startBackend, waitFor } from './helpers/servers.js'
@@ -22,7 +22,7 @@ t.test('/healthz and /readyz: 200 without a token while serving; 503 during a gr
   const [port, adminPort] = [await freePort(), await freePort()]
   const file = await configFile(t, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${backend.url}]\n    closeTimeout: 20000\nadmin:\n  port: ${adminPort}\n  token: ${token}\n`)
   const run = spawnGoload(t, ['--config', file])
-  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', 15_000)
+  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', startDeadline)
   const admin = `http://127.0.0.1:${adminPort}`
   const probe = async (path: string, method = 'GET') => await request(admin + path, { method, agent: false })
 

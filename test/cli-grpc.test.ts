@@ -2,7 +2,7 @@
 // listener (`http2: true`) and on a TLS listener (h2 by ALPN), grpc-js servers at h2c:// backends probed with
 // grpc.health.v1. Each call is balanced on its own, streams pass whole, and goload's own failure is a gRPC status.
 import t from 'tap'
-import { spawnGoload, freePort } from './helpers/cli.js'
+import { spawnGoload, freePort, startDeadline } from './helpers/cli.js'
 import { configFolder } from './helpers/config-files.js'
 import { Echo, grpc, startGrpcBackend, unary, type Note } from './helpers/grpc.js'
 import { deadUrl, waitFor } from './helpers/servers.js'
@@ -41,7 +41,7 @@ pools:
     retries: 0
 `)
   const run = spawnGoload(t, ['--config', file])
-  await waitFor(() => /goload listening/.test(run.stdout) || run.child.exitCode !== null, 'goload to listen', 15_000)
+  await waitFor(() => /goload listening/.test(run.stdout) || run.child.exitCode !== null, 'goload to listen', startDeadline)
   t.equal(run.child.exitCode, null, run.stderr)
 
   const overH2c = new Echo(`127.0.0.1:${h2cPort}`, grpc.credentials.createInsecure())

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import t from 'tap'
 import type { Snapshot } from '../lib/admin/snapshot.js'
-import { accepting, configFile, freePort, spawnGoload, type GoloadProcess } from './helpers/cli.js'
+import { accepting, configFile, freePort, spawnGoload, type GoloadProcess, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 import { hello, startBackend, startSlowBackend, waitFor } from './helpers/servers.js'
@@ -37,7 +37,7 @@ t.test('SIGTERM during a slow request: the request finishes with 200, goload exi
   const slow = await startSlowBackend(t, 1000, 'slow but done')
   const port = await freePort()
   const run = spawnGoload(t, ['--backend', slow.url, '--port', String(port), '--host', '127.0.0.1'])
-  await accepting(port, 15_000)
+  await accepting(port)
   const answer = request(`http://127.0.0.1:${port}/`)
   await deadline(slow.arrived, 5000, 'the request to reach the backend')
   run.child.kill('SIGTERM')
@@ -52,7 +52,7 @@ t.test('goload --workers 2 forks itself: two processes on one port; SIGTERM stop
   const backend = await startBackend(t, hello('1'))
   const port = await freePort()
   const run = spawnGoload(t, ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2'])
-  await waitFor(() => run.stdout.match(/goload listening on port \d+, pid \d+/g)?.length === 2, 'both workers to listen', 60_000)
+  await waitFor(() => run.stdout.match(/goload listening on port \d+, pid \d+/g)?.length === 2, 'both workers to listen', startDeadline)
   t.equal(new Set(run.stdout.match(/pid \d+/g)).size, 2, 'two processes')
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1')
   run.child.kill('SIGTERM')
@@ -65,7 +65,7 @@ t.test('goload --config: SIGHUP once the path is a FIFO fails the reload at once
   const port = await freePort()
   const file = await configFile(t, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${backend.url}]\n`)
   const run = spawnGoload(t, ['--config', file])
-  await accepting(port, 15_000)
+  await accepting(port)
   // Opened for reading, a FIFO waits for a writer: before, the reload never ended, nor the SIGTERM queued behind it.
   await rm(file)
   execFileSync('mkfifo', [file])
@@ -81,7 +81,7 @@ t.test('goload --config: SIGHUP with the file unchanged leaves a resolve pool\'s
   const [port, adminPort] = [await freePort(), await freePort()]
   const file = await configFile(t, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [{ url: "http://localhost:${new URL(backend.url).port}", id: api, resolve: { interval: 60000 } }]\nadmin:\n  port: ${adminPort}\n`)
   const run = spawnGoload(t, ['--config', file])
-  await accepting(adminPort, 15_000)
+  await accepting(adminPort)
   const backends = async () => (JSON.parse((await request(`http://127.0.0.1:${adminPort}/stats`)).body) as Snapshot).pools[0].backends.map((b) => `${b.id} ${b.draining ? 'draining' : 'in'}`)
   const before = await backends()
   t.ok(before.includes('api#127.0.0.1 in'), before.join(', '))

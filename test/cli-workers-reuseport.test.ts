@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises'
 import t from 'tap'
 import { chosenSharing, portSharing, sharingVariable, workerListenOptions } from '../lib/cli/port-sharing.js'
 import { Program } from './helpers/ci.js'
-import { configFile, freePort, spawnGoload } from './helpers/cli.js'
+import { configFile, freePort, spawnGoload, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { parseExposition, sample } from './helpers/prometheus.js'
 import { deadline } from './helpers/raw.js'
@@ -42,7 +42,7 @@ t.test(`--workers 2 on Node ${version ?? '22.12+'}: each worker listens with reu
   const run = spawnGoload(t, ['--config', file, '--workers', '2'], {}, node)
   const output = () => run.stdout + run.stderr
   const workers = () => [...new Set(output().match(/goload listening on port \d+, pid \d+/g)?.map((line) => Number(line.split('pid ')[1])))]
-  await waitFor(() => workers().length === 2, 'both workers to listen', 60_000)
+  await waitFor(() => workers().length === 2, 'both workers to listen', startDeadline)
   t.match(run.stdout, 'goload: 2 worker processes, each listening with reusePort')
   t.same(listenersOf(port, [run.child.pid!, ...workers()]).sort(), workers().sort(), 'one listening socket in each worker, none in the primary')
 

@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { writeFile } from 'node:fs/promises'
-import { configFile, freePort, runMain } from './helpers/cli.js'
+import { configFile, freePort, runMain, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 import { deadUrl, hello, startBackend, waitFor } from './helpers/servers.js'
@@ -24,7 +24,7 @@ t.test('--workers 2: two processes share the port (and the admin\'s, each its ow
   const argv = ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2', '--admin', `127.0.0.1:${adminPort}`]
   forkAs(argv)
   const run = runMain(t, argv)
-  await waitFor(() => output.match(new RegExp(`goload listening on port ${port}, pid \\d+`, 'g'))?.length === 2, 'both workers to listen', 60_000)
+  await waitFor(() => output.match(new RegExp(`goload listening on port ${port}, pid \\d+`, 'g'))?.length === 2, 'both workers to listen', startDeadline)
   t.equal(new Set(output.match(/pid \d+/g)).size, 2, 'two processes')
   t.match(run.stdout(), /^goload: 2 worker processes, (each listening with reusePort|sharing the ports through node:cluster)\n$/)
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1', 'proxied')
@@ -70,7 +70,7 @@ t.test('--workers 2: SIGHUP to the primary reaches every worker, and each reload
   const argv = ['--config', file, '--workers', '2']
   forkAs(argv)
   const run = runMain(t, argv)
-  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', 60_000)
+  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', startDeadline)
   await writeFile(file, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: web }]\npools:\n  web:\n    backends: [${two.url}]\n`)
   run.signals.emit('SIGHUP', 'SIGHUP')
   await waitFor(() => output.match(/config reloaded/g)?.length === 2, 'both workers to reload', 20_000)
@@ -89,7 +89,7 @@ t.test('--workers 2: a worker killed after it served is started again, logged, w
   const argv = ['--backend', backend.url, '--port', String(port), '--host', '127.0.0.1', '--strategy', 'p2c', '--workers', '2']
   forkAs(argv)
   const run = runMain(t, argv)
-  await waitFor(() => workerPids().size === 2, 'both workers to listen', 60_000)
+  await waitFor(() => workerPids().size === 2, 'both workers to listen', startDeadline)
   const [killed, other] = [...workerPids()]
   process.kill(killed, 'SIGKILL')
   await waitFor(() => run.stdout().includes(`worker ${killed} exited with SIGKILL: starting another in 100 ms`), 'the primary to log the death', 5000)
@@ -111,7 +111,7 @@ t.test('--workers 2: a worker that keeps dying soon after each start makes the p
   const argv = ['--config', file, '--workers', '2']
   forkAs(argv)
   const run = runMain(t, argv, {}, { respawn: { firstDelay: 10, maxDelay: 40, stable: 60_000, maxQuickFailures: 2 } })
-  await waitFor(() => workerPids().size === 2, 'both workers to listen', 60_000)
+  await waitFor(() => workerPids().size === 2, 'both workers to listen', startDeadline)
   // Each new worker now fails at start: one quick failure after another.
   await writeFile(file, 'listeners: [')
   const [killed] = workerPids()

@@ -11,7 +11,7 @@ import t from 'tap'
 import { parse } from 'yaml'
 import { loadConfig } from '../lib/config/load.js'
 import { programOnPath } from './helpers/ci.js'
-import { freePort, spawnGoload } from './helpers/cli.js'
+import { freePort, spawnGoload, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 import { waitFor } from './helpers/servers.js'
@@ -149,7 +149,7 @@ t.test('the image at work, by hand: the backend stage\'s file alone, the command
   t.match(none.said, /^goload unhealthy: nothing listens at .*: give goload\.yaml an admin block on port 9090/, 'and says what the image expects')
 
   const balancer = spawnGoload(t, ['--config', config])
-  await waitFor(() => /goload listening/.test(balancer.stdout), 'goload to listen', 15_000)
+  await waitFor(() => /goload listening/.test(balancer.stdout), 'goload to listen', startDeadline)
   t.match((await request(`http://127.0.0.1:${port}/`, { agent: false })).body, /^Hello from \S+\n$/, 'the command proxies to the backend stage\'s file')
   const accessLines = () => balancer.stdout.match(/goload: access/g)?.length ?? 0
   await waitFor(() => accessLines() === 1, 'the proxied request\'s access line')

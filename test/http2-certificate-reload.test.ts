@@ -4,7 +4,7 @@
 import { once } from 'node:events'
 import http2 from 'node:http2'
 import t from 'tap'
-import { spawnGoload, freePort } from './helpers/cli.js'
+import { spawnGoload, freePort, startDeadline } from './helpers/cli.js'
 import { configFolder } from './helpers/config-files.js'
 import { h2Connect, h2Request } from './helpers/h2-client.js'
 import { startBackend, waitFor } from './helpers/servers.js'
@@ -49,7 +49,7 @@ pools:
     backends: [${backend.url}]
 `)
   const run = spawnGoload(t, ['--config', file])
-  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', 15_000)
+  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', startDeadline)
 
   const origin = `https://127.0.0.1:${port}`
   const trusted = { ca: ca.cert, servername: 'a.example.com' }

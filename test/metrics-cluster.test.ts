@@ -4,7 +4,7 @@ import cluster, { type Worker } from 'node:cluster'
 import { fileURLToPath } from 'node:url'
 import { writeFile } from 'node:fs/promises'
 import t from 'tap'
-import { configFile, freePort, runMain } from './helpers/cli.js'
+import { configFile, freePort, runMain, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { parseExposition, sample, type Exposition } from './helpers/prometheus.js'
 import { deadline } from './helpers/raw.js'
@@ -26,7 +26,7 @@ t.test('--workers 2: requests_total is the sum over both workers; up and pool_ba
   cluster.setupPrimary({ exec: fixture, args: [file, String(metricsPort)], execArgv: process.execArgv, silent: true })
   const run = runMain(t, ['--config', file, '--workers', '2'])
   // Each worker compiles lib/ through tap's loader at start: tens of seconds on a busy 2-core machine.
-  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', 60_000).catch((error: Error) => { throw new Error(`${error.message}:\n${output}`) })
+  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', startDeadline).catch((error: Error) => { throw new Error(`${error.message}:\n${output}`) })
   const scrape = async (): Promise<Exposition> => {
     const answer = await request(`http://127.0.0.1:${metricsPort}/metrics`, { agent: false })
     t.equal(answer.status, 200, 'the scrape answered')

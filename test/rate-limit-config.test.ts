@@ -92,7 +92,7 @@ t.test('two goload processes sharing one redis-server enforce one limit; a reloa
   const run = runMain(t, ['--config', file])
   goloadProcess(t, ['--config', childFile])
   await run.logged(/goload listening/, 'goload to listen')
-  await accepting(child, 15_000)
+  await accepting(child)
   const at = async (port: number) => (await request(`http://127.0.0.1:${port}/`)).status
   t.same([await at(inProcess), await at(child), await at(inProcess)], [200, 200, 200])
 

@@ -184,7 +184,7 @@ t.test('the goload command, sent an upgrade pipelined behind a slow response, an
   const slow = await startSlowBackend(t, 200, 'slow')
   const port = await freePort()
   const run = spawnGoload(t, ['--backend', slow.url, '--port', String(port), '--host', '127.0.0.1'])
-  await accepting(port, 15_000)
+  await accepting(port)
   const packet = 'GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\n'
   // As `printf … > /dev/tcp/…` sends it: the packet, then the client's end.
   const printf = await connect(t, port)

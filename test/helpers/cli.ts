@@ -31,6 +31,12 @@ const collect = () => {
   return { stream, text: () => text }
 }
 
+/**
+ * How long a goload start may take before a test says it failed: a child process under tsx, beside five other test
+ * files on two cores, has taken over 15 s in CI. Only a failing start waits this long.
+ */
+export const startDeadline = 60_000
+
 /** The goload command run in this process (so its coverage counts), with its own signals and streams. */
 export function runMain (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}, options: Pick<MainOptions, 'respawn' | 'reachTimeout'> = {}): MainRun {
   const signals = new EventEmitter()
@@ -47,7 +53,7 @@ export function runMain (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}, o
     stdout: stdout.text,
     stderr: stderr.text,
     logs: logs.text,
-    logged: (pattern, what) => waitFor(() => pattern.test(logs.text()), what, 10_000)
+    logged: (pattern, what) => waitFor(() => pattern.test(logs.text()), what, startDeadline)
   }
 }
 
@@ -66,7 +72,7 @@ export async function configFile (t: Test, text: string, name = 'goload.yaml'): 
 }
 
 /** Resolves once something accepts connections on 127.0.0.1:port (for runs whose log level hides the listening line). */
-export async function accepting (port: number, ms = 10_000): Promise<void> {
+export async function accepting (port: number, ms = startDeadline): Promise<void> {
   const { connect } = await import('node:net')
   const until = Date.now() + ms
   for (;;) {

@@ -98,8 +98,11 @@ export async function startBalancer (t: Test, options: GoloadOptions | SharedPoo
   return { app, url: `http://127.0.0.1:${port}`, port }
 }
 
-/** Resolves once condition() holds, checking on every turn of the event loop; fails after `ms`. */
-export async function waitFor (condition: () => boolean, what: string, ms = 10_000): Promise<void> {
+/**
+ * Resolves once condition() holds, checking on every turn of the event loop; fails after `ms`. The default is long:
+ * it only bounds a test that is failing anyway, and CI runs six files at once on two cores.
+ */
+export async function waitFor (condition: () => boolean, what: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms
   while (!condition()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { keyPath, type Problem } from './config/errors.js'
-import { poolSchema, rateLimitSchema } from './config/schema.js'
+import { poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
 import { InvalidOptionError } from './errors.js'
 
@@ -17,8 +17,20 @@ const registration = Type.Object({
   ...Object.fromEntries(routeKeys.map((key) => [key, Type.Optional(Type.Unknown())]))
 }, { additionalProperties: false })
 
+// A route's keys, whether the registration has a pool of its own or names one (`pool`); the pool's keys are
+// checkRegistration's, so others pass here.
+const route = Type.Object({
+  ...routeSchemaKeys,
+  // What a file cannot hold, a program can: a RegExp (left out of the value the schema sees, see checkRoute).
+  host: Type.Optional(Type.String({ ...routeSchemaKeys.host, title: 'a host name, a *.wildcard one, or a RegExp' })),
+  headers: Type.Optional(Type.Record(Type.String(), Type.Unsafe<string>({ title: 'a string or a RegExp', anyOf: [{ type: 'string' }, { type: 'number' }, { type: 'boolean' }] }))),
+  prefix: Type.Optional(routePrefixSchema),
+  pool: Type.Optional(Type.String({ minLength: 1, title: 'the name of a pool registered before' }))
+})
+
 const ajv = schemaAjv(false)
 const validateRegistration = ajv.compile(registration)
+const validateRoute = ajv.compile(route)
 const validateBackend = ajv.compile(poolSchema.properties.backends.items)
 const validateRateLimit = ajv.compile(rateLimitSchema)
 
@@ -59,6 +71,21 @@ function backendView (backend: unknown, key: string): unknown {
 export function checkRegistration (options: Options): void {
   const view = schemaView(options)
   if (!validateRegistration(view)) refuse(problemsOf(validateRegistration.errors ?? [], view), '')
+}
+
+/**
+ * A registration's route keys, with the file's schema: a RegExp host, and RegExp header values, are the program's
+ * own (matched as they are); rateLimit is checkRateLimit's, metrics (a Registry) normalizeRoute's.
+ */
+export function checkRoute (options: Options): void {
+  const view: Options = {}
+  for (const key of Object.keys(route.properties)) if (key !== 'rateLimit' && options[key] !== undefined) view[key] = options[key]
+  if (view.host instanceof RegExp) delete view.host
+  const { headers } = view
+  if (headers !== null && typeof headers === 'object' && !Array.isArray(headers)) {
+    view.headers = Object.fromEntries(Object.entries(headers).filter(([, value]) => !(value instanceof RegExp)))
+  }
+  if (!validateRoute(view)) refuse(problemsOf(validateRoute.errors ?? [], view), '')
 }
 
 /** A route's rateLimit: a keyGenerator, and an allowList that is a function, are the program's own. */

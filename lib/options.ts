@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
 import { kubernetesDiscovery, poolSchema, type Strategy } from './config/schema.js'
 import { InvalidOptionError } from './errors.js'
-import { checkBackend, checkRateLimit, checkRegistration, routeKeys } from './options-check.js'
+import { checkBackend, checkRateLimit, checkRegistration, checkRoute, routeKeys } from './options-check.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
 
 export type { Pem, TlsOptions } from './tls-options.js'
@@ -580,16 +580,9 @@ function normalizeHash (strategy: Strategy, options: PoolOptions): Pick<PoolConf
   return { hashOn: typeof hashOn === 'object' && 'header' in hashOn ? { header: hashOn.header.toLowerCase() } : hashOn, balanceFactor }
 }
 
+/** A prefix the schema has checked, as routes match it: '/api/' and '/api' mean the same subtree; '' every path. */
 function normalizePrefix (prefix: string | undefined): string {
-  if (prefix === undefined) return ''
-  if (typeof prefix !== 'string' || !prefix.startsWith('/')) {
-    throw new InvalidOptionError(`prefix must be a path starting with "/", got ${JSON.stringify(prefix)}`)
-  }
-  if (/[*:?#]/.test(prefix)) {
-    throw new InvalidOptionError(`prefix must be a plain path, without wildcards, parameters, query or fragment: ${JSON.stringify(prefix)}`)
-  }
-  // '/api/' and '/api' mean the same subtree; '/' means every path.
-  return prefix.replace(/\/+$/, '')
+  return (prefix ?? '').replace(/\/+$/, '')
 }
 
 export interface RouteConfig {
@@ -641,35 +634,12 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
       }
     }
   }
+  checkRoute(options as unknown as Record<string, unknown>)
+  // The schema has checked every value (a RegExp host or header value is the program's own, matched as it is).
   const { host, rewritePrefix, methods, headers, preserveHost, websocket, accessLog } = options
-  if (host !== undefined && !(host instanceof RegExp) && (typeof host !== 'string' || !/^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?\.?$/i.test(host))) {
-    throw new InvalidOptionError(`host must be a host name, a *.wildcard one, or a RegExp, got ${JSON.stringify(host)}`)
-  }
-  if (rewritePrefix !== undefined && (typeof rewritePrefix !== 'string' || !rewritePrefix.startsWith('/') || /[?#]/.test(rewritePrefix))) {
-    throw new InvalidOptionError(`rewritePrefix must be a path starting with "/", got ${JSON.stringify(rewritePrefix)}`)
-  }
-  if (methods !== undefined && (!Array.isArray(methods) || methods.length === 0 || !methods.every((method) => typeof method === 'string' && /^[A-Za-z]+$/.test(method)))) {
-    throw new InvalidOptionError(`methods must be a non-empty array of HTTP method names, got ${JSON.stringify(methods)}`)
-  }
-  if (headers !== undefined && (headers === null || typeof headers !== 'object' || Array.isArray(headers))) {
-    throw new InvalidOptionError('headers must be an object of header names to a string or a RegExp')
-  }
   const headerList = Object.entries(headers ?? {}).map(([name, value]): [string, string | RegExp] => {
-    if (typeof value === 'number') value = String(value)
-    if (typeof value !== 'string' && !(value instanceof RegExp)) {
-      throw new InvalidOptionError(`headers.${name} must be a string or a RegExp, got ${JSON.stringify(value)}`)
-    }
-    return [name.toLowerCase(), value]
+    return [name.toLowerCase(), value instanceof RegExp ? value : String(value)]
   })
-  if (preserveHost !== undefined && typeof preserveHost !== 'boolean') {
-    throw new InvalidOptionError(`preserveHost must be a boolean, got ${JSON.stringify(preserveHost)}`)
-  }
-  if (websocket !== undefined && typeof websocket !== 'boolean') {
-    throw new InvalidOptionError(`websocket must be a boolean, got ${JSON.stringify(websocket)}`)
-  }
-  if (accessLog !== undefined && typeof accessLog !== 'boolean') {
-    throw new InvalidOptionError(`accessLog must be a boolean, got ${JSON.stringify(accessLog)}`)
-  }
   const { metrics } = options
   // Duck-typed: the app's prom-client may be another copy than ours.
   if (metrics !== undefined && typeof metrics !== 'boolean' && typeof (metrics as Partial<PromRegistry> | null)?.registerMetric !== 'function') {

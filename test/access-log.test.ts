@@ -230,7 +230,7 @@ t.test('serve() with a log transport: the access lines go through it (one logger
   const line = /"url":"\/via-transport"[^\n]*"msg":"goload: access"/
   await deadline((async () => {
     while (!line.test(await readFile(destination, 'utf8').catch(() => ''))) await new Promise((resolve) => setTimeout(resolve, 10))
-  })(), 10_000, 'the access line in the transport\'s file')
+  })(), 30_000, 'the access line in the transport\'s file')
   t.pass('written by the transport')
 })
 

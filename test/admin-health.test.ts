@@ -48,6 +48,6 @@ t.test('/healthz and /readyz: 200 without a token while serving; 503 during a gr
 
   held[0].end('done')
   t.equal((await inFlight).body, 'done', 'the request in flight finished')
-  t.same(await deadline(run.exited, 15_000, 'goload to exit'), [0, null])
+  t.same(await deadline(run.exited, startDeadline, 'goload to exit'), [0, null])
   await t.rejects(probe('/healthz'), 'nothing answers once goload has exited')
 })

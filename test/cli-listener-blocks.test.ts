@@ -4,7 +4,7 @@
 import { writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import t from 'tap'
-import { accepting, configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
+import { accepting, configFile, freePort, runMain, spawnGoload, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline, getOnSocket } from './helpers/raw.js'
 import { hello, startBackend, waitFor } from './helpers/servers.js'
@@ -35,7 +35,7 @@ t.test('the built goload serves two blocks on one port as one server, each host 
   t.equal(misdirected.status, 421, 'a host neither block names')
   t.match(JSON.parse(misdirected.body), { code: 'FST_GOLOAD_NO_ROUTE' })
   run.child.kill('SIGTERM')
-  t.same(await deadline(run.exited, 15_000, 'goload to exit'), [0, null])
+  t.same(await deadline(run.exited, startDeadline, 'goload to exit'), [0, null])
 })
 
 t.test('--check: a second block on one port with other trustProxy is an error at its line', async (t) => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
-import { accepting, configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
+import { accepting, configFile, freePort, runMain, spawnGoload, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 import { hello, startBackend, waitFor } from './helpers/servers.js'
@@ -35,7 +35,7 @@ t.test('the built command with --pid-file: the file holds goload\'s own pid once
   await waitFor(() => /config reloaded/.test(run.stdout), 'the reload', 10_000)
   t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 2')
   process.kill(pidIn(pidFile)!, 'SIGTERM')
-  t.same(await deadline(run.exited, 15_000, 'goload to exit'), [0, null])
+  t.same(await deadline(run.exited, startDeadline, 'goload to exit'), [0, null])
   t.notOk(existsSync(pidFile), 'removed at exit')
 })
 

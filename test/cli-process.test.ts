@@ -9,7 +9,7 @@ import { deadline } from './helpers/raw.js'
 import { hello, startBackend, startSlowBackend, waitFor } from './helpers/servers.js'
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string, bin: { goload: string } }
-const exit = (run: GoloadProcess) => deadline(run.exited, 15_000, 'goload to exit')
+const exit = (run: GoloadProcess) => deadline(run.exited, startDeadline, 'goload to exit')
 
 t.test('the bin is compiled JavaScript with a node shebang', async (t) => {
   t.equal(pkg.bin.goload, './dist/cli/bin.js')

@@ -47,7 +47,7 @@ t.test(`--workers 2 on Node ${version ?? '22.12+'}: each worker listens with reu
   t.same(listenersOf(port, [run.child.pid!, ...workers()]).sort(), workers().sort(), 'one listening socket in each worker, none in the primary')
 
   for (let i = 0; i < 10; i++) t.equal((await request(`http://127.0.0.1:${port}/`, { agent: false })).body, 'Hello from 1', 'proxied')
-  await waitFor(() => (output().match(/goload admin on/g)?.length ?? 0) === 2, 'both admins to listen', 10_000)
+  await waitFor(() => (output().match(/goload admin on/g)?.length ?? 0) === 2, 'both admins to listen', startDeadline)
   const metrics = parseExposition((await request(`http://127.0.0.1:${adminPort}/metrics`, { agent: false })).body)
   t.equal(sample(metrics, 'goload_backend_requests_total', { pool: 'web', backend: one.url, code: '2xx' }), 10, 'the scrape sums both workers')
   for (const worker of ['1', '2']) t.equal(sample(metrics, 'goload_backend_up', { pool: 'web', backend: one.url, worker }), 1, `worker ${worker} in the scrape`)
@@ -66,6 +66,6 @@ t.test(`--workers 2 on Node ${version ?? '22.12+'}: each worker listens with reu
   t.equal((await request(`http://127.0.0.1:${port}/`, { agent: false })).body, 'Hello from 2')
 
   run.child.kill('SIGTERM')
-  t.same(await deadline(run.exited, 20_000, 'the primary to exit'), [0, null], 'every worker closed cleanly')
+  t.same(await deadline(run.exited, startDeadline, 'the primary to exit'), [0, null], 'every worker closed cleanly')
   t.equal(output().match(/SIGTERM received, closing/g)?.length, 2, 'each live worker heard SIGTERM')
 })

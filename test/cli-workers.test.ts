@@ -94,7 +94,7 @@ t.test('--workers 2: a worker killed after it served is started again, logged, w
   process.kill(killed, 'SIGKILL')
   await waitFor(() => run.stdout().includes(`worker ${killed} exited with SIGKILL: starting another in 100 ms`), 'the primary to log the death', 5000)
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1', 'answered meanwhile')
-  await waitFor(() => workerPids().size === 3, 'a new worker to listen', 20_000)
+  await waitFor(() => workerPids().size === 3, 'a new worker to listen', startDeadline)
   const started = [...workerPids()].find((pid) => pid !== killed && pid !== other)!
   t.ok(started > 0, `a new worker, pid ${started}`)
   t.doesNotThrow(() => { process.kill(other, 0) }, 'the other worker was never stopped')

@@ -43,7 +43,9 @@ const cases: Array<[string, string, string, (file: string) => string]> = [
   ['an empty JSON object', 'goload.json', '{}', (f) => `${f}:1: listeners: is required\n${f}:1: pools: is required`],
   ['an unknown format', 'goload.ini', 'x', (f) => `${f}: unknown format ".ini": use .yaml, .yml, .toml or .json`],
   ['a strategy that does not exist', 'goload.yaml', valid + '    strategy: fastest\n', (f) => `${f}:8: pools.api.strategy: must be one of "least-busy", "round-robin", "p2c", "peak-ewma", "hash", got "fastest"`],
-  ['a method in lower case', 'goload.yaml', valid.replace('      - pool: api', '      - pool: api\n        methods: [get]'), (f) => `${f}:5: listeners[0].routes[0].methods[0]: must match ^[A-Z]+$, got "get"`],
+  ['a method that is not a method name', 'goload.yaml', valid.replace('      - pool: api', '      - pool: api\n        methods: [GET/1]'), (f) => `${f}:5: listeners[0].routes[0].methods[0]: must be an HTTP method name, got "GET/1"`],
+  ['a path with a wildcard', 'goload.yaml', valid.replace('      - pool: api', '      - pool: api\n        path: /api/*'), (f) => `${f}:5: listeners[0].routes[0].path: must be a plain path starting with "/" (no wildcards, parameters, query or fragment), got "/api/*"`],
+  ['two routes told apart only by the case of a method', 'goload.yaml', valid.replace('      - pool: api', '      - pool: api\n        methods: [get]\n      - pool: api\n        methods: [GET]'), (f) => `${f}:6: listeners[0].routes[1]: same host, path, methods and headers as routes[0]: no request could reach both`],
   ['two routes no request could tell apart', 'goload.yaml', valid.replace('      - pool: api', '      - pool: api\n      - path: /\n        pool: api'), (f) => `${f}:5: listeners[0].routes[1]: same host, path, methods and headers as routes[0]: no request could reach both`],
   ['a pool name that needs quoting', 'goload.yaml', valid.replace('pool: api', 'pool: a b').replace('  api:', '  a b:') + '    timout: 1\n', (f) => `${f}:8: pools["a b"].timout: unknown option (did you mean timeout?)`]
 ]

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import t from 'tap'
 import { parseAllDocuments } from 'yaml'
-import { configFile, spawnGoload } from './helpers/cli.js'
+import { configFile, spawnGoload, startDeadline } from './helpers/cli.js'
 import { deadline } from './helpers/raw.js'
 
 const folder = new URL('../deploy/kubernetes/', import.meta.url)
@@ -50,7 +50,7 @@ t.test('the ConfigMap\'s goload.yaml passes goload --check, its admin where the 
   process.env.GOLOAD_ADMIN_TOKEN = 'a-token-of-16-chars-or-more'
   t.teardown(() => { delete process.env.GOLOAD_ADMIN_TOKEN })
   const check = spawnGoload(t, ['--check', '--config', file])
-  t.same(await deadline(check.exited, 15_000, 'goload --check'), [0, null], check.stderr)
+  t.same(await deadline(check.exited, startDeadline, 'goload --check'), [0, null], check.stderr)
   t.equal(check.stdout, `${file}: ok\n`)
   t.match(text, /discovery:\n +kubernetes: \{ service: api, port: http \}/, 'the pool follows the Service api\'s EndpointSlices, which the Role lets it read')
   const ports = ofKind('Deployment').spec.template.spec.containers[0].ports

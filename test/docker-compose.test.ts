@@ -159,7 +159,7 @@ t.test('the image at work, by hand: the backend stage\'s file alone, the command
   t.match(answered, { code: 1, said: /answered 404/ }, 'any answer but 2xx is unhealthy, with the status')
 
   balancer.child.kill('SIGTERM')
-  t.same(await deadline(balancer.exited, 15_000, 'goload to exit'), [0, null])
+  t.same(await deadline(balancer.exited, startDeadline, 'goload to exit'), [0, null])
   t.equal((await healthcheck(health)).code, 1, 'unhealthy once goload has exited')
 })
 

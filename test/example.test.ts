@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { childEnv } from './helpers/child.js'
 import { request } from './helpers/client.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -49,7 +49,7 @@ t.test('npm run example: goload serving example/goload.yaml spreads requests ove
   }), 15_000, 'a readable access line')
 
   child.kill('SIGTERM')
-  const [code, signal] = await deadline(exited, 15_000, 'the example to exit after SIGTERM')
+  const [code, signal] = await deadline(exited, startDeadline, 'the example to exit after SIGTERM')
   t.equal(signal, null, 'not killed by the signal: the example handles it')
   t.equal(code, 0, 'exits with code 0')
 })

@@ -35,7 +35,7 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['a fractional timeout', { backends: ['http://a:1'], timeout: 1.5 }, /timeout must be a positive integer, got 1.5/],
   ['zero connections', { backends: ['http://a:1'], connections: 0 }, /connections must be a positive integer, got 0/],
   ['a string pipelining', { backends: ['http://a:1'], pipelining: '2' }, /pipelining must be a positive integer, got "2"/],
-  ['a relative prefix', { backends: ['http://a:1'], prefix: 'api' }, /prefix must be a path starting with "\/", got "api"/],
+  ['a relative prefix', { backends: ['http://a:1'], prefix: 'api' }, /prefix must be a plain path starting with "\/" \(no wildcards, parameters, query or fragment\), got "api"/],
   ['a prefix with a wildcard', { backends: ['http://a:1'], prefix: '/api/*' }, /prefix must be a plain path/],
   ['an empty name', { backends: ['http://a:1'], name: '' }, /name must be a non-empty string/],
   ['a misspelt option', { backends: ['http://a:1'], timout: 100 }, /unknown option "timout" \(did you mean timeout\?\)/],

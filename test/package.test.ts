@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { promisify } from 'node:util'
 import t, { type Test } from 'tap'
-import { accepting, freePort } from './helpers/cli.js'
+import { accepting, freePort, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { deadline } from './helpers/raw.js'
 
@@ -158,5 +158,5 @@ t.test('the installed goload command: npx finds it; with --backend URL it proxie
   t.equal(page.status, 200)
   t.match(page.headers['content-type'], /^text\/html/)
   child.kill('SIGTERM')
-  t.same(await deadline(exited, 15_000, 'goload to exit'), [0, null])
+  t.same(await deadline(exited, startDeadline, 'goload to exit'), [0, null])
 })

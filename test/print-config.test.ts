@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path'
 import t from 'tap'
 import { parse as parseYaml } from 'yaml'
 import { request } from './helpers/client.js'
-import { configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
+import { configFile, freePort, runMain, spawnGoload, startDeadline } from './helpers/cli.js'
 import { deadline } from './helpers/raw.js'
 import { hello, startBackend } from './helpers/servers.js'
 import { TestPki } from './helpers/tls.js'
@@ -33,7 +33,7 @@ t.test('--print-config prints the effective config as YAML: defaults, ${NAME} va
   await writeFile(join(dirname(file), 'server.crt'), server.cert)
   await writeFile(join(dirname(file), 'server.key'), server.key)
   const run = spawnGoload(t, ['--print-config', '--config', file], { PORT: '8443', GOLOAD_ADMIN_TOKEN: token, REDIS_PASSWORD: redisPassword })
-  t.same(await deadline(run.exited, 20_000, 'goload --print-config to exit'), [0, null])
+  t.same(await deadline(run.exited, startDeadline, 'goload --print-config to exit'), [0, null])
   t.equal(run.stderr, '')
   const printed = parseYaml(run.stdout)
   t.equal(printed.listeners[0].port, 8443, '${PORT} replaced, as a number')
@@ -53,8 +53,8 @@ t.test('--print-config of an invalid config: exit 1, the --check lines, nothing 
   const file = await configFile(t, 'listeners:\n  - port: 8080\n    routes: [{ pool: ap }]\npools:\n  api:\n    backends: [http://127.0.0.1:3001]\n    timout: 1\n')
   const print = spawnGoload(t, ['--print-config', '--config', file])
   const check = spawnGoload(t, ['--check', '--config', file])
-  t.same(await deadline(print.exited, 20_000, 'goload --print-config to exit'), [1, null])
-  t.same(await deadline(check.exited, 20_000, 'goload --check to exit'), [1, null])
+  t.same(await deadline(print.exited, startDeadline, 'goload --print-config to exit'), [1, null])
+  t.same(await deadline(check.exited, startDeadline, 'goload --check to exit'), [1, null])
   t.equal(print.stdout, '')
   t.equal(print.stderr, check.stderr, 'the --check output')
   t.equal(print.stderr, `${file}:3: listeners[0].routes[0].pool: no pool named "ap" (did you mean api?)\n${file}:7: pools.api.timout: unknown option (did you mean timeout?)\n`)

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import t, { type Test } from 'tap'
 import { childEnv } from './helpers/child.js'
 import { request } from './helpers/client.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 import { waitFor } from './helpers/servers.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -27,7 +27,7 @@ function startDemo (t: Test, duration: number) {
   return {
     child,
     output: () => output,
-    exited: () => deadline(exited, 20_000, 'the demo to exit'),
+    exited: () => deadline(exited, startDeadline, 'the demo to exit'),
     page: async () => {
       await waitFor(() => /status page: (\S+)/.test(output), `the page's address in\n${output}`, 20_000)
       return /status page: (\S+)/.exec(output)![1]

@@ -175,7 +175,7 @@ function crossCheck (config: GoloadFileConfig, sound: Sound): Problem[] {
         const suggestion = closest(route.pool, names)
         problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (${suggestion === undefined ? `pools: ${names.join(', ')}` : `did you mean ${suggestion}?`})` })
       }
-      const conditions = JSON.stringify([route.host?.toLowerCase(), route.path.replace(/\/+$/, ''), [...(route.methods ?? [])].sort(), Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]).sort()])
+      const conditions = JSON.stringify([route.host?.toLowerCase(), route.path.replace(/\/+$/, ''), (route.methods ?? []).map((method) => method.toUpperCase()).sort(), Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]).sort()])
       const first = seen.get(conditions)
       if (first === undefined) {
         seen.set(conditions, [index, routeIndex])

@@ -171,16 +171,29 @@ export const rateLimitSchema = Type.Object({
   cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
 }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })
 
-const route = Type.Object({
-  host: Type.Optional(Type.String({ minLength: 1, description: 'exact (api.example.com) or wildcard (*.example.com)' })),
-  path: Type.Optional(Type.String({ pattern: '^/', default: '/', description: 'path prefix' })),
-  rewritePrefix: Type.Optional(Type.String({ pattern: '^/', description: 'replaces the matched prefix before forwarding' })),
-  methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Z]+$' }), { minItems: 1, description: 'default: every method' })),
+/** A path prefix as a route matches it: plain, since routes match prefixes, not patterns. */
+const pathPrefix = (options: { default?: string, description: string }) => Type.String({ pattern: '^/[^*:?#]*$', title: 'a plain path starting with "/" (no wildcards, parameters, query or fragment)', ...options })
+
+/**
+ * The keys of a route, the file's and the plugin's alike (the plugin's check reads them here, lib/options-check.ts,
+ * where it also takes a RegExp for host and header values). The file names the prefix `path`, the plugin `prefix`.
+ */
+export const routeSchemaKeys = {
+  host: Type.Optional(Type.String({ pattern: '^(\\*\\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?\\.?$', title: 'a host name or a *.wildcard one', description: 'exact (api.example.com) or wildcard (*.example.com)' })),
+  rewritePrefix: Type.Optional(Type.String({ pattern: '^/[^?#]*$', title: 'a path starting with "/" (no query or fragment)', description: 'replaces the matched prefix before forwarding' })),
+  methods: Type.Optional(Type.Array(Type.String({ pattern: '^[A-Za-z]+$', title: 'an HTTP method name' }), { minItems: 1, description: 'default: every method' })),
   headers: Type.Optional(Type.Record(Type.String(), headerValue, { description: 'header values the request must have' })),
   preserveHost: Type.Optional(Type.Boolean({ default: false })),
   websocket: Type.Optional(Type.Boolean({ default: true, description: 'tunnel upgrades (WebSocket) to the backend' })),
   rateLimit: Type.Optional(rateLimitSchema),
-  accessLog: Type.Optional(Type.Boolean({ default: true, description: 'one info line per request' })),
+  accessLog: Type.Optional(Type.Boolean({ default: true, description: 'one info line per request' }))
+}
+
+export const routePrefixSchema = pathPrefix({ description: 'path prefix' })
+
+const route = Type.Object({
+  ...routeSchemaKeys,
+  path: Type.Optional(pathPrefix({ default: '/', description: 'path prefix' })),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)
 

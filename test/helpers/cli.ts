@@ -8,7 +8,7 @@ import { PassThrough, type Readable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { Test } from 'tap'
 import { main, type MainOptions } from '../../lib/cli/main.js'
-import { deadline } from './raw.js'
+import { deadline, startDeadline } from './raw.js'
 import { deadUrl, waitFor } from './servers.js'
 
 export interface MainRun {
@@ -31,11 +31,7 @@ const collect = () => {
   return { stream, text: () => text }
 }
 
-/**
- * How long a goload start may take before a test says it failed: a child process under tsx, beside five other test
- * files on two cores, has taken over 15 s in CI. Only a failing start waits this long.
- */
-export const startDeadline = 60_000
+export { startDeadline }
 
 /** The goload command run in this process (so its coverage counts), with its own signals and streams. */
 export function runMain (t: Test, argv: string[], env: NodeJS.ProcessEnv = {}, options: Pick<MainOptions, 'respawn' | 'reachTimeout'> = {}): MainRun {

@@ -12,6 +12,12 @@ export function connect (t: Test, port: number): Promise<net.Socket> {
   })
 }
 
+/**
+ * How long a child process (goload, an example) may take to start or stop before a test says it failed: one under
+ * tsx, beside five other test files on two cores, has taken over 15 s in CI. Only a failing test waits this long.
+ */
+export const startDeadline = 60_000
+
 /** Rejects with `what` if the promise has not settled within `ms`. */
 export function deadline<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { keyPath, type Problem } from './config/errors.js'
-import { poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys } from './config/schema.js'
+import { poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys, tlsSchema } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
 import { InvalidOptionError } from './errors.js'
 
@@ -33,6 +33,14 @@ const validateRegistration = ajv.compile(registration)
 const validateRoute = ajv.compile(route)
 const validateBackend = ajv.compile(poolSchema.properties.backends.items)
 const validateRateLimit = ajv.compile(rateLimitSchema)
+// A program gives PEM text (a string or a Buffer), never a file's path.
+const pemText = (header: string) => Type.String({ minLength: 1, title: `PEM text (a string or Buffer with -----BEGIN ${header}-----)` })
+const validateTls = ajv.compile(Type.Object({
+  ...tlsSchema.properties,
+  ca: Type.Optional(Type.Union([pemText('CERTIFICATE'), Type.Array(pemText('CERTIFICATE'), { minItems: 1 })], { title: 'PEM text (a string or Buffer with -----BEGIN CERTIFICATE-----) or an array of them' })),
+  cert: Type.Optional(pemText('CERTIFICATE')),
+  key: Type.Optional(pemText('... PRIVATE KEY'))
+}, { additionalProperties: false }))
 
 type Options = Record<string, unknown>
 
@@ -103,6 +111,18 @@ export function checkRateLimit (options: unknown): void {
     throw new InvalidOptionError('rateLimit.allowList must be an array of IP addresses or a function of the request and its key')
   }
   if (!validateRateLimit(view)) refuse(problemsOf(validateRateLimit.errors ?? [], view), 'rateLimit')
+}
+
+/**
+ * A pool's or a backend's tls (`key` names it): PEM may be a Buffer, which the schema sees as the text it holds;
+ * whether it is PEM at all, and usable, normalizeTls says (a file's paths are read before, backend-tls-files.ts).
+ */
+export function checkTls (options: unknown, key: string): void {
+  const text = (value: unknown): unknown => Buffer.isBuffer(value) ? value.toString('latin1') : value
+  const view = options !== null && typeof options === 'object' && !Array.isArray(options)
+    ? Object.fromEntries(Object.entries(options).map(([field, value]) => [field, Array.isArray(value) ? value.map(text) : text(value)]))
+    : options
+  if (!validateTls(view)) refuse(problemsOf(validateTls.errors ?? [], view), key)
 }
 
 /** One backend given on its own (goload.add): `key` is what messages call it. */

@@ -1,6 +1,7 @@
 import { X509Certificate } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
 import { InvalidOptionError } from './errors.js'
+import { checkTls } from './options-check.js'
 import type { BackendConfig, BackendOptions, PoolConfig } from './options.js'
 
 /** PEM text, as a string or as the Buffer `fs.readFileSync` returns. */
@@ -28,13 +29,9 @@ const tlsKeys = ['ca', 'cert', 'key', 'servername', 'rejectUnauthorized'] as con
 /** Reads the options of one level (the pool's, or a backend's over them) into the fields they set. */
 export function normalizeTls (key: string, options: TlsOptions | undefined, inherited?: TlsOptions): TlsOptions | undefined {
   if (options === undefined) return inherited
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new InvalidOptionError(`${key} must be an object like { ca, cert, key, servername, rejectUnauthorized }`)
-  }
-  for (const field of Object.keys(options)) {
-    if (!(tlsKeys as readonly string[]).includes(field)) throw new InvalidOptionError(`${key} has an unknown field "${field}"`)
-  }
-  const { ca, cert, key: privateKey, servername, rejectUnauthorized } = options
+  checkTls(options, key)
+  // The schema has checked the fields and their types; left is what it cannot say: PEM text, usable, in pairs.
+  const { ca, cert, key: privateKey } = options
   if (ca !== undefined) {
     const list = Array.isArray(ca) ? ca : [ca]
     if (list.length === 0 || !list.every(isPem)) {
@@ -46,12 +43,6 @@ export function normalizeTls (key: string, options: TlsOptions | undefined, inhe
   }
   if (privateKey !== undefined && !isPem(privateKey)) {
     throw new InvalidOptionError(`${key}.key must be PEM text (a string or Buffer with -----BEGIN ... PRIVATE KEY-----), got ${describe(privateKey)}`)
-  }
-  if (servername !== undefined && (typeof servername !== 'string' || servername === '')) {
-    throw new InvalidOptionError(`${key}.servername must be a non-empty string, got ${JSON.stringify(servername)}`)
-  }
-  if (rejectUnauthorized !== undefined && typeof rejectUnauthorized !== 'boolean') {
-    throw new InvalidOptionError(`${key}.rejectUnauthorized must be a boolean, got ${JSON.stringify(rejectUnauthorized)}`)
   }
 
   const merged: TlsOptions = { ...inherited }

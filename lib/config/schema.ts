@@ -56,11 +56,11 @@ const pem = Type.String({ minLength: 1, description: 'a PEM file, relative to th
 // The loader has read a key's file by then, so it is PEM text there.
 const privateKey = Type.String({ minLength: 1, description: 'a PEM file of the private key, relative to the config file (or PEM text)', secret: 'pem' })
 
-const tls = Type.Object({
+export const tlsSchema = Type.Object({
   ca: Type.Optional(Type.Union([pem, Type.Array(pem, { minItems: 1 })], { title: 'a PEM file or a list of them' })),
   cert: Type.Optional(pem),
   key: Type.Optional(privateKey),
-  servername: Type.Optional(Type.String({ minLength: 1 })),
+  servername: Type.Optional(Type.String({ minLength: 1, title: 'a non-empty string' })),
   rejectUnauthorized: Type.Optional(Type.Boolean())
 }, { ...closed, description: 'TLS to https:// backends' })
 
@@ -70,7 +70,7 @@ const backend = Type.Object({
   weight: Type.Optional(Type.Number({ exclusiveMinimum: 0, title: 'a positive number' })),
   maxPending: Type.Optional(positiveInteger('most requests in flight at this backend')),
   resolve: Type.Optional(Type.Object({ interval: Type.Optional(positiveInteger('ms between DNS lookups; default 30000')) }, closed)),
-  tls: Type.Optional(tls)
+  tls: Type.Optional(tlsSchema)
 }, closed)
 
 // The pool's `discovery` option (lib/options.ts normalizeDiscovery checks what a schema cannot: token beside tokenFile).
@@ -145,7 +145,7 @@ export const poolSchema = Type.Object({
   // Between nginx's client_body_timeout (60 s) and Apache's mod_reqtimeout (20 s, then at least 500 bytes/s).
   clientTimeout: Type.Optional(positiveInteger('ms a client may send nothing', 30_000)),
   clientMinRate: Type.Optional(count('slowest request body, bytes/s', 500)),
-  tls: Type.Optional(tls),
+  tls: Type.Optional(tlsSchema),
   allowH2: Type.Optional(Type.Boolean({ default: false }))
 }, { ...closed, description: 'Plugin options of one pool, under the same names' })
 

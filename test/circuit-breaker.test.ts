@@ -109,6 +109,29 @@ t.test('the share decides: failures below errorRatio of the window keep it close
   await settled(app)
 })
 
+t.test('the window slides: failures older than window no longer count', async (t) => {
+  const upstream = await switchable(t)
+  const { app, url } = await startBalancer(t, {
+    backends: [upstream.backend.url],
+    passiveHealth: false,
+    circuitBreaker: { errorRatio: 0.6, window: 200, minRequests: 3, openFor: 60_000 }
+  })
+  const circuit = () => (app.goload as GoloadRegistry).entries()[0].forwarder!.circuit!.stateName
+  await request(url)
+  await request(url)
+  t.equal(circuit(), 'closed', '2 failures: under minRequests')
+  // Time itself is what is tested: past window (and its last bucket), the two failures have left it. Waiting longer
+  // than this on a loaded machine only makes that more so.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  upstream.failing = false
+  await request(url)
+  await request(url)
+  upstream.failing = true
+  await request(url)
+  t.equal(circuit(), 'closed', '1 failure of the 3 in the window; with the old two it would have been 3 of 5, enough to open')
+  await settled(app)
+})
+
 t.test('the balancer\'s own 502 counts as a failure: a refusing backend opens it', async (t) => {
   const { app, url } = await startBalancer(t, {
     backends: [await deadUrl()],

@@ -48,6 +48,7 @@ export class CircuitBreaker {
   #probes = 0
   #passed = 0
   #timer: NodeJS.Timeout | undefined
+  readonly #observers = new Set<() => void>()
 
   constructor (options: Required<CircuitBreakerOptions>, log: FastifyBaseLogger, pool: string) {
     this.#options = options
@@ -96,6 +97,12 @@ export class CircuitBreaker {
     if (request.circuitEpoch !== this.epoch) return
     request.circuitEpoch = -1
     if (this.state === halfOpen) this.#probes--
+  }
+
+  /** Calls `observer` on each change of state (the admin's event stream); returns what stops it. */
+  watch (observer: () => void): () => void {
+    this.#observers.add(observer)
+    return () => { this.#observers.delete(observer) }
   }
 
   close (): void {
@@ -151,5 +158,6 @@ export class CircuitBreaker {
     this.state = state
     this.epoch++
     this.transitions[circuitStates[state]]++
+    for (const observer of this.#observers) observer()
   }
 }

@@ -15,6 +15,7 @@ import { kPoolRuntime, PoolRuntime } from './runtime.js'
 import { Registry, type Goload } from './registry.js'
 
 export type { BackendOptions, GoloadOptions, RouteOptions, SharedPoolOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions } from './options.js'
+export type { CircuitBreakerOptions, RetryBudgetOptions } from './options.js'
 export type { BackendStats, PoolStats } from './pool/pool.js'
 export type { Goload, GoloadPool } from './registry.js'
 

@@ -82,6 +82,35 @@ export interface PassiveHealthOptions {
   maxEjectedPercent?: number
   /** 5xx answers in a row that also eject. Default off. */
   consecutive5xx?: number
+  /**
+   * Also eject a backend whose 5xx answers, connection errors and timeouts reach this percent of its requests within
+   * `window`, once it has had `minRequests` there (Envoy's failure_percentage). 0 is off, the default.
+   */
+  failurePercentage?: number
+  /** Requests a backend must have within `window` before failurePercentage judges it. Default 20. */
+  minRequests?: number
+}
+
+/** The pool's circuit breaker: while it is open, the pool answers 503 FST_GOLOAD_CIRCUIT_OPEN without its backends. */
+export interface CircuitBreakerOptions {
+  /** Share (above 0, up to 1) of 5xx and failed requests within `window` that opens the circuit. Default 0.5. */
+  errorRatio?: number
+  /** ms of requests the share is taken over. Default 10000. */
+  window?: number
+  /** Requests within `window` before the share can open the circuit. Default 20. */
+  minRequests?: number
+  /** ms the circuit stays open before it lets probe requests through. Default 5000. */
+  openFor?: number
+  /** Probe requests let through half-open: all succeed and it closes, one fails and it opens again. Default 3. */
+  halfOpenRequests?: number
+}
+
+/** Bounds retries, so that an outage is not multiplied by them (Envoy's retry_budget, Finagle's RetryBudget). */
+export interface RetryBudgetOptions {
+  /** Retries in flight may be up to this percent (0-100) of the pool's requests in flight. Default 20. */
+  percent?: number
+  /** Retries per second allowed beyond the percent, so a quiet pool can still retry. Default 3. */
+  minPerSecond?: number
 }
 
 /** Active probes: a GET of `path`, or (`grpc`) the standard gRPC health check. */
@@ -219,6 +248,10 @@ export interface PoolOptions extends RouteOptions {
   retryNonIdempotent?: boolean
   /** Outlier ejection from real traffic; `false` turns it off. */
   passiveHealth?: PassiveHealthOptions | false
+  /** Opens when too many of the pool's requests fail: then 503 at once, without the backends. Default: none. */
+  circuitBreaker?: CircuitBreakerOptions
+  /** Retries allowed in proportion to the traffic. Default: none (`retries` alone bounds them). */
+  retryBudget?: RetryBudgetOptions
   /** Active probes of each backend. Default: none. */
   healthCheck?: HealthCheckOptions
   /** ms over which a backend that joins or recovers ramps up to its full weight. Default 0. */
@@ -277,6 +310,8 @@ export interface PoolConfig {
   retries: number
   retryNonIdempotent: boolean
   passiveHealth: Required<PassiveHealthOptions> | false
+  circuitBreaker: Required<CircuitBreakerOptions> | undefined
+  retryBudget: Required<RetryBudgetOptions> | undefined
   healthCheck: (Required<HealthCheckTiming> & {
     /** '' for a gRPC check. */
     path: string
@@ -331,6 +366,8 @@ export const defaults = {
   pipelining: pool.pipelining.default as number,
   retries: pool.retries.default as number,
   passiveHealth: pool.passiveHealth.default as Required<PassiveHealthOptions>,
+  circuitBreaker: defaultsOf(pool.circuitBreaker) as Required<CircuitBreakerOptions>,
+  retryBudget: defaultsOf(pool.retryBudget) as Required<RetryBudgetOptions>,
   healthCheck: {
     interval: healthCheck.interval.default,
     timeout: healthCheck.timeout.default,
@@ -410,6 +447,8 @@ export function normalizeOptions (options: PoolOptions): PoolConfig {
     retries: options.retries ?? defaults.retries,
     retryNonIdempotent: options.retryNonIdempotent ?? false,
     passiveHealth: options.passiveHealth === false ? false : { ...defaults.passiveHealth, ...definedOf(options.passiveHealth) },
+    circuitBreaker: options.circuitBreaker === undefined ? undefined : { ...defaults.circuitBreaker, ...definedOf(options.circuitBreaker) },
+    retryBudget: options.retryBudget === undefined ? undefined : { ...defaults.retryBudget, ...definedOf(options.retryBudget) },
     healthCheck: normalizeHealthCheck(options.healthCheck, configs, options.allowH2 === true),
     slowStart: options.slowStart ?? 0,
     maxPending,
@@ -428,6 +467,11 @@ export function normalizeOptions (options: PoolOptions): PoolConfig {
     backendTls,
     h2c
   }
+}
+
+/** The `default` of each property of an object in the schema. */
+function defaultsOf (schema: { properties: Record<string, { default?: unknown }> }): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(schema.properties).map(([key, property]) => [key, property.default]))
 }
 
 /** An options object's keys that are given: `{ max: undefined }` leaves the default as leaving max out does. */

@@ -27,6 +27,8 @@ export interface PoolEntry {
   readonly name: string
   readonly pool: Pool
   readonly config: PoolConfig
+  /** What serves the pool: its circuit breaker and retry budget, when it has them (tests may leave it out). */
+  readonly forwarder?: Forwarder
 }
 
 /** `fastify.goload`: every pool registered on this instance; the GoloadPool methods act on the first one. */
@@ -115,7 +117,7 @@ export class Registry implements Goload {
     }
     this.#pools.set(name, new PoolHandle(name, pool, config))
     this.#forwarders.set(name, forwarder)
-    this.#entries.push({ name, pool, config })
+    this.#entries.push({ name, pool, config, forwarder })
   }
 
   /** The pools themselves, for what reads them live (metrics, the admin API): not public API. */

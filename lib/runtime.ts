@@ -3,6 +3,8 @@ import { HealthChecker } from './health/active.js'
 import { KubernetesDiscovery } from './discovery/kubernetes.js'
 import { Discovery } from './health/discovery.js'
 import { PassiveHealth } from './health/passive.js'
+import { CircuitBreaker } from './policies/circuit-breaker.js'
+import { RetryBudget } from './policies/retry-budget.js'
 import { h2cOrigin, type BackendConfig, type PoolConfig } from './options.js'
 import { Pool, type Worker } from './pool/pool.js'
 import { agentConnect } from './proxy/connect.js'
@@ -44,7 +46,13 @@ export class PoolRuntime {
       balanceFactor: config.balanceFactor
     }, config.backends.filter((backend) => backend.resolve === undefined))
     const passiveHealth = config.passiveHealth === false ? undefined : new PassiveHealth(this.pool, config.passiveHealth, log)
-    this.forwarder = new Forwarder({ pool: this.pool, config, passiveHealth })
+    this.forwarder = new Forwarder({
+      pool: this.pool,
+      config,
+      passiveHealth,
+      circuit: config.circuitBreaker === undefined ? undefined : new CircuitBreaker(config.circuitBreaker, log, config.name),
+      retryBudget: config.retryBudget === undefined ? undefined : new RetryBudget(config.retryBudget)
+    })
     // A backend removed (by remove() or a reload) keeps its open upgraded connections for closeTimeout at most.
     this.pool.onRemove = (worker) => {
       setTimeout(() => { this.forwarder.cut(worker) }, config.closeTimeout).unref()

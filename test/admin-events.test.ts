@@ -69,6 +69,19 @@ t.test('a drain through the API shows at once, and a burst of changes makes one 
   t.ok(next.at - tick.at >= 400, 'the next one is the tick\'s: one snapshot for the three changes')
 })
 
+t.test('a pool\'s circuit opening shows at once, with its seconds left', async (t) => {
+  const failing = await startBackend(t, (req, res) => { req.resume(); res.statusCode = 500; res.end() })
+  const balancer = await startBalancer(t, { name: 'web', backends: [failing.url], passiveHealth: false, circuitBreaker: { minRequests: 1, openFor: 60_000 } })
+  const admin = await startAdminOf(t, balancer)
+  const stream = await openEvents(t, admin.url)
+  t.match(await stream.first(), { pools: [{ circuit: { state: 'closed', retryAfter: null } }] })
+  const tick = await stream.next()
+  t.equal((await request(balancer.url + '/')).status, 500, 'one failure of one opens it')
+  const change = await stream.next()
+  t.ok(change.at - tick.at < 400, `${change.at - tick.at} ms after the tick: sent for the change`)
+  t.match(change.pools[0], { circuit: { state: 'open', retryAfter: 60, transitions: { open: 1 } }, retryBudget: null })
+})
+
 t.test('latency p50/p99 and requests/s after some traffic; slow start as a percent', async (t) => {
   const slow = await startBackend(t, (req, res) => { req.resume(); setTimeout(() => res.end('slow'), 15) })
   const balancer = await startBalancer(t, { name: 'web', backends: [slow.url], slowStart: 60_000 })

@@ -77,7 +77,7 @@ const poolDefaults = {
   pipelining: 1,
   retries: 1,
   retryNonIdempotent: false,
-  passiveHealth: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 },
+  passiveHealth: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0, failurePercentage: 0, minRequests: 20 },
   slowStart: 0,
   queue: { max: 1000, timeout: 5000 },
   closeTimeout: 10_000,

@@ -47,8 +47,8 @@ t.test('shed by reason: no backend, and over a rate limit', async (t) => {
   const empty = poolOf(noBackend.app)
   await noBackend.app.goload.remove(backend.url)
   t.equal((await request(noBackend.url + '/')).status, 503)
-  t.same(pool.shed, { queue_full: 0, queue_timeout: 0, no_backend: 0, rate_limited: 1 })
-  t.same(empty.shed, { queue_full: 0, queue_timeout: 0, no_backend: 1, rate_limited: 0 })
+  t.same(pool.shed, { queue_full: 0, queue_timeout: 0, no_backend: 0, rate_limited: 1, circuit_open: 0 })
+  t.same(empty.shed, { queue_full: 0, queue_timeout: 0, no_backend: 1, rate_limited: 0, circuit_open: 0 })
 })
 
 t.test('next is the heap top; watch() hears drains, ejections, health, joins and leaves', async (t) => {

@@ -153,6 +153,28 @@ log:
   t.same(errors, [], 'no errors in the page')
 })
 
+t.test('a pool\'s circuit breaker and retry budget in its summary: closed, then open with its seconds left', { skip: chromium.skip }, async (t) => {
+  let failing = false
+  const backend = await startBackend(t, (req, res) => { req.resume(); res.statusCode = failing ? 500 : 200; res.end() })
+  const balancer = await startBalancer(t, {
+    backends: [backend.url],
+    name: 'api',
+    passiveHealth: false,
+    circuitBreaker: { minRequests: 2, openFor: 60_000 },
+    retryBudget: {}
+  })
+  const admin = await startAdminOf(t, balancer)
+  const { page, errors } = await openPage(t, `${admin.url}/`)
+  const circuit = '[data-pool="api"] .summary .state'
+  await page.waitForFunction((circuit: string) => document.querySelector(circuit)?.textContent === 'closed', {}, circuit)
+  t.match(await page.$eval('[data-pool="api"] .summary', (summary) => summary.textContent), /Retry budget0 retrying, 0 refused/)
+  failing = true
+  for (let i = 0; i < 3; i++) await request(balancer.url)
+  await page.waitForFunction((circuit: string) => /^open \(\d+ s\)$/.test(document.querySelector(circuit)!.textContent!), {}, circuit)
+  t.equal(await page.$eval(circuit, (state) => (state as HTMLElement).dataset.state), 'open', 'styled as open')
+  t.same(errors, [], 'no errors in the page')
+})
+
 t.test('without a token (--admin on loopback) the page connects at once, and Drain and Undrain act without one', { skip: chromium.skip }, async (t) => {
   const [one, two] = [await startBackend(t), await startBackend(t)]
   const [port, adminPort] = [await freePort(), await freePort()]

@@ -2,6 +2,7 @@ import Fastify, { type FastifyRequest } from 'fastify'
 import { Registry } from 'prom-client'
 import { expect, test } from 'tstyche'
 import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type HashOn, type PoolStats, type RateLimitOptions, type TlsOptions } from 'fastify-goload'
+import type { CircuitBreakerOptions, RetryBudgetOptions } from 'fastify-goload'
 
 test('registers with backends as URLs or objects', async () => {
   const app = Fastify()
@@ -157,4 +158,19 @@ test('metrics: true or a prom-client Registry; fastify.goload.metrics is the Reg
   expect(app.goload.metrics).type.toBe<Registry | undefined>()
   expect(await app.goload.metrics!.metrics()).type.toBe<string>()
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], metrics: 'yes' })
+})
+
+test('circuitBreaker, retryBudget and passiveHealth.failurePercentage: objects of numbers, every key optional', async () => {
+  const app = Fastify()
+  await app.register(goload, {
+    backends: ['http://10.0.0.11:3000'],
+    circuitBreaker: { errorRatio: 0.5, window: 10000, minRequests: 20, openFor: 5000, halfOpenRequests: 3 },
+    retryBudget: { percent: 20, minPerSecond: 3 },
+    passiveHealth: { failurePercentage: 50, minRequests: 20 }
+  })
+  await app.register(goload, { backends: ['http://10.0.0.12:3000'], prefix: '/b', circuitBreaker: {}, retryBudget: {} })
+  expect<CircuitBreakerOptions['errorRatio']>().type.toBe<number | undefined>()
+  expect<RetryBudgetOptions['percent']>().type.toBe<number | undefined>()
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], circuitBreaker: { errorRatio: '50%' } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], retryBudget: true })
 })

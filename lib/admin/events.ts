@@ -104,9 +104,14 @@ export class EventStreams {
 
   #watch (): void {
     const current = new Set<Pool>()
-    for (const { pool } of this.#source()) {
+    for (const { pool, forwarder } of this.#source()) {
       current.add(pool)
-      if (!this.#watched.has(pool)) this.#watched.set(pool, pool.watch(() => { this.#changed() }))
+      if (this.#watched.has(pool)) continue
+      const changed = (): void => { this.#changed() }
+      const unwatchPool = pool.watch(changed)
+      // A pool's circuit opening or closing is a change of its state too.
+      const unwatchCircuit = forwarder?.circuit?.watch(changed)
+      this.#watched.set(pool, () => { unwatchPool(); unwatchCircuit?.() })
     }
     for (const [pool, unwatch] of this.#watched) {
       if (!current.has(pool)) {

@@ -1,5 +1,6 @@
 import { latencyBuckets } from '../pool/latency.js'
 import type { BackendStats, Pool, Worker } from '../pool/pool.js'
+import type { CircuitBreaker, CircuitState } from '../policies/circuit-breaker.js'
 import type { PoolEntry } from '../registry.js'
 import type { CertificateSource, ServedCertificate } from '../tls/served.js'
 
@@ -27,6 +28,10 @@ export interface PoolSnapshot {
   /** The pool's p99 upstream latency over the last minute, ms. */
   p99: number | null
   shed: Pool['shed']
+  /** The pool's circuit breaker, when it has one: its state, seconds until an open one probes, its changes so far. */
+  circuit: { state: CircuitState, retryAfter: number | null, transitions: Record<CircuitState, number> } | null
+  /** The pool's retry budget, when it has one: retries in flight now, retries it refused so far. */
+  retryBudget: { retrying: number, exhausted: number } | null
   backends: BackendSnapshot[]
 }
 
@@ -107,7 +112,7 @@ export class Snapshots {
     const secondAgo = Math.max(0, latest - 1)
     const seconds = (at - this.#times[secondAgo % ring]) / 1000
     const pools: PoolSnapshot[] = []
-    for (const { name, pool } of this.#source()) {
+    for (const { name, pool, forwarder } of this.#source()) {
       const poolCounts = new Float64Array(buckets)
       let requests = 0
       let recent = 0
@@ -137,6 +142,8 @@ export class Snapshots {
         rate: seconds > 0 ? Math.round(recent / seconds * 10) / 10 : 0,
         p99: quantile(poolCounts, 0.99),
         shed: { ...pool.shed },
+        circuit: circuitOf(forwarder?.circuit),
+        retryBudget: forwarder?.retryBudget === undefined ? null : { retrying: forwarder.retryBudget.retrying, exhausted: forwarder.retryBudget.exhausted },
         backends
       })
     }
@@ -151,6 +158,12 @@ export class Snapshots {
     const offset = (tick % ring) * width
     return history.data.subarray(offset, offset + width)
   }
+}
+
+function circuitOf (circuit: CircuitBreaker | undefined): PoolSnapshot['circuit'] {
+  if (circuit === undefined) return null
+  const state = circuit.stateName
+  return { state, retryAfter: state === 'open' ? circuit.retryAfter() : null, transitions: { ...circuit.transitions } }
 }
 
 function requestsOf (worker: Worker): number {

@@ -112,9 +112,25 @@ export const poolSchema = Type.Object({
       window: Type.Optional(positiveInteger('ms')),
       ejectFor: Type.Optional(positiveInteger('ms')),
       maxEjectedPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 100, title: 'a number from 0 to 100' })),
-      consecutive5xx: Type.Optional(count('5xx in a row that eject; 0 is off'))
+      consecutive5xx: Type.Optional(count('5xx in a row that eject; 0 is off')),
+      // Envoy's outlier_detection failure_percentage_threshold and failure_percentage_request_volume.
+      failurePercentage: Type.Optional(Type.Integer({ minimum: 0, maximum: 100, title: 'a whole number from 0 to 100', description: 'eject a backend whose 5xx and failures reach this percent of its requests within window; 0 is off' })),
+      minRequests: Type.Optional(positiveInteger('requests within window before failurePercentage judges a backend'))
     }, closed)
-  ], { title: 'an object or false', default: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0 } })),
+  ], { title: 'an object or false', default: { maxFails: 3, window: 10_000, ejectFor: 30_000, maxEjectedPercent: 50, consecutive5xx: 0, failurePercentage: 0, minRequests: 20 } })),
+  // Traefik's circuitBreaker (NetworkErrorRatio/ResponseCodeRatio), with Envoy's and Resilience4j's half-open probes.
+  circuitBreaker: Type.Optional(Type.Object({
+    errorRatio: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1, title: 'a number above 0, up to 1', default: 0.5, description: 'share of 5xx and failed requests within window that opens the circuit' })),
+    window: Type.Optional(positiveInteger('ms of requests the share is taken over (a sliding window of 10 buckets)', 10_000)),
+    minRequests: Type.Optional(positiveInteger('requests within window before the share can open the circuit', 20)),
+    openFor: Type.Optional(positiveInteger('ms the open circuit answers 503 before it lets probes through', 5000)),
+    halfOpenRequests: Type.Optional(positiveInteger('probe requests let through half-open; all must succeed to close it', 3))
+  }, { ...closed, description: 'answer 503 at once, without the backends, while the pool fails; default off' })),
+  // Envoy's retry_budget (budget_percent, min_retry_concurrency) and Finagle's RetryBudget (percentCanRetry, minRetriesPerSec).
+  retryBudget: Type.Optional(Type.Object({
+    percent: Type.Optional(Type.Number({ minimum: 0, maximum: 100, title: 'a number from 0 to 100', default: 20, description: 'retries in flight may be up to this percent of the requests in flight' })),
+    minPerSecond: Type.Optional(count('retries per second allowed whatever the percent', 3))
+  }, { ...closed, description: 'bounds the retries so an outage is not multiplied; default: retries bounded by retries only' })),
   // Typed as the plugin's option (a path or grpc, not neither); normalizeOptions says which is missing, by key.
   healthCheck: Type.Optional(Type.Unsafe<HealthCheckOptions>(Type.Object({
     path: Type.Optional(Type.String({ pattern: '^/', description: 'GET this path; or grpc' })),

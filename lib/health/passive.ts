@@ -7,6 +7,10 @@ interface FailureRecord {
   windowStart: number
   fails: number
   consecutive5xx: number
+  /** failurePercentage's count: requests answered or failed within the window that began at requestsSince, and failed of them. */
+  requestsSince: number
+  requests: number
+  requestsFailed: number
   /** Ejections in a row: each one lasts twice as long as the one before. */
   ejections: number
   lastEjectedAt: number
@@ -16,7 +20,8 @@ interface FailureRecord {
 const maxEjectFor = 300_000
 
 /**
- * Outlier ejection from real traffic: nginx's max_fails within fail_timeout, and Envoy's consecutive_5xx.
+ * Outlier ejection from real traffic: nginx's max_fails within fail_timeout, and Envoy's consecutive_5xx and
+ * failure_percentage (5xx and failures a share of the requests within window, once there are minRequests).
  * Only what a backend did counts; requests the balancer sheds itself never reach here.
  */
 export class PassiveHealth {
@@ -44,20 +49,32 @@ export class PassiveHealth {
       record.windowStart = now
       record.fails = 0
     }
-    const { maxFails, consecutive5xx } = this.#options
+    const { maxFails, consecutive5xx, failurePercentage } = this.#options
     if (++record.fails >= maxFails || (consecutive5xx > 0 && ++record.consecutive5xx >= consecutive5xx)) this.#eject(worker, record, now)
+    else if (failurePercentage > 0 && this.#failedShare(record, true, now)) this.#eject(worker, record, now)
   }
 
-  /** An answer from this worker: 5xx in a row may eject it, anything else resets the run. */
+  /** An answer from this worker: 5xx in a row may eject it (anything else resets the run), or too many 5xx of its requests. */
   answered (worker: Worker, status: number): void {
-    const { consecutive5xx } = this.#options
-    if (consecutive5xx === 0) return
+    const { consecutive5xx, failurePercentage } = this.#options
+    if (consecutive5xx === 0 && failurePercentage === 0) return
     const record = this.#record(worker)
-    if (status < 500) {
-      record.consecutive5xx = 0
-    } else if (++record.consecutive5xx >= consecutive5xx) {
-      this.#eject(worker, record, Date.now())
+    const failed = status >= 500
+    if (consecutive5xx > 0) record.consecutive5xx = failed ? record.consecutive5xx + 1 : 0
+    const run = consecutive5xx > 0 && record.consecutive5xx >= consecutive5xx
+    if (run || (failurePercentage > 0 && this.#failedShare(record, failed, Date.now()))) this.#eject(worker, record, Date.now())
+  }
+
+  /** Counts a request in failurePercentage's window; whether the failed share has reached it. */
+  #failedShare (record: FailureRecord, failed: boolean, now: number): boolean {
+    if (now - record.requestsSince > this.#options.window) {
+      record.requestsSince = now
+      record.requests = 0
+      record.requestsFailed = 0
     }
+    record.requests++
+    if (failed) record.requestsFailed++
+    return failed && record.requests >= this.#options.minRequests && record.requestsFailed * 100 >= this.#options.failurePercentage * record.requests
   }
 
   #eject (worker: Worker, record: FailureRecord, now: number): void {
@@ -72,12 +89,14 @@ export class PassiveHealth {
     record.lastEjectedAt = now
     record.fails = 0
     record.consecutive5xx = 0
+    record.requests = 0
+    record.requestsFailed = 0
   }
 
   #record (worker: Worker): FailureRecord {
     let record = this.#records.get(worker)
     if (record === undefined) {
-      record = { windowStart: 0, fails: 0, consecutive5xx: 0, ejections: 0, lastEjectedAt: 0 }
+      record = { windowStart: 0, fails: 0, consecutive5xx: 0, requestsSince: 0, requests: 0, requestsFailed: 0, ejections: 0, lastEjectedAt: 0 }
       this.#records.set(worker, record)
     }
     return record

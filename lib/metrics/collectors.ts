@@ -2,6 +2,7 @@ import type { Registry } from 'prom-client'
 import { InvalidOptionError } from '../errors.js'
 import { latencyBuckets } from '../pool/latency.js'
 import type { FailureReason, ShedReason, Worker } from '../pool/pool.js'
+import { circuitStates } from '../policies/circuit-breaker.js'
 import type { PoolEntry } from '../registry.js'
 
 /** Where the collectors find the pools, walked on every scrape: a reload may have replaced any of them since. */
@@ -51,7 +52,7 @@ export class ReadMetric {
 
 const codeClasses = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const
 const failureReasons: FailureReason[] = ['refused', 'reset', 'timeout', 'bad_response']
-const shedReasons: ShedReason[] = ['queue_full', 'queue_timeout', 'no_backend', 'rate_limited']
+const shedReasons: ShedReason[] = ['queue_full', 'queue_timeout', 'no_backend', 'rate_limited', 'circuit_open']
 export const backendStates = ['up', 'ejected', 'unhealthy', 'draining', 'slow-start'] as const
 export type BackendState = typeof backendStates[number]
 const bucketBounds = latencyBuckets.map(String).concat('+Inf')
@@ -130,7 +131,7 @@ function poolMetrics (sources: Set<PoolSource>, stateLabels: Labels): ReadMetric
       })),
     metric('goload_pool_queued', 'gauge', 'sum', 'Requests waiting in the pool\'s queue for a backend with room.',
       eachPool(({ pool }, labels, samples) => { samples.push({ value: pool.queue.length, labels }) })),
-    metric('goload_pool_shed_total', 'counter', 'sum', 'Requests the pool answered itself without a backend, by reason (queue_full, queue_timeout, no_backend, rate_limited).',
+    metric('goload_pool_shed_total', 'counter', 'sum', 'Requests the pool answered itself without a backend, by reason (queue_full, queue_timeout, no_backend, rate_limited, circuit_open).',
       eachPool(({ pool }, labels, samples) => {
         for (const reason of shedReasons) samples.push({ value: pool.shed[reason], labels: { ...labels, reason } })
       })),
@@ -139,6 +140,24 @@ function poolMetrics (sources: Set<PoolSource>, stateLabels: Labels): ReadMetric
         const counts: Record<BackendState, number> = { up: 0, ejected: 0, unhealthy: 0, draining: 0, 'slow-start': 0 }
         for (const worker of pool.workers) counts[backendState(worker)]++
         for (const state of backendStates) samples.push({ value: counts[state], labels: { ...labels, ...stateLabels, state } })
+      })),
+    // Only pools with a circuitBreaker or retryBudget have these samples.
+    metric('goload_pool_circuit_state', 'gauge', 'sum', 'The pool\'s circuit breaker: 0 closed, 1 open (answering 503 without its backends), 2 half-open (probing).',
+      eachPool(({ forwarder }, labels, samples) => {
+        if (forwarder?.circuit !== undefined) samples.push({ value: forwarder.circuit.state, labels: { ...labels, ...stateLabels } })
+      })),
+    metric('goload_pool_circuit_transitions_total', 'counter', 'sum', 'Changes of the pool\'s circuit breaker, by the state entered (open, half-open, closed).',
+      eachPool(({ forwarder }, labels, samples) => {
+        const circuit = forwarder?.circuit
+        if (circuit !== undefined) for (const to of circuitStates) samples.push({ value: circuit.transitions[to], labels: { ...labels, to } })
+      })),
+    metric('goload_pool_retries_budget_exhausted_total', 'counter', 'sum', 'Retries not made because the pool\'s retry budget was spent: the first failure was answered.',
+      eachPool(({ forwarder }, labels, samples) => {
+        if (forwarder?.retryBudget !== undefined) samples.push({ value: forwarder.retryBudget.exhausted, labels })
+      })),
+    metric('goload_pool_retries_in_flight', 'gauge', 'sum', 'Requests of the pool on a retry now, what its retry budget bounds.',
+      eachPool(({ forwarder }, labels, samples) => {
+        if (forwarder?.retryBudget !== undefined) samples.push({ value: forwarder.retryBudget.retrying, labels })
       }))
   ]
 }

@@ -8,7 +8,7 @@ import { WaitQueue } from './queue.js'
 export type FailureReason = 'refused' | 'reset' | 'timeout' | 'bad_response'
 
 /** Why the balancer answered a request itself rather than send it to a backend (503, 429). */
-export type ShedReason = 'queue_full' | 'queue_timeout' | 'no_backend' | 'rate_limited'
+export type ShedReason = 'queue_full' | 'queue_timeout' | 'no_backend' | 'rate_limited' | 'circuit_open'
 
 /** Something about a worker an observer may show changed: its rotation, health, drain, weight, or membership. */
 export type PoolChange = (worker: Worker) => void
@@ -158,7 +158,7 @@ export class Pool {
   #weight = 0
   readonly #observers = new Set<PoolChange>()
   /** Requests the balancer answered itself, by why: read by metrics. */
-  readonly shed: Record<ShedReason, number> = { queue_full: 0, queue_timeout: 0, no_backend: 0, rate_limited: 0 }
+  readonly shed: Record<ShedReason, number> = { queue_full: 0, queue_timeout: 0, no_backend: 0, rate_limited: 0, circuit_open: 0 }
 
   constructor (settings: PoolSettings, backends: BackendConfig[]) {
     this.strategy = settings.strategy

@@ -5,10 +5,12 @@ import { PassThrough, Readable } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { FastifyReplyFromHooks } from '@fastify/reply-from'
 import {
-  BadGatewayError, ClientTimeoutError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError
+  BadGatewayError, CircuitOpenError, ClientTimeoutError, GatewayTimeoutError, NoBackendError, QueueFullError, QueueTimeoutError
 } from '../errors.js'
 import type { PoolConfig } from '../options.js'
 import type { PassiveHealth } from '../health/passive.js'
+import type { CircuitBreaker } from '../policies/circuit-breaker.js'
+import type { RetryBudget } from '../policies/retry-budget.js'
 import type { FailureReason, Pool, Worker } from '../pool/pool.js'
 import { ClientWatch, type WatchedBody } from './client-watch.js'
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers.js'
@@ -42,6 +44,8 @@ export interface Forwarding {
   pool: Pool
   config: PoolConfig
   passiveHealth: PassiveHealth | undefined
+  circuit?: CircuitBreaker
+  retryBudget?: RetryBudget
 }
 
 type Failure = Error & { code?: string }
@@ -89,6 +93,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   /** When the attempt in flight is out of time for its response headers (see Deadlines). */
   deadlineAt = 0
   deadlineIndex = -1
+  /** The circuit breaker's epoch when it let this request through; -1 when it has nothing to hear of it. */
+  circuitEpoch = -1
   /** The attempt in flight has failed already: undici's own report of it, coming later, is not a second failure. */
   attemptFailed = false
   /** The backend's response headers arrived: from here its failures are the response's, not a retry's. */
@@ -223,6 +229,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
       if (this.upgrade?.switched === true) this.forwarder.closed(this)
       pool.release(worker)
     }
+    this.forwarder.circuit?.ended(this)
+    if (this.attempts > 1 && this.forwarder.retryBudget !== undefined) this.forwarder.retryBudget.retrying--
     if (!this.accessLog) return
     // A tunnel's line comes when it closes: its bytes are all those the client was sent, the 101 included.
     const tunnel = this.upgrade?.switched === true ? this.upgrade : undefined
@@ -315,6 +323,8 @@ export class Forwarder {
   readonly pool: Pool
   readonly config: PoolConfig
   readonly passiveHealth: PassiveHealth | undefined
+  readonly circuit: CircuitBreaker | undefined
+  readonly retryBudget: RetryBudget | undefined
   readonly agent: UpstreamAgent
   readonly watch: ClientWatch
   readonly deadlines: Deadlines<Exchange>
@@ -326,10 +336,12 @@ export class Forwarder {
   /** strategy: 'hash' only: the key of each request. */
   readonly keyOf: RequestKey | undefined
 
-  constructor ({ pool, config, passiveHealth }: Forwarding) {
+  constructor ({ pool, config, passiveHealth, circuit, retryBudget }: Forwarding) {
     this.pool = pool
     this.config = config
     this.passiveHealth = passiveHealth
+    this.circuit = circuit
+    this.retryBudget = retryBudget
     this.agent = new UpstreamAgent({
       // No cap by default, as nginx: a cap turns a few hundred slow clients into a full outage.
       connections: config.connections === Infinity ? null : config.connections,
@@ -417,6 +429,11 @@ export class Forwarder {
   /** Acquire a worker, or wait for one in the queue. */
   dispatch (exchange: Exchange): void {
     if (exchange.ended || exchange.reply.sent) return
+    if (this.circuit !== undefined && !this.circuit.admit(exchange)) {
+      this.pool.shed.circuit_open++
+      exchange.reply.header('retry-after', String(this.circuit.retryAfter())).send(new CircuitOpenError())
+      return
+    }
     // Requests already waiting go first: a newcomer never overtakes the queue.
     const worker = this.pool.queue.length === 0 ? this.pool.acquire(undefined, exchange.key) : undefined
     if (worker !== undefined) {
@@ -464,18 +481,21 @@ export class Forwarder {
     exchange.attemptFailed = true
     const worker = exchange.worker!
     const code = this.#count(exchange, worker, error)
-    if (this.#mayRetry(exchange, code)) {
+    if (this.#mayRetry(exchange, code) && (this.retryBudget === undefined || this.#withinBudget())) {
       exchange.tried ??= []
       exchange.tried.push(worker)
       // A keyed request walks on round the ring, past the backends it tried.
       const next = this.pool.acquire(exchange.tried, exchange.key)
       if (next !== undefined) {
         worker.retried++
+        // Its first retry makes it one of the retries in flight, until it ends (see Exchange.end).
+        if (exchange.attempts === 1 && this.retryBudget !== undefined) this.retryBudget.retrying++
         this.pool.release(worker)
         exchange.start(next)
         return
       }
     }
+    this.circuit?.record(exchange, true)
     reply.send(timeoutCodes.has(code) ? new GatewayTimeoutError() : new BadGatewayError())
   }
 
@@ -529,6 +549,7 @@ export class Forwarder {
       this.pool.observe(worker, exchange.upstreamTime)
     }
     this.passiveHealth?.answered(worker, status)
+    this.circuit?.record(exchange, status >= 500)
   }
 
   /** Sends the backend's response on to the client, its status and headers already set on the reply. */
@@ -572,6 +593,14 @@ export class Forwarder {
     return notSentCodes.has(code) || idempotentMethods.has(exchange.request.method) || this.config.retryNonIdempotent
   }
 
+  /** The retry budget allows a retry now. */
+  #withinBudget (): boolean {
+    const budget = this.retryBudget!
+    let inFlight = 0
+    for (const worker of this.pool.workers) inFlight += worker.pending
+    return budget.allow(inFlight)
+  }
+
   /** An upgraded connection opened: it counts on its backend's `upgraded` until it closes. */
   opened (exchange: Exchange): void {
     exchange.worker!.upgraded++
@@ -595,6 +624,7 @@ export class Forwarder {
   close (): void {
     this.watch.close()
     this.deadlines.close()
+    this.circuit?.close()
   }
 }
 

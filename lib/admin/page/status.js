@@ -196,6 +196,7 @@ function addPool (name) {
   const summary = el('dl', { class: 'summary' },
     ...[['Strategy', refs.strategy], ['Queued', refs.queued], ['Requests/s', refs.rate], ['p99', refs.p99], ['Shed', refs.shed]]
       .map(([label, value]) => el('div', {}, el('dt', {}, label), value)))
+  addPolicies(summary, refs)
   refs.rateSpark = sparkline()
   refs.p99Spark = sparkline()
   const sparks = el('div', { class: 'sparks' },
@@ -299,8 +300,30 @@ function renderCertificates (certificates, at) {
   }))
 }
 
+/** The circuit breaker and retry budget of a pool that has them: hidden until a snapshot says it does. */
+function addPolicies (summary, refs) {
+  refs.circuit = el('span', { class: 'state' })
+  refs.circuitItem = el('div', { hidden: '' }, el('dt', {}, 'Circuit'), el('dd', {}, refs.circuit))
+  refs.budget = el('dd')
+  refs.budgetItem = el('div', { hidden: '' }, el('dt', { title: 'Retries in flight now; retries the budget refused' }, 'Retry budget'), refs.budget)
+  summary.append(refs.circuitItem, refs.budgetItem)
+}
+
+function renderPolicies (refs, pool) {
+  const { circuit, retryBudget } = pool
+  refs.circuitItem.hidden = !circuit
+  if (circuit) {
+    const text = circuit.state === 'open' && circuit.retryAfter !== null ? `open (${circuit.retryAfter} s)` : circuit.state
+    setText(refs.circuit, text)
+    refs.circuit.dataset.state = circuit.state
+  }
+  refs.budgetItem.hidden = !retryBudget
+  if (retryBudget) setText(refs.budget, `${retryBudget.retrying} retrying, ${retryBudget.exhausted} refused`)
+}
+
 function renderPool (view, pool) {
   const { refs } = view
+  renderPolicies(refs, pool)
   setText(refs.strategy, pool.strategy)
   setText(refs.queued, String(pool.queued))
   setText(refs.rate, perSecond(view.rate))

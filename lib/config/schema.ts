@@ -171,6 +171,14 @@ export const rateLimitSchema = Type.Object({
   cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
 }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })
 
+// A route's mirror; the plugin's option checks with it too (lib/options-check.ts).
+export const mirrorSchema = Type.Object({
+  pool: Type.String({ minLength: 1, description: 'the pool the copies go to, balanced by its own strategy' }),
+  percent: Type.Optional(Type.Number({ minimum: 0, maximum: 100, title: 'a number from 0 to 100', default: 100, description: 'share of the route\'s requests copied, evenly spread (every 10th for 10)' })),
+  maxBody: Type.Optional(count('bytes of request body a copy may carry; a larger body is not mirrored', 1_048_576)),
+  maxInFlight: Type.Optional(positiveInteger('copies in flight for this route; past it a request is not mirrored', 100))
+}, { ...closed, description: 'send a copy of each request to another pool, its response discarded' })
+
 const route = Type.Object({
   host: Type.Optional(Type.String({ minLength: 1, description: 'exact (api.example.com) or wildcard (*.example.com)' })),
   path: Type.Optional(Type.String({ pattern: '^/', default: '/', description: 'path prefix' })),
@@ -181,6 +189,7 @@ const route = Type.Object({
   websocket: Type.Optional(Type.Boolean({ default: true, description: 'tunnel upgrades (WebSocket) to the backend' })),
   rateLimit: Type.Optional(rateLimitSchema),
   accessLog: Type.Optional(Type.Boolean({ default: true, description: 'one info line per request' })),
+  mirror: Type.Optional(mirrorSchema),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)
 

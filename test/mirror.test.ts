@@ -5,6 +5,8 @@ import goload, { type MirrorOptions } from '../lib/index.js'
 import { mirrorCounts, type MirrorCounts } from '../lib/policy/mirror-counts.js'
 import type { Registry } from '../lib/registry.js'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
+import { request } from './helpers/client.js'
 import { connect, getOnSocket } from './helpers/raw.js'
 import { deadUrl, startBackend, startBalancer, waitFor, type Backend } from './helpers/servers.js'
 import { parseExposition, sample } from './helpers/prometheus.js'
@@ -228,4 +230,54 @@ test('mirror options are checked by key', async (t) => {
   t.teardown(() => own.close())
   await own.register(goload, { name: 'next', prefix: '/next', backends: [backend.url] })
   await t.rejects(async () => { await own.register(goload, { pool: 'next', prefix: '/api', mirror: { pool: 'next' } }) }, /mirror\.pool: "next" is the route's own pool/)
+})
+
+test('from a config file: --check names a mirror pool that is not there, and the built command mirrors, counts and shows the copies', async (t) => {
+  const typo = await configFile(t, `listeners:
+  - port: 8080
+    routes:
+      - { path: /api, pool: web, mirror: { pool: nxt } }
+      - { path: /own, pool: web, mirror: { pool: web } }
+pools:
+  web: { backends: ['http://127.0.0.1:3001'] }
+  next: { backends: ['http://127.0.0.1:3002'] }
+`)
+  const check = runMain(t, ['--check', '--config', typo])
+  t.equal(await check.code, 1)
+  t.match(check.stderr(), /goload\.yaml:4: listeners\[0\]\.routes\[0\]\.mirror\.pool: no pool named "nxt" \(did you mean next\?\)/)
+  t.match(check.stderr(), /goload\.yaml:5: listeners\[0\]\.routes\[1\]\.mirror\.pool: "web" is the route's own pool/)
+  const percent = runMain(t, ['--check', '--config', await configFile(t, 'listeners: [{ port: 8080, routes: [{ pool: web, mirror: { pool: next, percent: 200 } }] }]\npools: { web: { backends: [\'http://127.0.0.1:3001\'] }, next: { backends: [\'http://127.0.0.1:3002\'] } }\n')])
+  t.equal(await percent.code, 1)
+  t.match(percent.stderr(), /goload\.yaml:1: listeners\[0\]\.routes\[0\]\.mirror\.percent: must be a number from 0 to 100, got 200/)
+
+  const primary = await recorder(t, 'primary')
+  const mirror = await recorder(t, 'mirror')
+  const [port, adminPort] = [await freePort(), await freePort()]
+  const file = await configFile(t, `listeners:
+  - port: ${port}
+    host: 127.0.0.1
+    routes:
+      - { path: /api, rewritePrefix: /v1, pool: web, mirror: { pool: next, percent: 50 } }
+pools:
+  web: { backends: ['${primary.url}'] }
+  next: { backends: ['${mirror.url}'] }
+admin:
+  port: ${adminPort}
+`)
+  const run = spawnGoload(t, ['--config', file])
+  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', 15_000)
+  for (const name of ['one', 'two']) {
+    t.same(await send(`http://127.0.0.1:${port}`, `/api/${name}`, { method: 'POST', headers: { 'content-length': '4' }, body: [Buffer.from(name.padEnd(4, '!'))] }), { status: 200, text: 'ok primary' })
+  }
+  await waitFor(() => mirror.seen.length === 1, 'one copy in two')
+  t.match(mirror.seen[0], { method: 'POST', url: '/v1/two', headers: { 'x-goload-mirror': '1' } })
+  t.equal(mirror.seen[0].body.toString(), 'two!')
+  const admin = `http://127.0.0.1:${adminPort}`
+  let metrics = parseExposition('')
+  for (let tries = 0; sample(metrics, 'goload_mirror_requests_total', { pool: 'next', result: 'sent' }) !== 1; tries++) {
+    if (tries === 100) throw new Error('the copy was never counted sent')
+    metrics = parseExposition((await request(`${admin}/metrics`)).body)
+  }
+  const { pools } = JSON.parse((await request(`${admin}/stats`)).body) as { pools: Array<{ name: string, mirror: MirrorCounts | null }> }
+  t.same(pools.map(({ name, mirror }) => [name, mirror?.sent ?? null]), [['web', null], ['next', 1]], 'the status page\'s data: the counts on the mirror pool')
 })

@@ -1,6 +1,7 @@
 import { latencyBuckets } from '../pool/latency.js'
 import type { BackendStats, Pool, Worker } from '../pool/pool.js'
 import type { PoolEntry } from '../registry.js'
+import { mirrorCounts, type MirrorCounts } from '../policy/mirror-counts.js'
 import type { CertificateSource, ServedCertificate } from '../tls/served.js'
 
 export type BackendState = 'up' | 'ejected' | 'unhealthy' | 'draining' | 'slow-start'
@@ -28,6 +29,8 @@ export interface PoolSnapshot {
   p99: number | null
   shed: Pool['shed']
   backends: BackendSnapshot[]
+  /** The copies routes mirrored to this pool (README, Mirroring); null when no route mirrors to it. */
+  mirror: MirrorCounts | null
 }
 
 export interface Snapshot {
@@ -137,7 +140,8 @@ export class Snapshots {
         rate: seconds > 0 ? Math.round(recent / seconds * 10) / 10 : 0,
         p99: quantile(poolCounts, 0.99),
         shed: { ...pool.shed },
-        backends
+        backends,
+        mirror: mirrorSnapshot(pool)
       })
     }
     return { at, pid: process.pid, pools, certificates: this.#certificates() }
@@ -151,6 +155,11 @@ export class Snapshots {
     const offset = (tick % ring) * width
     return history.data.subarray(offset, offset + width)
   }
+}
+
+function mirrorSnapshot (pool: Pool): MirrorCounts | null {
+  const counts = mirrorCounts(pool)
+  return counts === undefined ? null : { ...counts, skipped: { ...counts.skipped } }
 }
 
 function requestsOf (worker: Worker): number {

@@ -299,6 +299,18 @@ function renderCertificates (certificates, at) {
   }))
 }
 
+/** A mirror pool's copies (README, Mirroring): a summary entry of its own, added once a route mirrors to the pool. */
+function renderMirror (view, mirror) {
+  if (mirror === null || mirror === undefined) return
+  if (view.refs.mirror === undefined) {
+    view.refs.mirror = el('dd')
+    view.section.querySelector('dl.summary').append(el('div', { 'data-mirror': '' }, el('dt', {}, 'Mirrored'), view.refs.mirror))
+  }
+  const skipped = Object.entries(mirror.skipped).filter(([, count]) => count > 0)
+  const reasons = skipped.length === 0 ? '' : ` (${skipped.map(([reason, count]) => `${count} ${reason.replace('_', ' ')}`).join(', ')})`
+  setText(view.refs.mirror, `${mirror.sent} sent, ${mirror.failed} failed, ${skipped.reduce((sum, [, count]) => sum + count, 0)} skipped${reasons}`)
+}
+
 function renderPool (view, pool) {
   const { refs } = view
   setText(refs.strategy, pool.strategy)
@@ -307,6 +319,7 @@ function renderPool (view, pool) {
   setText(refs.p99, pool.p99 === null || pool.p99 === undefined ? '–' : `${ms(pool.p99)} ms`)
   const shed = Object.entries(pool.shed ?? {}).filter(([, count]) => count > 0)
   setText(refs.shed, shed.length === 0 ? '0' : shed.map(([reason, count]) => `${count} ${reason.replace('_', ' ')}`).join(', '))
+  renderMirror(view, pool.mirror)
   drawSpark(refs.rateSpark, view.history.map((point) => [point.at, point.rate]), 'Requests per second', perSecond)
   drawSpark(refs.p99Spark, view.history.map((point) => [point.at, point.p99]), 'p99 upstream latency in ms', ms)
 

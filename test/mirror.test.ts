@@ -126,6 +126,20 @@ test('a mirror that never answers: each response comes while its copy is still o
   t.same(app.goload.pool(primaryPoolName(app)).stats().backends.map(({ pending }) => pending), [0])
 })
 
+test('a mirror that never reads its copy\'s body does not hold back the primary\'s streamed one', async (t) => {
+  const primary = await recorder(t, 'primary')
+  // Takes the request head, then reads nothing and answers nothing: the copy's body fills the socket and stops.
+  const stuck = await startBackend(t, hang)
+  const { url, app } = await mirrored(t, primary.url, stuck.url)
+  // 1 MiB, chunked: far more than the sockets between goload and the mirror can hold unread.
+  const chunks = Array.from({ length: 64 }, () => randomBytes(16_384))
+  t.same(await send(url, '/api/upload', { method: 'POST', body: chunks }), { status: 200, text: 'ok primary' })
+  t.equal(Buffer.compare(primary.seen[0].body, Buffer.concat(chunks)), 0, 'the primary got it whole')
+  await waitFor(() => stuck.received === 1, 'the copy to reach the stuck mirror')
+  t.equal(mirrorPending(app), 1, 'the copy still open')
+  t.same(await send(url, '/api/next'), { status: 200, text: 'ok primary' })
+})
+
 test('a mirror that is down, resets or answers 500: the client sees only the primary', async (t) => {
   const primary = await recorder(t, 'primary')
   const down = await mirrored(t, primary.url, await deadUrl())

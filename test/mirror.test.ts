@@ -33,9 +33,9 @@ async function recorder (t: Test, id: string, answer?: (response: http.ServerRes
 const hang = (): void => {}
 
 /** A balancer whose /api route (rewritten to /v1) sends to `primary` and mirrors to the pool "next" of `mirrorUrl`. */
-async function mirrored (t: Test, primary: string, mirrorUrl: string, mirror: Partial<MirrorOptions> = {}): Promise<{ app: FastifyInstance, port: number, url: string, counts: () => MirrorCounts }> {
+async function mirrored (t: Test, primary: string, mirrorUrl: string, mirror: Partial<MirrorOptions> = {}, timeout?: number): Promise<{ app: FastifyInstance, port: number, url: string, counts: () => MirrorCounts }> {
   const balancer = await startBalancer(t, { backends: [primary], prefix: '/api', rewritePrefix: '/v1', metrics: true, mirror: { pool: 'next', ...mirror } }, {}, async (app) => {
-    await app.register(goload, { name: 'next', prefix: '/next', backends: [mirrorUrl], retries: 0, passiveHealth: false })
+    await app.register(goload, { name: 'next', prefix: '/next', backends: [mirrorUrl], retries: 0, passiveHealth: false, timeout })
   })
   const pool = (balancer.app.goload as Registry).entries().find(({ name }) => name === 'next')!.pool
   return { ...balancer, counts: () => mirrorCounts(pool)! }
@@ -124,6 +124,18 @@ test('a mirror that never answers: each response comes while its copy is still o
   t.same(counts(), { sent: 0, failed: 0, skipped: { too_large: 0, in_flight: 0, no_backend: 0, incomplete_body: 0 } })
   t.same(primary.seen.map(({ url }) => url), ['/v1/one', '/v1/two'])
   t.same(app.goload.pool(primaryPoolName(app)).stats().backends.map(({ pending }) => pending), [0])
+})
+
+test('a copy the mirror never answers fails after the mirror pool\'s timeout, and its backend is released', async (t) => {
+  const primary = await recorder(t, 'primary')
+  const mirror = await recorder(t, 'mirror', hang)
+  const { url, app, counts } = await mirrored(t, primary.url, mirror.url, {}, 300)
+  t.same(await send(url, '/api/slow'), { status: 200, text: 'ok primary' })
+  await waitFor(() => counts().failed === 1, 'the copy to time out')
+  t.equal(mirrorPending(app), 0)
+  t.equal(app.goload.pool('next').stats().backends[0].failed, 1)
+  const metrics = parseExposition(await app.goload.metrics!.metrics())
+  t.equal(sample(metrics, 'goload_backend_failures_total', { pool: 'next', backend: mirror.url, reason: 'timeout' }), 1)
 })
 
 test('a mirror that never reads its copy\'s body does not hold back the primary\'s streamed one', async (t) => {

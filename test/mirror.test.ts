@@ -1,4 +1,5 @@
 import http from 'node:http'
+import { once } from 'node:events'
 import { randomBytes } from 'node:crypto'
 import { test, type Test } from 'tap'
 import goload, { type MirrorOptions } from '../lib/index.js'
@@ -7,6 +8,7 @@ import type { Registry } from '../lib/registry.js'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
 import { request } from './helpers/client.js'
+import { h2Connect, h2Request } from './helpers/h2-client.js'
 import { connect, getOnSocket } from './helpers/raw.js'
 import { deadUrl, startBackend, startBalancer, waitFor, type Backend } from './helpers/servers.js'
 import { parseExposition, sample } from './helpers/prometheus.js'
@@ -33,8 +35,8 @@ async function recorder (t: Test, id: string, answer?: (response: http.ServerRes
 const hang = (): void => {}
 
 /** A balancer whose /api route (rewritten to /v1) sends to `primary` and mirrors to the pool "next" of `mirrorUrl`. */
-async function mirrored (t: Test, primary: string, mirrorUrl: string, mirror: Partial<MirrorOptions> = {}, timeout?: number): Promise<{ app: FastifyInstance, port: number, url: string, counts: () => MirrorCounts }> {
-  const balancer = await startBalancer(t, { backends: [primary], prefix: '/api', rewritePrefix: '/v1', metrics: true, mirror: { pool: 'next', ...mirror } }, {}, async (app) => {
+async function mirrored (t: Test, primary: string, mirrorUrl: string, mirror: Partial<MirrorOptions> = {}, timeout?: number, server: object = {}): Promise<{ app: FastifyInstance, port: number, url: string, counts: () => MirrorCounts }> {
+  const balancer = await startBalancer(t, { backends: [primary], prefix: '/api', rewritePrefix: '/v1', metrics: true, mirror: { pool: 'next', ...mirror } }, server, async (app) => {
     await app.register(goload, { name: 'next', prefix: '/next', backends: [mirrorUrl], retries: 0, passiveHealth: false, timeout })
   })
   const pool = (balancer.app.goload as Registry).entries().find(({ name }) => name === 'next')!.pool
@@ -124,6 +126,29 @@ test('a mirror that never answers: each response comes while its copy is still o
   t.same(counts(), { sent: 0, failed: 0, skipped: { too_large: 0, in_flight: 0, no_backend: 0, incomplete_body: 0 } })
   t.same(primary.seen.map(({ url }) => url), ['/v1/one', '/v1/two'])
   t.same(app.goload.pool(primaryPoolName(app)).stats().backends.map(({ pending }) => pending), [0])
+})
+
+test('an HTTP/2 client\'s requests are copied with their bodies, without pseudo-headers', async (t) => {
+  const primary = await recorder(t, 'primary')
+  const mirror = await recorder(t, 'mirror')
+  const { url, counts } = await mirrored(t, primary.url, mirror.url, {}, undefined, { http2: true, forceCloseConnections: true })
+  const session = await h2Connect(t, url)
+  const answer = await h2Request(session, { ':path': '/api/h2?x=1', 'x-custom': 'h2' }, 'over h2')
+  t.same([answer.status, answer.body], [200, 'ok primary'])
+  // No content-length: the body's end says how long it is.
+  const stream = session.request({ ':method': 'PUT', ':path': '/api/streamed' })
+  const parts = [randomBytes(70_000), randomBytes(70_000)]
+  stream.write(parts[0])
+  stream.end(parts[1])
+  stream.resume()
+  await once(stream, 'end')
+  await waitFor(() => counts().sent === 2, 'both copies answered')
+  t.same(mirror.seen.map(({ method, url }) => [method, url]), [['POST', '/v1/h2?x=1'], ['PUT', '/v1/streamed']])
+  t.equal(mirror.seen[0].body.toString(), 'over h2')
+  t.equal(mirror.seen[0].headers['x-custom'], 'h2')
+  t.equal(Object.keys(mirror.seen[0].headers).some((name) => name.startsWith(':')), false)
+  t.equal(Buffer.compare(mirror.seen[1].body, Buffer.concat(parts)), 0)
+  t.equal(Buffer.compare(primary.seen[1].body, Buffer.concat(parts)), 0)
 })
 
 test('a copy the mirror never answers fails after the mirror pool\'s timeout, and its backend is released', async (t) => {
@@ -291,7 +316,8 @@ admin:
   port: ${adminPort}
 `)
   const run = spawnGoload(t, ['--config', file])
-  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', 15_000)
+  // Generous: a loaded machine has taken 9 s to start the command.
+  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', 60_000)
   for (const name of ['one', 'two']) {
     t.same(await send(`http://127.0.0.1:${port}`, `/api/${name}`, { method: 'POST', headers: { 'content-length': '4' }, body: [Buffer.from(name.padEnd(4, '!'))] }), { status: 200, text: 'ok primary' })
   }

@@ -13,6 +13,7 @@ declare namespace goload {
   export type PassiveHealthOptions = esm.PassiveHealthOptions
   export type QueueOptions = esm.QueueOptions
   export type RateLimitOptions = esm.RateLimitOptions
+  export type MirrorOptions = esm.MirrorOptions
   export type ResolveOptions = esm.ResolveOptions
   export type TlsOptions = esm.TlsOptions
   export type Pem = esm.Pem

@@ -7,6 +7,7 @@ import { proxyRoutes } from './proxy/routes.js'
 import { takeUpgrades } from './proxy/upgrade-takeover.js'
 import { InvalidOptionError } from './errors.js'
 import { registerMetrics } from './metrics/plugin.js'
+import { startMirror } from './policy/mirror.js'
 import { normalizeOptions, normalizeRoute, type GoloadOptions, type SharedPoolOptions } from './options.js'
 import { hostMatcher } from './routing/host.js'
 import type { ProxyRoute } from './routing/proxy-route.js'
@@ -14,7 +15,7 @@ import { conditionsOf } from './routing/table.js'
 import { kPoolRuntime, PoolRuntime } from './runtime.js'
 import { Registry, type Goload } from './registry.js'
 
-export type { BackendOptions, GoloadOptions, RouteOptions, SharedPoolOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions } from './options.js'
+export type { BackendOptions, GoloadOptions, MirrorOptions, RouteOptions, SharedPoolOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions } from './options.js'
 export type { CircuitBreakerOptions, RetryBudgetOptions } from './options.js'
 export type { BackendStats, PoolStats } from './pool/pool.js'
 export type { Goload, GoloadPool } from './registry.js'
@@ -45,7 +46,8 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     ? kept.forwarder
     : route.pool === undefined ? await startPool(fastify, registry, options as GoloadOptions) : registry.forwarder(route.pool)
 
-  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined }
+  const mirror = route.mirror === undefined ? undefined : startMirror(fastify, registry, options.mirror!, route.mirror, forwarder)
+  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined, mirror }
   const conditions = {
     host: route.host === undefined ? undefined : hostMatcher(route.host),
     prefix: route.prefix,

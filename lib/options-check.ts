@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { keyPath, type Problem } from './config/errors.js'
-import { poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys, tlsSchema } from './config/schema.js'
+import { mirrorSchema, poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys, tlsSchema } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
 import { InvalidOptionError } from './errors.js'
 
@@ -9,7 +9,7 @@ import { InvalidOptionError } from './errors.js'
 // can give (functions, Infinity, Buffers), which a file cannot hold; what a schema cannot say stays in options.ts.
 
 /** A route's own options (normalizeRoute checks them), and those Fastify itself reads from any register() call. */
-export const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'accessLog', 'metrics', 'logLevel', 'logSerializers']
+export const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'mirror', 'accessLog', 'metrics', 'logLevel', 'logSerializers']
 
 const registration = Type.Object({
   ...poolSchema.properties,
@@ -41,6 +41,7 @@ const validateTls = ajv.compile(Type.Object({
   cert: Type.Optional(pemText('CERTIFICATE')),
   key: Type.Optional(pemText('... PRIVATE KEY'))
 }, { additionalProperties: false }))
+const validateMirror = ajv.compile(mirrorSchema)
 
 type Options = Record<string, unknown>
 
@@ -123,6 +124,14 @@ export function checkTls (options: unknown, key: string): void {
     ? Object.fromEntries(Object.entries(options).map(([field, value]) => [field, Array.isArray(value) ? value.map(text) : text(value)]))
     : options
   if (!validateTls(view)) refuse(problemsOf(validateTls.errors ?? [], view), key)
+}
+
+/** A route's mirror, as the file's schema says it. */
+export function checkMirror (options: unknown): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidOptionError('mirror must be an object like { pool: \'api-next\', percent: 10 }')
+  }
+  if (!validateMirror(options)) refuse(problemsOf(validateMirror.errors ?? [], options), 'mirror')
 }
 
 /** One backend given on its own (goload.add): `key` is what messages call it. */

@@ -4,9 +4,9 @@ import { normalizeIP } from '@fastify/rate-limit'
 import { parse as parseDuration } from '@lukeed/ms'
 import type { FastifyRequest } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
-import { kubernetesDiscovery, poolSchema, type Strategy } from './config/schema.js'
+import { kubernetesDiscovery, mirrorSchema, poolSchema, type Strategy } from './config/schema.js'
 import { InvalidOptionError } from './errors.js'
-import { checkBackend, checkRateLimit, checkRegistration, checkRoute, routeKeys } from './options-check.js'
+import { checkBackend, checkMirror, checkRateLimit, checkRegistration, checkRoute, routeKeys } from './options-check.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
 
 export type { Pem, TlsOptions } from './tls-options.js'
@@ -174,6 +174,21 @@ export interface RateLimitOptions {
   cache?: number
 }
 
+/**
+ * A copy of each request (or of `percent` of them) sent to another pool, its response read and discarded: the
+ * client's response never waits for it nor fails because of it (README, Mirroring).
+ */
+export interface MirrorOptions {
+  /** The pool the copies go to: a pool registered before on this instance, balanced by its own strategy. */
+  pool: string
+  /** Share of the route's requests copied, 0 to 100, spread evenly (a counter, not chance). Default 100. */
+  percent?: number
+  /** Bytes of request body a copy may carry; a request with a larger body is not mirrored. Default 1048576 (1 MiB). */
+  maxBody?: number
+  /** Copies of this route's requests in flight at once; past it a request is not mirrored. Default 100. */
+  maxInFlight?: number
+}
+
 /** Which requests a registration takes, and how their target and Host are sent on. */
 export interface RouteOptions {
   /**
@@ -200,6 +215,8 @@ export interface RouteOptions {
   rateLimit?: RateLimitOptions
   /** One info line per proxied request through request.log, when it ends (README, Access logs). Default true. */
   accessLog?: boolean
+  /** Copies of the route's requests sent to another pool, their responses discarded. Default: none. */
+  mirror?: MirrorOptions
   /**
    * Prometheus metrics of every pool of this Fastify instance (README, Metrics), read from the pools at scrape time:
    * `true` on a prom-client Registry of goload's own, `fastify.goload.metrics`; or on the Registry given. Never on
@@ -646,7 +663,10 @@ export interface RouteConfig {
   /** A pool registered by another route, for a route without backends of its own. */
   pool: string | undefined
   rateLimit: RateLimitConfig | undefined
+  mirror: MirrorConfig | undefined
 }
+
+export type MirrorConfig = Required<MirrorOptions>
 
 export interface RateLimitConfig extends Omit<RateLimitOptions, 'timeWindow' | 'cache'> {
   /** ms. */
@@ -700,7 +720,21 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
     accessLog: accessLog ?? true,
     metrics: metrics === false ? undefined : metrics,
     pool,
-    rateLimit: normalizeRateLimit(options.rateLimit)
+    rateLimit: normalizeRateLimit(options.rateLimit),
+    mirror: normalizeMirror(options.mirror)
+  }
+}
+
+const mirrorDefaults = mirrorSchema.properties
+
+export function normalizeMirror (options: MirrorOptions | undefined): MirrorConfig | undefined {
+  if (options === undefined) return undefined
+  checkMirror(options)
+  return {
+    pool: options.pool,
+    percent: options.percent ?? mirrorDefaults.percent.default as number,
+    maxBody: options.maxBody ?? mirrorDefaults.maxBody.default as number,
+    maxInFlight: options.maxInFlight ?? mirrorDefaults.maxInFlight.default as number
   }
 }
 

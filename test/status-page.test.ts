@@ -4,6 +4,7 @@ import path from 'node:path'
 import Fastify from 'fastify'
 import puppeteer, { type Page } from 'puppeteer-core'
 import t, { type Test } from 'tap'
+import goload from '../lib/index.js'
 import { programAt } from './helpers/ci.js'
 import type { Snapshot } from '../lib/admin/snapshot.js'
 import { startAdminOf } from './helpers/admin.js'
@@ -283,5 +284,20 @@ t.test('the Certificates table: each certificate served with its port, source an
   t.same(rows.map((cells) => cells.slice(0, 3).map(({ text }) => text)), [['app.example.com', '443', 'acme https://acme.example.com/dir'], ['old.example.com', '8443', '/etc/goload/old.pem']])
   t.match(rows[0][3], { text: /^\d{4}-\d\d-\d\d \(60 days\)$/, expiring: false })
   t.match(rows[1][3], { text: /^\d{4}-\d\d-\d\d \(3 days\)$/, expiring: true }, 'under two weeks left is marked')
+  t.same(errors, [], 'no errors in the page')
+})
+
+t.test('a mirror pool\'s summary shows its copies: sent, failed and skipped by reason', { skip: chromium.skip }, async (t) => {
+  const mirror = await startBackend(t)
+  const balancer = await startBalancer(t, { name: 'api', backends: [(await startBackend(t)).url], mirror: { pool: 'next', maxBody: 2 } }, {}, async (app) => {
+    await app.register(goload, { name: 'next', prefix: '/next', backends: [mirror.url] })
+  })
+  t.equal((await request(`${balancer.url}/a`)).status, 200)
+  t.equal((await request(`${balancer.url}/b`, { method: 'POST', body: 'too long' })).status, 200)
+  await waitFor(() => mirror.received === 1 && mirror.active === 0, 'the copy answered')
+  const admin = await startAdminOf(t, balancer)
+  const { page, errors } = await openPage(t, `${admin.url}/`)
+  await page.waitForFunction(() => document.querySelector('section[data-pool="next"] [data-mirror] dd')?.textContent === '1 sent, 0 failed, 1 skipped (1 too large)')
+  t.equal(await page.$('section[data-pool="api"] [data-mirror]'), null, 'nothing on a pool no route mirrors to')
   t.same(errors, [], 'no errors in the page')
 })

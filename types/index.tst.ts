@@ -1,7 +1,7 @@
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Registry } from 'prom-client'
 import { expect, test } from 'tstyche'
-import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type HashOn, type PoolStats, type RateLimitOptions, type TlsOptions } from 'fastify-goload'
+import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type HashOn, type MirrorOptions, type PoolStats, type RateLimitOptions, type RouteOptions, type TlsOptions } from 'fastify-goload'
 import type { CircuitBreakerOptions, RetryBudgetOptions } from 'fastify-goload'
 
 test('registers with backends as URLs or objects', async () => {
@@ -173,4 +173,14 @@ test('circuitBreaker, retryBudget and passiveHealth.failurePercentage: objects o
   expect<RetryBudgetOptions['percent']>().type.toBe<number | undefined>()
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], circuitBreaker: { errorRatio: '50%' } })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], retryBudget: true })
+})
+
+test('mirror per route: a pool name, with percent, maxBody and maxInFlight as numbers', async () => {
+  const app = Fastify()
+  await app.register(goload, { backends: ['http://10.0.0.9:3000'], name: 'next' })
+  await app.register(goload, { backends: ['http://a:1'], prefix: '/api', mirror: { pool: 'next', percent: 10, maxBody: 1048576, maxInFlight: 100 } })
+  await app.register(goload, { pool: 'api', prefix: '/v2', mirror: { pool: 'next' } })
+  expect<RouteOptions['mirror']>().type.toBe<MirrorOptions | undefined>()
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], mirror: { percent: 10 } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], mirror: { pool: 'next', percent: '10' } })
 })

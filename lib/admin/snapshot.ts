@@ -2,6 +2,7 @@ import { latencyBuckets } from '../pool/latency.js'
 import type { BackendStats, Pool, Worker } from '../pool/pool.js'
 import type { CircuitBreaker, CircuitState } from '../policies/circuit-breaker.js'
 import type { PoolEntry } from '../registry.js'
+import { mirrorCounts, type MirrorCounts } from '../policy/mirror-counts.js'
 import type { CertificateSource, ServedCertificate } from '../tls/served.js'
 
 export type BackendState = 'up' | 'ejected' | 'unhealthy' | 'draining' | 'slow-start'
@@ -33,6 +34,8 @@ export interface PoolSnapshot {
   /** The pool's retry budget, when it has one: retries in flight now, retries it refused so far. */
   retryBudget: { retrying: number, exhausted: number } | null
   backends: BackendSnapshot[]
+  /** The copies routes mirrored to this pool (README, Mirroring); null when no route mirrors to it. */
+  mirror: MirrorCounts | null
 }
 
 export interface Snapshot {
@@ -144,7 +147,8 @@ export class Snapshots {
         shed: { ...pool.shed },
         circuit: circuitOf(forwarder?.circuit),
         retryBudget: forwarder?.retryBudget === undefined ? null : { retrying: forwarder.retryBudget.retrying, exhausted: forwarder.retryBudget.exhausted },
-        backends
+        backends,
+        mirror: mirrorSnapshot(pool)
       })
     }
     return { at, pid: process.pid, pools, certificates: this.#certificates() }
@@ -164,6 +168,11 @@ function circuitOf (circuit: CircuitBreaker | undefined): PoolSnapshot['circuit'
   if (circuit === undefined) return null
   const state = circuit.stateName
   return { state, retryAfter: state === 'open' ? circuit.retryAfter() : null, transitions: { ...circuit.transitions } }
+}
+
+function mirrorSnapshot (pool: Pool): MirrorCounts | null {
+  const counts = mirrorCounts(pool)
+  return counts === undefined ? null : { ...counts, skipped: { ...counts.skipped } }
 }
 
 function requestsOf (worker: Worker): number {

@@ -26,8 +26,10 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   const app = Fastify({ loggerInstance: log, trustProxy: trustProxyOf(listener), ...requestLogging(proxied) })
   if (listener.redirectHttps !== undefined) redirectToHttps(app, listener.redirectHttps === true ? 443 : listener.redirectHttps)
   app.setNotFoundHandler(noRoute(listener.routes ?? []))
-  for (const { pool, path, ...route } of listener.routes ?? []) {
-    await app.register(goload, { ...route, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
+  for (const { pool, path, mirror, ...route } of listener.routes ?? []) {
+    // The mirror's pool is a kept one too, whether or not a route of this listener sends to it.
+    const mirrored = mirror === undefined ? {} : { mirror: { ...mirror, [kPoolRuntime]: pools.get(mirror.pool)! } }
+    await app.register(goload, { ...route, ...mirrored, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
   }
   // While closing, ask clients not to send more on this connection. HTTP/2 has no such header (Node drops it with a
   // warning): its connections are told with GOAWAY (see closeListenerServer).

@@ -131,6 +131,17 @@ function kindOf (stats: { isDirectory: () => boolean, isFIFO: () => boolean }): 
   return stats.isDirectory() ? 'a directory' : stats.isFIFO() ? 'a FIFO' : 'a device or socket'
 }
 
+/** A route's mirror goes to one of the pools, and not to the route's own. */
+function mirrorProblems (mirror: string, own: string, names: string[], path: Problem['path']): Problem[] {
+  if (mirror === own) return [{ path, message: `${JSON.stringify(mirror)} is the route's own pool: mirror to another one` }]
+  return names.includes(mirror) ? [] : [{ path, message: noPoolNamed(mirror, names) }]
+}
+
+function noPoolNamed (name: string, names: string[]): string {
+  const suggestion = closest(name, names)
+  return `no pool named ${JSON.stringify(name)} (${suggestion === undefined ? `pools: ${names.join(', ')}` : `did you mean ${suggestion}?`})`
+}
+
 // What the schema cannot say: a listener's trusted proxies (trustProxy, proxyProtocol.trusted) are addresses, a
 // route's pool is one of the pools, each pool is options the plugin accepts, an admin listener other machines can
 // reach has a token, and the token is strong enough (a schema error would print it).
@@ -172,9 +183,9 @@ function crossCheck (config: GoloadFileConfig, sound: Sound): Problem[] {
     seenOn.set(placeOf(listener), seen)
     listener.routes?.forEach((route, routeIndex) => {
       if (!Object.hasOwn(config.pools, route.pool)) {
-        const suggestion = closest(route.pool, names)
-        problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (${suggestion === undefined ? `pools: ${names.join(', ')}` : `did you mean ${suggestion}?`})` })
+        problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: noPoolNamed(route.pool, names) })
       }
+      if (route.mirror !== undefined) problems.push(...mirrorProblems(route.mirror.pool, route.pool, names, ['listeners', index, 'routes', routeIndex, 'mirror', 'pool']))
       const conditions = JSON.stringify([route.host?.toLowerCase(), route.path.replace(/\/+$/, ''), (route.methods ?? []).map((method) => method.toUpperCase()).sort(), Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]).sort()])
       const first = seen.get(conditions)
       if (first === undefined) {

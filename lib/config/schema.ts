@@ -187,6 +187,14 @@ export const rateLimitSchema = Type.Object({
   cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
 }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })
 
+// A route's mirror; the plugin's option checks with it too (lib/options-check.ts).
+export const mirrorSchema = Type.Object({
+  pool: Type.String({ minLength: 1, description: 'the pool the copies go to, balanced by its own strategy' }),
+  percent: Type.Optional(Type.Number({ minimum: 0, maximum: 100, title: 'a number from 0 to 100', default: 100, description: 'share of the route\'s requests copied, evenly spread (every 10th for 10)' })),
+  maxBody: Type.Optional(count('bytes of request body a copy may carry; a larger body is not mirrored', 1_048_576)),
+  maxInFlight: Type.Optional(positiveInteger('copies in flight for this route; past it a request is not mirrored', 100))
+}, { ...closed, description: 'send a copy of each request to another pool, its response discarded' })
+
 /** A path prefix as a route matches it: plain, since routes match prefixes, not patterns. */
 const pathPrefix = (options: { default?: string, description: string }) => Type.String({ pattern: '^/[^*:?#]*$', title: 'a plain path starting with "/" (no wildcards, parameters, query or fragment)', ...options })
 
@@ -210,6 +218,7 @@ export const routePrefixSchema = pathPrefix({ description: 'path prefix' })
 const route = Type.Object({
   ...routeSchemaKeys,
   path: Type.Optional(pathPrefix({ default: '/', description: 'path prefix' })),
+  mirror: Type.Optional(mirrorSchema),
   pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
 }, closed)
 

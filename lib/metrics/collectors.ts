@@ -4,6 +4,7 @@ import { latencyBuckets } from '../pool/latency.js'
 import type { FailureReason, ShedReason, Worker } from '../pool/pool.js'
 import { circuitStates } from '../policies/circuit-breaker.js'
 import type { PoolEntry } from '../registry.js'
+import { mirrorCounts, mirrorSkipReasons } from '../policy/mirror-counts.js'
 
 /** Where the collectors find the pools, walked on every scrape: a reload may have replaced any of them since. */
 export type PoolSource = () => Iterable<PoolEntry>
@@ -134,6 +135,20 @@ function poolMetrics (sources: Set<PoolSource>, stateLabels: Labels): ReadMetric
     metric('goload_pool_shed_total', 'counter', 'sum', 'Requests the pool answered itself without a backend, by reason (queue_full, queue_timeout, no_backend, rate_limited, circuit_open).',
       eachPool(({ pool }, labels, samples) => {
         for (const reason of shedReasons) samples.push({ value: pool.shed[reason], labels: { ...labels, reason } })
+      })),
+    metric('goload_mirror_requests_total', 'counter', 'sum', 'Copies of requests for a mirror pool, by result: sent (its backend answered, whatever the status), failed (no answer: refused, reset, timed out), skipped (not sent).',
+      eachPool(({ pool }, labels, samples) => {
+        const counts = mirrorCounts(pool)
+        if (counts === undefined) return
+        let skipped = 0
+        for (const reason of mirrorSkipReasons) skipped += counts.skipped[reason]
+        samples.push({ value: counts.sent, labels: { ...labels, result: 'sent' } }, { value: counts.failed, labels: { ...labels, result: 'failed' } }, { value: skipped, labels: { ...labels, result: 'skipped' } })
+      })),
+    metric('goload_mirror_skipped_total', 'counter', 'sum', 'Copies for a mirror pool not sent, by reason (too_large, in_flight, no_backend, incomplete_body).',
+      eachPool(({ pool }, labels, samples) => {
+        const counts = mirrorCounts(pool)
+        if (counts === undefined) return
+        for (const reason of mirrorSkipReasons) samples.push({ value: counts.skipped[reason], labels: { ...labels, reason } })
       })),
     metric('goload_pool_backends', 'gauge', 'sum', 'Backends of the pool, by state (up, slow-start, ejected, unhealthy, draining).',
       eachPool(({ pool }, labels, samples) => {

@@ -319,6 +319,16 @@ function renderPolicies (refs, pool) {
   }
   refs.budgetItem.hidden = !retryBudget
   if (retryBudget) setText(refs.budget, `${retryBudget.retrying} retrying, ${retryBudget.exhausted} refused`)
+/** A mirror pool's copies (README, Mirroring): a summary entry of its own, added once a route mirrors to the pool. */
+function renderMirror (view, mirror) {
+  if (mirror === null || mirror === undefined) return
+  if (view.refs.mirror === undefined) {
+    view.refs.mirror = el('dd')
+    view.section.querySelector('dl.summary').append(el('div', { 'data-mirror': '' }, el('dt', {}, 'Mirrored'), view.refs.mirror))
+  }
+  const skipped = Object.entries(mirror.skipped).filter(([, count]) => count > 0)
+  const reasons = skipped.length === 0 ? '' : ` (${skipped.map(([reason, count]) => `${count} ${reason.replace('_', ' ')}`).join(', ')})`
+  setText(view.refs.mirror, `${mirror.sent} sent, ${mirror.failed} failed, ${skipped.reduce((sum, [, count]) => sum + count, 0)} skipped${reasons}`)
 }
 
 function renderPool (view, pool) {
@@ -330,6 +340,7 @@ function renderPool (view, pool) {
   setText(refs.p99, pool.p99 === null || pool.p99 === undefined ? '–' : `${ms(pool.p99)} ms`)
   const shed = Object.entries(pool.shed ?? {}).filter(([, count]) => count > 0)
   setText(refs.shed, shed.length === 0 ? '0' : shed.map(([reason, count]) => `${count} ${reason.replace('_', ' ')}`).join(', '))
+  renderMirror(view, pool.mirror)
   drawSpark(refs.rateSpark, view.history.map((point) => [point.at, point.rate]), 'Requests per second', perSecond)
   drawSpark(refs.p99Spark, view.history.map((point) => [point.at, point.p99]), 'p99 upstream latency in ms', ms)
 

@@ -15,6 +15,7 @@ declare namespace goload {
   export type RateLimitOptions = esm.RateLimitOptions
   export type ResolveOptions = esm.ResolveOptions
   export type TlsOptions = esm.TlsOptions
+  export type TracingOptions = esm.TracingOptions
   export type Pem = esm.Pem
   export type Strategy = esm.Strategy
   export type BackendStats = esm.BackendStats

@@ -13,8 +13,9 @@ import type { ProxyRoute } from './routing/proxy-route.js'
 import { conditionsOf } from './routing/table.js'
 import { kPoolRuntime, PoolRuntime } from './runtime.js'
 import { Registry, type Goload } from './registry.js'
+import { startTracing } from './tracing/start.js'
 
-export type { BackendOptions, GoloadOptions, RouteOptions, SharedPoolOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions } from './options.js'
+export type { BackendOptions, GoloadOptions, RouteOptions, SharedPoolOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions, TracingOptions } from './options.js'
 export type { BackendStats, PoolStats } from './pool/pool.js'
 export type { Goload, GoloadPool } from './registry.js'
 
@@ -44,7 +45,8 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     ? kept.forwarder
     : route.pool === undefined ? await startPool(fastify, registry, options as GoloadOptions) : registry.forwarder(route.pool)
 
-  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined }
+  const tracing = route.tracing === undefined ? undefined : await startTracing(fastify, registry, route.tracing, route.prefix, route.host?.toString())
+  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined, tracing }
   const conditions = {
     host: route.host === undefined ? undefined : hostMatcher(route.host),
     prefix: route.prefix,

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { keyPath, type Problem } from './config/errors.js'
-import { poolSchema, rateLimitSchema } from './config/schema.js'
+import { poolSchema, rateLimitSchema, tracingSchema } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
 import { InvalidOptionError } from './errors.js'
 
@@ -9,7 +9,7 @@ import { InvalidOptionError } from './errors.js'
 // can give (functions, Infinity, Buffers), which a file cannot hold; what a schema cannot say stays in options.ts.
 
 /** A route's own options (normalizeRoute checks them), and those Fastify itself reads from any register() call. */
-export const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'accessLog', 'metrics', 'logLevel', 'logSerializers']
+export const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'accessLog', 'metrics', 'tracing', 'logLevel', 'logSerializers']
 
 const registration = Type.Object({
   ...poolSchema.properties,
@@ -21,6 +21,7 @@ const ajv = schemaAjv(false)
 const validateRegistration = ajv.compile(registration)
 const validateBackend = ajv.compile(poolSchema.properties.backends.items)
 const validateRateLimit = ajv.compile(rateLimitSchema)
+const validateTracing = ajv.compile(tracingSchema)
 
 type Options = Record<string, unknown>
 
@@ -76,6 +77,14 @@ export function checkRateLimit (options: unknown): void {
     throw new InvalidOptionError('rateLimit.allowList must be an array of IP addresses or a function of the request and its key')
   }
   if (!validateRateLimit(view)) refuse(problemsOf(validateRateLimit.errors ?? [], view), 'rateLimit')
+}
+
+/** A registration's tracing, as the file's top-level `tracing` is checked. */
+export function checkTracing (options: unknown): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidOptionError('tracing must be an object like { otlp: \'http://collector:4318\' }')
+  }
+  if (!validateTracing(options)) refuse(problemsOf(validateTracing.errors ?? [], options as Options), 'tracing')
 }
 
 /** One backend given on its own (goload.add): `key` is what messages call it. */

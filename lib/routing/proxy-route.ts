@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Forwarder } from '../proxy/forward.js'
 import type { Limiter } from '../proxy/rate-limit.js'
+import type { RouteTracing } from '../tracing/tracing.js'
 import { upstreamTarget } from '../proxy/target.js'
 import { checkedHost, requestHost } from './host.js'
 import type { Match, RouteTable } from './table.js'
@@ -16,6 +17,8 @@ export interface ProxyRoute {
   limiter: Limiter | undefined
   /** One access line per request. */
   accessLog: boolean
+  /** The route's spans, when it has the tracing option. */
+  tracing: RouteTracing | undefined
 }
 
 export interface RouteMatch {

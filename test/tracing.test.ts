@@ -1,0 +1,178 @@
+// OpenTelemetry tracing (issue 18): a SERVER span per request and a CLIENT span per attempt, exported over OTLP/HTTP
+// (JSON) to a real receiver; exactly one traceparent reaches the backend, naming the CLIENT span as parent.
+import type http from 'node:http'
+import Fastify from 'fastify'
+import t from 'tap'
+import goload from '../lib/index.js'
+import { request, rawRequest } from './helpers/client.js'
+import { capturedLogs } from './helpers/logs.js'
+import { CLIENT, headerLines, parseTraceparent, SERVER, startCollector, type ReceivedSpan } from './helpers/otlp.js'
+import { deadUrl, startBackend, startBalancer, waitFor } from './helpers/servers.js'
+
+/** What the backend received, by request path: each traceparent and tracestate line. */
+interface Seen { traceparent: string[], tracestate: string[] }
+
+async function startTracedBackend (t: Parameters<typeof startBackend>[0]) {
+  const seen = new Map<string, Seen>()
+  const backend = await startBackend(t, (req: http.IncomingMessage, res: http.ServerResponse) => {
+    seen.set(req.url!, { traceparent: headerLines(req, 'traceparent'), tracestate: headerLines(req, 'tracestate') })
+    req.resume()
+    req.on('end', () => { res.end('ok') })
+  })
+  return { backend, seen }
+}
+
+const sampledParent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+
+t.test('traced requests', async (t) => {
+  const collector = await startCollector(t)
+  const { backend, seen } = await startTracedBackend(t)
+  const logs = capturedLogs('info')
+  // A short batch delay: spans reach the receiver within ms of each request, not after 5 s.
+  const { app, url, port } = await startBalancer(t, { backends: [backend.url], tracing: { otlp: collector.url, exportDelay: 10, serviceName: 'edge' } }, { logger: logs.logger })
+
+  /** The one traceparent the backend saw for `path`, and the spans of its trace once server and client arrived. */
+  const traced = async (path: string): Promise<{ parent: ReturnType<typeof parseTraceparent>, server: ReceivedSpan, client: ReceivedSpan }> => {
+    const lines = seen.get(path)!
+    t.equal(lines.traceparent.length, 1, `${path}: the backend saw exactly one traceparent line`)
+    const parent = parseTraceparent(lines.traceparent[0])
+    const spans = await collector.trace(parent.traceId, 2)
+    return { parent, server: spans.find((span) => span.kind === SERVER)!, client: spans.find((span) => span.kind === CLIENT)! }
+  }
+
+  t.test('a request without traceparent: a new trace, its SERVER span, its CLIENT span the backend\'s parent', async (t) => {
+    const answer = await request(`${url}/fresh?q=1`, { headers: { 'user-agent': 'tracing-test' } })
+    t.equal(answer.status, 200)
+    const { parent, server, client } = await traced('/fresh?q=1')
+    t.equal(parent.flags, '01', 'sampled (sampleRatio defaults to 1)')
+    t.equal(server.parentSpanId, undefined, 'the server span starts the trace')
+    t.equal(server.name, 'GET /')
+    t.equal(server.service, 'edge')
+    t.match(server.attributes, { 'http.request.method': 'GET', 'url.path': '/fresh', 'http.route': '/', 'http.response.status_code': 200, 'user_agent.original': 'tracing-test', 'goload.pool': 'default', 'client.address': '127.0.0.1' })
+    t.equal(client.parentSpanId, server.spanId, 'the client span is the server span\'s child')
+    t.equal(client.spanId, parent.parentId, 'the backend\'s parent is the client span')
+    t.match(client.attributes, {
+      'http.request.method': 'GET',
+      'server.address': '127.0.0.1',
+      'server.port': Number(new URL(backend.url).port),
+      'url.full': `${backend.url}/fresh?q=1`,
+      'http.response.status_code': 200,
+      'goload.pool': 'default',
+      'goload.strategy': 'least-busy',
+      'goload.backend': backend.url,
+      'goload.retry': 0,
+      'goload.queue_wait_ms': 0
+    })
+    t.equal(client.attributes['http.request.resend_count'], undefined, 'a first attempt is no resend')
+    t.equal(server.status.code, 0)
+    // The access line carries the ids a log tool links to the trace.
+    await waitFor(() => logs.lines.some((line) => line.msg === 'goload: access' && line.req.url === '/fresh?q=1'), 'the access line')
+    const line = logs.lines.find((line) => line.msg === 'goload: access' && line.req.url === '/fresh?q=1')!
+    t.equal(line.trace_id, parent.traceId)
+    t.equal(line.span_id, server.spanId)
+  })
+
+  t.test('a valid incoming traceparent is continued, its tracestate passed on', async (t) => {
+    await request(`${url}/continued`, { headers: { traceparent: sampledParent, tracestate: 'vendor=abc' } })
+    const { parent, server, client } = await traced('/continued')
+    t.equal(parent.traceId, '0af7651916cd43dd8448eb211c80319c', 'the client\'s trace goes on')
+    t.equal(server.parentSpanId, 'b7ad6b7169203331', 'the server span\'s parent is the client\'s span')
+    t.equal(parent.parentId, client.spanId, 'not the client\'s parent id: the client span\'s')
+    t.same(seen.get('/continued')!.tracestate, ['vendor=abc'])
+  })
+
+  t.test('two traceparent lines from the client: a new trace, and one traceparent to the backend', async (t) => {
+    const other = '00-11111111111111111111111111111111-2222222222222222-01'
+    const answer = await rawRequest(port, `GET /twice HTTP/1.1\r\nHost: x\r\ntraceparent: ${sampledParent}\r\ntraceparent: ${other}\r\ntracestate: vendor=abc\r\nConnection: close\r\n\r\n`)
+    t.match(answer, /^HTTP\/1\.1 200 /)
+    const { parent, server, client } = await traced('/twice')
+    t.not(parent.traceId, '0af7651916cd43dd8448eb211c80319c')
+    t.not(parent.traceId, '11111111111111111111111111111111')
+    t.equal(server.parentSpanId, undefined, 'W3C: an ambiguous traceparent starts a new trace')
+    t.equal(parent.parentId, client.spanId)
+    t.same(seen.get('/twice')!.tracestate, [], 'the tracestate of a trace that did not go on is dropped')
+  })
+
+  t.test('a malformed traceparent: a new trace, and one valid traceparent to the backend', async (t) => {
+    await request(`${url}/malformed`, { headers: { traceparent: '00-not-a-trace-01' } })
+    const { parent, server, client } = await traced('/malformed')
+    t.equal(server.parentSpanId, undefined)
+    t.equal(parent.parentId, client.spanId)
+  })
+
+  t.test('a goload error ends the server span as ERROR with its FST code', async (t) => {
+    // No backend can be had: 503 without any attempt, so no client span.
+    app.goload.drain(backend.url)
+    t.teardown(() => { app.goload.undrain(backend.url) })
+    const answer = await request(`${url}/none`, { headers: { traceparent: sampledParent.replace('b7ad6b7169203331', 'c7ad6b7169203331') } })
+    t.equal(answer.status, 503)
+    await waitFor(() => collector.spans.some((span) => span.parentSpanId === 'c7ad6b7169203331'), 'the server span of /none')
+    const server = collector.spans.find((span) => span.parentSpanId === 'c7ad6b7169203331')!
+    t.same(server.status, { code: 2, message: 'FST_GOLOAD_NO_BACKEND' })
+    t.match(server.attributes, { 'error.type': 'FST_GOLOAD_NO_BACKEND', 'http.response.status_code': 503 })
+  })
+})
+
+t.test('retries are sibling CLIENT spans under the server span; the backend sees the last one as parent', async (t) => {
+  const collector = await startCollector(t)
+  const { backend, seen } = await startTracedBackend(t)
+  const dead = await deadUrl()
+  // round-robin from the first: the refusing backend is tried first, the good one next.
+  const { url } = await startBalancer(t, { backends: [dead, backend.url], strategy: 'round-robin', retries: 1, tracing: { otlp: collector.url, exportDelay: 10 } })
+  const answer = await request(`${url}/retried`)
+  t.equal(answer.status, 200)
+  const parent = parseTraceparent(seen.get('/retried')!.traceparent[0])
+  t.equal(seen.get('/retried')!.traceparent.length, 1)
+  const spans = await collector.trace(parent.traceId, 3)
+  const server = spans.find((span) => span.kind === SERVER)!
+  const clients = spans.filter((span) => span.kind === CLIENT).sort((a, b) => Number(a.attributes['goload.retry']) - Number(b.attributes['goload.retry']))
+  t.equal(clients.length, 2)
+  t.ok(clients.every((span) => span.parentSpanId === server.spanId), 'both attempts are children of the server span')
+  t.match(clients[0], { status: { code: 2, message: 'ECONNREFUSED' }, attributes: { 'goload.backend': dead, 'goload.retry': 0, 'error.type': 'ECONNREFUSED' } })
+  t.match(clients[1], { status: { code: 0 }, attributes: { 'goload.backend': backend.url, 'goload.retry': 1, 'http.request.resend_count': 1, 'http.response.status_code': 200 } })
+  t.equal(parent.parentId, clients[1].spanId, 'the traceparent sent names the attempt that carried it')
+  t.equal(server.status.code, 0, 'the request was answered')
+})
+
+t.test('sampleRatio 0: no span is exported, and the backend still gets a traceparent (sampled flag 00)', async (t) => {
+  const collector = await startCollector(t)
+  const { backend, seen } = await startTracedBackend(t)
+  const { app, url } = await startBalancer(t, { backends: [backend.url], tracing: { otlp: collector.url, sampleRatio: 0, exportDelay: 10 } })
+  await request(`${url}/unsampled`)
+  t.equal(seen.get('/unsampled')!.traceparent.length, 1)
+  const parent = parseTraceparent(seen.get('/unsampled')!.traceparent[0])
+  t.equal(parent.flags, '00')
+  // Closing exports whatever is batched: nothing was.
+  await app.close()
+  t.equal(collector.spans.length, 0)
+  t.equal(collector.posts, 0)
+})
+
+t.test('a collector that is down: every request answered, the failure logged once', async (t) => {
+  const { backend } = await startTracedBackend(t)
+  const logs = capturedLogs('info')
+  const { app, url } = await startBalancer(t, { backends: [backend.url], tracing: { otlp: await deadUrl(), exportDelay: 10, exportTimeout: 200 } }, { logger: logs.logger })
+  const failures = () => logs.lines.filter((line) => /tracing export failed/.test(line.msg as string))
+  t.equal((await request(`${url}/a`)).status, 200)
+  await waitFor(() => failures().length === 1, 'the first failed export to be logged')
+  for (let i = 0; i < 5; i++) t.equal((await request(`${url}/b${i}`)).status, 200)
+  // Closing exports the spans batched since: that fails again, and is not said again.
+  const closing = performance.now()
+  await app.close()
+  t.ok(performance.now() - closing < 5000, 'closing waits for the collector at most exportTimeout (and the requests\' ends)')
+  t.equal(failures().length, 1)
+  t.equal(failures()[0].level, 40)
+})
+
+t.test('tracing options are checked, and registrations of one instance share one exporter', async (t) => {
+  const backend = await startBackend(t)
+  await t.rejects(startBalancer(t, { backends: [backend.url], tracing: { otlp: 'collector:4318' } }), /tracing\.otlp must be an http\(s\):\/\/ URL/)
+  await t.rejects(startBalancer(t, { backends: [backend.url], tracing: { otlp: 'http://collector:4318', sampleRatio: 2 } }), /tracing\.sampleRatio must be a number from 0 to 1/)
+  await t.rejects(startBalancer(t, { backends: [backend.url], tracing: { otlp: 'http://collector:4318', sample: 1 } as never }), /tracing has an unknown field "sample"/)
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(goload, { prefix: '/a', backends: [backend.url], tracing: { otlp: 'http://127.0.0.1:1' } })
+  await app.register(goload, { prefix: '/b', backends: [backend.url], tracing: { otlp: 'http://127.0.0.1:1' } })
+  app.register(goload, { prefix: '/c', backends: [backend.url], tracing: { otlp: 'http://127.0.0.1:2' } })
+  await t.rejects(async () => { await app.ready() }, /tracing differs from the tracing option of an earlier registration/)
+})

@@ -1,10 +1,11 @@
 // The config file's top-level `tracing`, through the goload command as npm installs it (dist/, `npm run build`).
+import { writeFile } from 'node:fs/promises'
 import t from 'tap'
 import { accepting, configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { CLIENT, headerLines, parseTraceparent, SERVER, startCollector } from './helpers/otlp.js'
 import { deadline } from './helpers/raw.js'
-import { startBackend } from './helpers/servers.js'
+import { startBackend, waitFor } from './helpers/servers.js'
 
 t.test('the built goload traces from its config file: one traceparent to the backend, the spans flushed on SIGTERM', async (t) => {
   const collector = await startCollector(t)
@@ -58,4 +59,28 @@ t.test('--check: a tracing key that is wrong is named with its line; --print-con
   const print = runMain(t, ['--print-config', '--config', good])
   t.equal(await print.code, 0)
   t.match(print.stdout(), /tracing:\n {2}otlp: http:\/\/collector:4318\n {2}headers:\n {4}authorization: <redacted>\n {2}sampleRatio: 1\n {2}serviceName: goload\n/)
+})
+
+t.test('a reload applies a changed tracing: unsampled before SIGHUP, sampled and exported after', async (t) => {
+  const collector = await startCollector(t)
+  const traceparents: string[] = []
+  const backend = await startBackend(t, (req, res) => {
+    traceparents.push(...headerLines(req, 'traceparent'))
+    res.end('ok')
+  })
+  const port = await freePort()
+  const file = (ratio: number) => `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: api }]\npools:\n  api:\n    backends: [${backend.url}]\ntracing: { otlp: "${collector.url}", sampleRatio: ${ratio}, exportDelay: 10 }\n`
+  const path = await configFile(t, file(0))
+  const run = runMain(t, ['--config', path])
+  await run.logged(/goload listening/, 'goload to listen')
+  await request(`http://127.0.0.1:${port}/before`)
+  t.equal(parseTraceparent(traceparents[0]).flags, '00')
+  await writeFile(path, file(1))
+  run.signals.emit('SIGHUP', 'SIGHUP')
+  await waitFor(() => /config reloaded/.test(run.logs()), 'the reload')
+  await request(`http://127.0.0.1:${port}/after`)
+  const after = parseTraceparent(traceparents[1])
+  t.equal(after.flags, '01')
+  await collector.trace(after.traceId, 2)
+  t.notOk(collector.spans.some((span) => span.traceId === parseTraceparent(traceparents[0]).traceId), 'the unsampled trace was never exported')
 })

@@ -176,3 +176,42 @@ t.test('tracing options are checked, and registrations of one instance share one
   app.register(goload, { prefix: '/c', backends: [backend.url], tracing: { otlp: 'http://127.0.0.1:2' } })
   await t.rejects(async () => { await app.ready() }, /tracing differs from the tracing option of an earlier registration/)
 })
+
+t.test('a collector that fails then answers: one warning, then one line saying exports work again', async (t) => {
+  const collector = await startCollector(t)
+  const { backend, seen } = await startTracedBackend(t)
+  const logs = capturedLogs('info')
+  const { url } = await startBalancer(t, { backends: [backend.url], tracing: { otlp: collector.url, exportDelay: 10 } }, { logger: logs.logger })
+  collector.failing = true
+  await request(`${url}/lost`)
+  await waitFor(() => logs.lines.some((line) => /tracing export failed/.test(line.msg as string)), 'the failure to be logged')
+  collector.failing = false
+  await request(`${url}/kept`)
+  await collector.trace(parseTraceparent(seen.get('/kept')!.traceparent[0]).traceId, 2)
+  await waitFor(() => logs.lines.some((line) => /tracing export works again/.test(line.msg as string)), 'the recovery to be logged')
+  t.equal(logs.lines.filter((line) => /tracing export/.test(line.msg as string)).length, 2)
+})
+
+t.test('a request that waited for a backend with room: its queue wait on the CLIENT span; a backend 5xx is an ERROR', async (t) => {
+  const collector = await startCollector(t)
+  let release = () => {}
+  const backend = await startBackend(t, (req, res) => {
+    req.resume()
+    if (req.url === '/held') release = () => res.end('ok')
+    else res.writeHead(503).end('busy')
+  })
+  const { url, app } = await startBalancer(t, { backends: [backend.url], maxPending: 1, tracing: { otlp: collector.url, exportDelay: 10 } })
+  const held = request(`${url}/held`)
+  await waitFor(() => backend.received === 1, 'the first request at the backend')
+  const queued = request(`${url}/queued`)
+  await waitFor(() => app.goload.stats().queued === 1, 'the second request in the queue')
+  release()
+  await held
+  t.equal((await queued).status, 503)
+  await waitFor(() => collector.spans.some((span) => span.attributes['url.path'] === '/queued'), 'the server span of /queued')
+  const server = collector.spans.find((span) => span.attributes['url.path'] === '/queued')!
+  const [client] = await collector.trace(server.traceId, 2).then((spans) => spans.filter((span) => span.kind === CLIENT))
+  t.ok(Number(client.attributes['goload.queue_wait_ms']) > 0, 'it waited in the queue')
+  t.match(client, { status: { code: 2 }, attributes: { 'http.response.status_code': 503, 'error.type': '503' } })
+  t.match(server, { status: { code: 2 }, attributes: { 'http.response.status_code': 503, 'error.type': '503' } })
+})

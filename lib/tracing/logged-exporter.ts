@@ -35,8 +35,4 @@ export class LoggedExporter implements SpanExporter {
   async shutdown (): Promise<void> {
     await this.#exporter.shutdown()
   }
-
-  async forceFlush (): Promise<void> {
-    await this.#exporter.forceFlush?.()
-  }
 }

@@ -24,6 +24,8 @@ export interface Collector {
   spans: ReceivedSpan[]
   /** Export requests received, each a POST /v1/traces. */
   posts: number
+  /** While true, exports are answered 500 (a collector that fails) and their spans dropped. */
+  failing: boolean
   /** The spans of one trace, once `count` of them have come. */
   trace: (traceId: string, count: number) => Promise<ReceivedSpan[]>
 }
@@ -44,7 +46,7 @@ function attributesOf (list: KeyValue[] = []): Record<string, string | number | 
 
 /** A real OTLP/HTTP receiver on 127.0.0.1 (JSON encoding), as a collector would listen on 4318; closed at the test's end. */
 export async function startCollector (t: Test): Promise<Collector> {
-  const collector: Collector = { url: '', spans: [], posts: 0, trace: async () => [] }
+  const collector: Collector = { url: '', spans: [], posts: 0, failing: false, trace: async () => [] }
   const server = http.createServer((request, response) => {
     const chunks: Buffer[] = []
     request.on('data', (chunk: Buffer) => chunks.push(chunk))
@@ -54,6 +56,10 @@ export async function startCollector (t: Test): Promise<Collector> {
         return
       }
       collector.posts++
+      if (collector.failing) {
+        response.writeHead(500).end()
+        return
+      }
       const body = JSON.parse(Buffer.concat(chunks).toString()) as {
         resourceSpans: Array<{ resource: { attributes: KeyValue[] }, scopeSpans: Array<{ spans: Array<Omit<ReceivedSpan, 'attributes' | 'service'> & { attributes: KeyValue[], parentSpanId?: string }> }> }>
       }

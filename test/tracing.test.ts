@@ -1,12 +1,14 @@
 // OpenTelemetry tracing (issue 18): a SERVER span per request and a CLIENT span per attempt, exported over OTLP/HTTP
 // (JSON) to a real receiver; exactly one traceparent reaches the backend, naming the CLIENT span as parent.
 import type http from 'node:http'
+import net from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
 import goload from '../lib/index.js'
 import { request, rawRequest } from './helpers/client.js'
 import { capturedLogs } from './helpers/logs.js'
 import { CLIENT, headerLines, parseTraceparent, SERVER, startCollector, type ReceivedSpan } from './helpers/otlp.js'
+import { onRequestHeads, startRawBackend } from './helpers/raw.js'
 import { deadUrl, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 /** What the backend received, by request path: each traceparent and tracestate line. */
@@ -214,4 +216,30 @@ t.test('a request that waited for a backend with room: its queue wait on the CLI
   t.ok(Number(client.attributes['goload.queue_wait_ms']) > 0, 'it waited in the queue')
   t.match(client, { status: { code: 2 }, attributes: { 'http.response.status_code': 503, 'error.type': '503' } })
   t.match(server, { status: { code: 2 }, attributes: { 'http.response.status_code': 503, 'error.type': '503' } })
+})
+
+t.test('an upgrade (WebSocket) sends its backend one traceparent too, and its server span ends 101 with the tunnel', async (t) => {
+  const collector = await startCollector(t)
+  const heads: string[] = []
+  const backend = await startRawBackend(t, (socket) => {
+    onRequestHeads(socket, (head) => {
+      heads.push(head)
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-raw/1\r\nConnection: Upgrade\r\n\r\n')
+    })
+  })
+  const { port } = await startBalancer(t, { backends: [backend.url], tracing: { otlp: collector.url, exportDelay: 10 } })
+  const client = net.connect(port, '127.0.0.1')
+  let answer = ''
+  client.setEncoding('latin1').on('data', (chunk: string) => { answer += chunk })
+  client.write(`GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: x-raw/1\r\ntraceparent: ${sampledParent}\r\ntraceparent: ${sampledParent}\r\n\r\n`)
+  await waitFor(() => answer.startsWith('HTTP/1.1 101 '), 'the 101')
+  client.destroy()
+  const lines = heads[0].split('\r\n').filter((line) => /^traceparent:/i.test(line))
+  t.equal(lines.length, 1, 'one traceparent line on the wire')
+  const parent = parseTraceparent(lines[0].replace(/^traceparent:\s*/i, ''))
+  const spans = await collector.trace(parent.traceId, 2)
+  const server = spans.find((span) => span.kind === SERVER)!
+  t.equal(server.parentSpanId, undefined, 'two traceparent lines: a new trace')
+  t.equal(server.attributes['http.response.status_code'], 101)
+  t.equal(spans.find((span) => span.kind === CLIENT)!.spanId, parent.parentId)
 })

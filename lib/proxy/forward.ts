@@ -227,7 +227,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
       if (this.upgrade?.switched === true) this.forwarder.closed(this)
       pool.release(worker)
     }
-    this.trace?.end(response, this.upgrade?.switched === true, finished, this.code)
+    this.trace?.end(this, finished)
     if (!this.accessLog) return
     // A tunnel's line comes when it closes: its bytes are all those the client was sent, the 101 included.
     const tunnel = this.upgrade?.switched === true ? this.upgrade : undefined
@@ -537,7 +537,6 @@ export class Forwarder {
       this.pool.observe(worker, exchange.upstreamTime)
     }
     this.passiveHealth?.answered(worker, status)
-    exchange.trace?.answered(status)
   }
 
   /** Sends the backend's response on to the client, its status and headers already set on the reply. */

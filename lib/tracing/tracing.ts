@@ -8,9 +8,9 @@ import {
   ATTR_HTTP_ROUTE, ATTR_NETWORK_PROTOCOL_VERSION, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_SERVICE_NAME, ATTR_URL_FULL,
   ATTR_URL_PATH, ATTR_URL_SCHEME, ATTR_USER_AGENT_ORIGINAL
 } from '@opentelemetry/semantic-conventions'
-import type { ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { Worker } from '../pool/pool.js'
+import type { Exchange } from '../proxy/forward.js'
 import { LoggedExporter } from './logged-exporter.js'
 import type { TracingConfig } from './options.js'
 
@@ -171,47 +171,44 @@ export class RequestTrace {
     propagator.inject(trace.setSpan(ROOT_CONTEXT, span), headers, headerSetter)
   }
 
-  /** The attempt's backend answered with `status` (its response headers came). */
-  answered (status: number): void {
-    const span = this.#client
-    if (span === undefined) return
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status)
-    // A client span's 4xx is an error too (semantic conventions); the server span judges the exchange.
-    if (status >= 400) {
-      span.setAttribute(ATTR_ERROR_TYPE, String(status))
-      span.setStatus({ code: SpanStatusCode.ERROR })
-    }
-  }
-
   /** The attempt failed before any response: `code` is the failure's (ECONNREFUSED, FST_GOLOAD_UPSTREAM_TIMEOUT…). */
   failed (code: string): void {
     const span = this.#client
     if (span === undefined) return
     this.#client = undefined
-    span.setAttribute(ATTR_ERROR_TYPE, code || 'error')
-    span.setStatus({ code: SpanStatusCode.ERROR, message: code })
+    errorStatus(span, code || 'error', code)
     span.end()
   }
 
   /**
-   * The exchange ended, its response whole (`finished`) or not; `upgraded`: a tunnel the backend switched to (101);
-   * `code`: the balancer answered itself. A client that left before any response headers is 499, as in the access line.
+   * The exchange ended, its response whole (`finished`) or not. The server span has the status the client got (101
+   * for a tunnel the backend switched to; 499 when the client left before any response headers, as in the access
+   * line) and, when the balancer answered itself, its FST_GOLOAD_* code; the attempt that got an answer, that answer.
    */
-  end (response: ServerResponse, upgraded: boolean, finished: boolean, code: string | undefined): void {
-    const statusCode = upgraded ? 101 : finished || response.headersSent ? response.statusCode : 499
-    this.#client?.end()
-    this.#client = undefined
+  end (exchange: Exchange, finished: boolean): void {
+    const response = exchange.reply.raw
+    const statusCode = exchange.upgrade?.switched === true ? 101 : finished || response.headersSent ? response.statusCode : 499
+    const client = this.#client
+    if (client !== undefined) {
+      if (exchange.responded) {
+        client.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode)
+        // A client span's 4xx is an error too (semantic conventions); the server span judges the exchange.
+        if (statusCode >= 400) errorStatus(client, String(statusCode))
+      }
+      client.end()
+      this.#client = undefined
+    }
     const server = this.#server
     server.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, statusCode)
-    if (code !== undefined) {
-      server.setAttribute(ATTR_ERROR_TYPE, code)
-      server.setStatus({ code: SpanStatusCode.ERROR, message: code })
-    } else if (statusCode >= 500) {
-      server.setAttribute(ATTR_ERROR_TYPE, String(statusCode))
-      server.setStatus({ code: SpanStatusCode.ERROR })
-    }
+    if (exchange.code !== undefined) errorStatus(server, exchange.code, exchange.code)
+    else if (statusCode >= 500) errorStatus(server, String(statusCode))
     server.end()
   }
+}
+
+function errorStatus (span: Span, type: string, message?: string): void {
+  span.setAttribute(ATTR_ERROR_TYPE, type)
+  span.setStatus({ code: SpanStatusCode.ERROR, message })
 }
 
 const addresses = new WeakMap<Worker, { address: string, port: number }>()

@@ -78,6 +78,7 @@ t.test('a reload applies a changed tracing: unsampled before SIGHUP, sampled and
   await writeFile(path, file(1))
   run.signals.emit('SIGHUP', 'SIGHUP')
   await waitFor(() => /config reloaded/.test(run.logs()), 'the reload')
+  t.match(run.logs(), /config reloaded \(tracing changed\)/)
   await request(`http://127.0.0.1:${port}/after`)
   const after = parseTraceparent(traceparents[1])
   t.equal(after.flags, '01')

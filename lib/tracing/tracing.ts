@@ -1,4 +1,4 @@
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api'
+import { defaultTextMapGetter, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type TextMapGetter, type TextMapSetter, type Tracer } from '@opentelemetry/api'
 import { W3CTraceContextPropagator } from '@opentelemetry/core'
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http'
 import { resourceFromAttributes } from '@opentelemetry/resources'
@@ -21,11 +21,11 @@ const propagator = new W3CTraceContextPropagator()
 // Two traceparent lines arrive joined by Node as one value ("a, b"), which the propagator refuses: a new trace starts,
 // as W3C Trace Context says. An array (never from Node's parsers) is refused the same way.
 const headerGetter: TextMapGetter<Record<string, unknown>> = {
+  ...defaultTextMapGetter,
   get: (carrier, key) => {
     const value = carrier[key]
     return typeof value === 'string' ? value : undefined
-  },
-  keys: (carrier) => Object.keys(carrier)
+  }
 }
 
 const headerSetter: TextMapSetter<Record<string, unknown>> = {

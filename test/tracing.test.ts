@@ -2,10 +2,11 @@
 // (JSON) to a real receiver; exactly one traceparent reaches the backend, naming the CLIENT span as parent.
 import type http from 'node:http'
 import net from 'node:net'
-import Fastify from 'fastify'
+import Fastify, { type FastifyServerOptions } from 'fastify'
 import t from 'tap'
 import goload from '../lib/index.js'
 import { request, rawRequest } from './helpers/client.js'
+import { h2Connect, h2Request } from './helpers/h2-client.js'
 import { capturedLogs } from './helpers/logs.js'
 import { CLIENT, headerLines, parseTraceparent, SERVER, startCollector, type ReceivedSpan } from './helpers/otlp.js'
 import { onRequestHeads, startRawBackend } from './helpers/raw.js'
@@ -241,5 +242,20 @@ t.test('an upgrade (WebSocket) sends its backend one traceparent too, and its se
   const server = spans.find((span) => span.kind === SERVER)!
   t.equal(server.parentSpanId, undefined, 'two traceparent lines: a new trace')
   t.equal(server.attributes['http.response.status_code'], 101)
+  t.equal(spans.find((span) => span.kind === CLIENT)!.spanId, parent.parentId)
+})
+
+t.test('an HTTP/2 client\'s traceparent is continued, and its backend gets one', async (t) => {
+  const collector = await startCollector(t)
+  const { backend, seen } = await startTracedBackend(t)
+  const { url } = await startBalancer(t, { backends: [backend.url], tracing: { otlp: collector.url, exportDelay: 10 } }, { http2: true } as FastifyServerOptions)
+  const session = await h2Connect(t, url)
+  t.equal((await h2Request(session, { ':path': '/h2', traceparent: sampledParent })).status, 200)
+  t.equal(seen.get('/h2')!.traceparent.length, 1)
+  const parent = parseTraceparent(seen.get('/h2')!.traceparent[0])
+  t.equal(parent.traceId, '0af7651916cd43dd8448eb211c80319c')
+  const spans = await collector.trace(parent.traceId, 2)
+  const server = spans.find((span) => span.kind === SERVER)!
+  t.match(server, { parentSpanId: 'b7ad6b7169203331', attributes: { 'network.protocol.version': '2' } })
   t.equal(spans.find((span) => span.kind === CLIENT)!.spanId, parent.parentId)
 })

@@ -172,6 +172,7 @@ t.test('tracing options are checked, and registrations of one instance share one
   await t.rejects(startBalancer(t, { backends: [backend.url], tracing: { otlp: 'collector:4318' } }), /tracing\.otlp must be an http\(s\):\/\/ URL/)
   await t.rejects(startBalancer(t, { backends: [backend.url], tracing: { otlp: 'http://collector:4318', sampleRatio: 2 } }), /tracing\.sampleRatio must be a number from 0 to 1/)
   await t.rejects(startBalancer(t, { backends: [backend.url], tracing: { otlp: 'http://collector:4318', sample: 1 } as never }), /tracing has an unknown field "sample"/)
+  await t.rejects(startBalancer(t, { backends: [backend.url], tracing: { otlp: 'http://collector:4318', exportDelay: 2 ** 31 } }), /tracing\.exportDelay must be a whole number of ms from 1 to 2147483647/)
   const app = Fastify()
   t.teardown(() => app.close())
   await app.register(goload, { prefix: '/a', backends: [backend.url], tracing: { otlp: 'http://127.0.0.1:1' } })

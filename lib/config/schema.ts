@@ -181,8 +181,9 @@ export const tracingSchema = Type.Object({
     additionalProperties: { type: 'string', secret: 'value' },
     description: 'headers sent with each export (a vendor\'s API key)'
   })),
-  exportDelay: Type.Optional(positiveInteger('ms between exports of the spans batched', 5000)),
-  exportTimeout: Type.Optional(positiveInteger('ms an export may take, retries included; closing waits for the last one at most this long', 10_000))
+  // Timers: past 2^31-1 ms Node would fire them at once, in a loop.
+  exportDelay: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, title: 'a whole number of ms from 1 to 2147483647', default: 5000, description: 'ms between exports of the spans batched' })),
+  exportTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, title: 'a whole number of ms from 1 to 2147483647', default: 10_000, description: 'ms an export may take, retries included; closing waits for the last one at most this long' }))
 }, { ...closed, description: 'OpenTelemetry spans of each proxied request and of each attempt at a backend, exported over OTLP/HTTP' })
 
 const route = Type.Object({

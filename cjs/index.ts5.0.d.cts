@@ -16,6 +16,7 @@ declare namespace goload {
   export type MirrorOptions = esm.MirrorOptions
   export type ResolveOptions = esm.ResolveOptions
   export type TlsOptions = esm.TlsOptions
+  export type TracingOptions = esm.TracingOptions
   export type Pem = esm.Pem
   export type Strategy = esm.Strategy
   export type BackendStats = esm.BackendStats

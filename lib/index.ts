@@ -14,8 +14,9 @@ import type { ProxyRoute } from './routing/proxy-route.js'
 import { conditionsOf } from './routing/table.js'
 import { kPoolRuntime, PoolRuntime } from './runtime.js'
 import { Registry, type Goload } from './registry.js'
+import { startTracing } from './tracing/start.js'
 
-export type { BackendOptions, GoloadOptions, MirrorOptions, RouteOptions, SharedPoolOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions } from './options.js'
+export type { BackendOptions, GoloadOptions, MirrorOptions, RouteOptions, SharedPoolOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions, TracingOptions } from './options.js'
 export type { CircuitBreakerOptions, RetryBudgetOptions } from './options.js'
 export type { BackendStats, PoolStats } from './pool/pool.js'
 export type { Goload, GoloadPool } from './registry.js'
@@ -47,7 +48,8 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     : route.pool === undefined ? await startPool(fastify, registry, options as GoloadOptions) : registry.forwarder(route.pool)
 
   const mirror = route.mirror === undefined ? undefined : startMirror(fastify, registry, options.mirror!, route.mirror, forwarder)
-  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined, mirror }
+  const tracing = route.tracing === undefined ? undefined : await startTracing(fastify, registry, route.tracing, route.prefix, route.host?.toString())
+  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined, mirror, tracing }
   const conditions = {
     host: route.host === undefined ? undefined : hostMatcher(route.host),
     prefix: route.prefix,

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { keyPath, type Problem } from './config/errors.js'
-import { mirrorSchema, poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys, tlsSchema } from './config/schema.js'
+import { mirrorSchema, poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys, tlsSchema, tracingSchema } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
 import { InvalidOptionError } from './errors.js'
 
@@ -9,7 +9,7 @@ import { InvalidOptionError } from './errors.js'
 // can give (functions, Infinity, Buffers), which a file cannot hold; what a schema cannot say stays in options.ts.
 
 /** A route's own options (normalizeRoute checks them), and those Fastify itself reads from any register() call. */
-export const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'mirror', 'accessLog', 'metrics', 'logLevel', 'logSerializers']
+export const routeKeys = ['host', 'prefix', 'rewritePrefix', 'methods', 'headers', 'preserveHost', 'websocket', 'rateLimit', 'mirror', 'accessLog', 'metrics', 'tracing', 'logLevel', 'logSerializers']
 
 const registration = Type.Object({
   ...poolSchema.properties,
@@ -42,6 +42,7 @@ const validateTls = ajv.compile(Type.Object({
   key: Type.Optional(pemText('... PRIVATE KEY'))
 }, { additionalProperties: false }))
 const validateMirror = ajv.compile(mirrorSchema)
+const validateTracing = ajv.compile(tracingSchema)
 
 type Options = Record<string, unknown>
 
@@ -132,6 +133,14 @@ export function checkMirror (options: unknown): void {
     throw new InvalidOptionError('mirror must be an object like { pool: \'api-next\', percent: 10 }')
   }
   if (!validateMirror(options)) refuse(problemsOf(validateMirror.errors ?? [], options), 'mirror')
+}
+
+/** A registration's tracing, as the file's top-level `tracing` is checked. */
+export function checkTracing (options: unknown): void {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new InvalidOptionError('tracing must be an object like { otlp: \'http://collector:4318\' }')
+  }
+  if (!validateTracing(options)) refuse(problemsOf(validateTracing.errors ?? [], options as Options), 'tracing')
 }
 
 /** One backend given on its own (goload.add): `key` is what messages call it. */

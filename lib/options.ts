@@ -8,8 +8,10 @@ import { kubernetesDiscovery, mirrorSchema, poolSchema, type Strategy } from './
 import { InvalidOptionError } from './errors.js'
 import { checkBackend, checkMirror, checkRateLimit, checkRegistration, checkRoute, routeKeys } from './options-check.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
+import { normalizeTracing, type TracingConfig, type TracingOptions } from './tracing/options.js'
 
 export type { Pem, TlsOptions } from './tls-options.js'
+export type { TracingOptions } from './tracing/options.js'
 
 export { strategies, type Strategy } from './config/schema.js'
 
@@ -223,6 +225,12 @@ export interface RouteOptions {
    * prom-client's global registry, and no route is added: the app exposes them where it likes. Default false.
    */
   metrics?: boolean | PromRegistry
+  /**
+   * OpenTelemetry spans of this route's requests, a server span each and a client span per attempt at a backend,
+   * exported over OTLP/HTTP (README, Tracing). One exporter per Fastify instance, shared by the registrations that
+   * give the same options. Default: off, and the OpenTelemetry SDK is not even loaded.
+   */
+  tracing?: TracingOptions
 }
 
 /**
@@ -660,6 +668,7 @@ export interface RouteConfig {
   accessLog: boolean
   /** Where the instance's metrics go: true for a registry of goload's own. */
   metrics: true | PromRegistry | undefined
+  tracing: TracingConfig | undefined
   /** A pool registered by another route, for a route without backends of its own. */
   pool: string | undefined
   rateLimit: RateLimitConfig | undefined
@@ -719,6 +728,7 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
     websocket: websocket ?? true,
     accessLog: accessLog ?? true,
     metrics: metrics === false ? undefined : metrics,
+    tracing: normalizeTracing(options.tracing),
     pool,
     rateLimit: normalizeRateLimit(options.rateLimit),
     mirror: normalizeMirror(options.mirror)

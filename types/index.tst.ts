@@ -1,7 +1,7 @@
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Registry } from 'prom-client'
 import { expect, test } from 'tstyche'
-import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type HashOn, type MirrorOptions, type PoolStats, type RateLimitOptions, type RouteOptions, type TlsOptions } from 'fastify-goload'
+import goload, { type BackendOptions, type BackendStats, type GoloadOptions, type GoloadPool, type HashOn, type MirrorOptions, type PoolStats, type RateLimitOptions, type RouteOptions, type TlsOptions, type TracingOptions } from 'fastify-goload'
 import type { CircuitBreakerOptions, RetryBudgetOptions } from 'fastify-goload'
 
 test('registers with backends as URLs or objects', async () => {
@@ -183,4 +183,13 @@ test('mirror per route: a pool name, with percent, maxBody and maxInFlight as nu
   expect<RouteOptions['mirror']>().type.toBe<MirrorOptions | undefined>()
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], mirror: { percent: 10 } })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], mirror: { pool: 'next', percent: '10' } })
+})
+
+test('tracing: otlp required, the rest optional; on a registration with its pool or on a route that shares one', async () => {
+  const app = Fastify()
+  const tracing: TracingOptions = { otlp: 'http://collector:4318', sampleRatio: 0.1, serviceName: 'edge', headers: { 'x-api-key': 'k' }, exportDelay: 1000, exportTimeout: 5000 }
+  await app.register(goload, { backends: ['http://10.0.0.11:3000'], name: 'traced', tracing })
+  await app.register(goload, { pool: 'traced', prefix: '/t', tracing })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], tracing: { sampleRatio: 1 } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], tracing: { otlp: 'http://c:4318', sampleRatio: '1' } })
 })

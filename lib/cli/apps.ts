@@ -1,7 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import { requestLogging } from '../fastify-options.js'
 import goload from '../index.js'
-import type { SharedPoolOptions, Strategy } from '../options.js'
+import type { SharedPoolOptions, Strategy, TracingOptions } from '../options.js'
 import { kPoolRuntime, type PoolRuntime } from '../runtime.js'
 import type { GoloadFileConfig, ListenerConfig } from '../config/schema.js'
 import { noRoute } from './no-route.js'
@@ -18,9 +18,10 @@ export function configOfBackends ({ backends, port, host, strategy }: { backends
 /**
  * One listener's Fastify app, built only by registering the plugin, as a coder would, each route with the kept pool
  * it sends to: the app neither owns nor closes the pools, so a reload can replace the app and keep them. It never
- * listens: the listener's long-lived server hands it requests (see Listeners).
+ * listens: the listener's long-lived server hands it requests (see Listeners). The file's `tracing` goes to every
+ * route: the app has one exporter, which a reload's new app replaces (the old one exports its last spans as it closes).
  */
-export async function buildApp (listener: ListenerConfig, pools: Map<string, PoolRuntime>, log: FastifyBaseLogger, closing: () => boolean): Promise<FastifyInstance> {
+export async function buildApp (listener: ListenerConfig, pools: Map<string, PoolRuntime>, log: FastifyBaseLogger, closing: () => boolean, tracing?: TracingOptions): Promise<FastifyInstance> {
   // One logger for every app, made once (a transport is a worker thread). A proxied request has its one access
   // line: Fastify's own pair ("incoming request", "request completed") is kept for the requests no route took.
   const app = Fastify({ loggerInstance: log, trustProxy: trustProxyOf(listener), ...requestLogging(proxied) })
@@ -29,7 +30,7 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   for (const { pool, path, mirror, ...route } of listener.routes ?? []) {
     // The mirror's pool is a kept one too, whether or not a route of this listener sends to it.
     const mirrored = mirror === undefined ? {} : { mirror: { ...mirror, [kPoolRuntime]: pools.get(mirror.pool)! } }
-    await app.register(goload, { ...route, ...mirrored, prefix: path, [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
+    await app.register(goload, { ...route, ...mirrored, prefix: path, ...(tracing === undefined ? {} : { tracing }), [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
   }
   // While closing, ask clients not to send more on this connection. HTTP/2 has no such header (Node drops it with a
   // warning): its connections are told with GOAWAY (see closeListenerServer).

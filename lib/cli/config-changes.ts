@@ -27,6 +27,8 @@ export function describeChanges (before: GoloadFileConfig, after: GoloadFileConf
       if (changed.length > 0) changes.push(`${name}: ${changed.join(', ')} changed`)
     }
   }
+  // The apps a reload builds take it (one exporter each); the old ones export their last spans as they close.
+  if (JSON.stringify(before.tracing) !== JSON.stringify(after.tracing)) changes.push('tracing changed')
   return changes.length === 0 ? 'nothing changed' : changes.join('; ')
 }
 

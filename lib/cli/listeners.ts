@@ -132,7 +132,7 @@ export class Listeners {
       selectors = tlsOf.map((tls) => tls === undefined ? undefined : selectorOf(tls))
       let runtimes: Map<string, PoolRuntime>
       ({ runtimes, retired, syncs } = await this.#bringPools(config, generation, started))
-      for (const { listener } of servers) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing))
+      for (const { listener } of servers) apps.push(await buildApp(listener, runtimes, this.log, () => this.#closing, config.tracing))
       for (const [i, { listener, index }] of servers.entries()) {
         if (this.#listeners.has(keyOf(listener))) continue
         // Said as it is, rather than as the port in use (by this very process) that listening would report.

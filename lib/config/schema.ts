@@ -187,6 +187,21 @@ export const rateLimitSchema = Type.Object({
   cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
 }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })
 
+// A top-level key of the file, and the plugin's `tracing` option of a registration (lib/tracing/).
+export const tracingSchema = Type.Object({
+  otlp: Type.String({ pattern: '^https?://[^/?#\\s]+(/[^?#\\s]*)?$', title: 'an http(s):// URL like http://collector:4318', description: 'the OTLP/HTTP collector\'s base URL: spans are POSTed (JSON) to <otlp>/v1/traces' }),
+  sampleRatio: Type.Optional(Type.Number({ minimum: 0, maximum: 1, title: 'a number from 0 to 1', default: 1, description: 'share of new traces recorded; a request with a traceparent follows its sampled flag' })),
+  serviceName: Type.Optional(Type.String({ minLength: 1, title: 'a non-empty string', default: 'goload', description: 'the spans\' service.name' })),
+  headers: Type.Optional(Type.Unsafe<Record<string, string>>({
+    type: 'object',
+    additionalProperties: { type: 'string', secret: 'value' },
+    description: 'headers sent with each export (a vendor\'s API key)'
+  })),
+  // Timers: past 2^31-1 ms Node would fire them at once, in a loop.
+  exportDelay: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, title: 'a whole number of ms from 1 to 2147483647', default: 5000, description: 'ms between exports of the spans batched' })),
+  exportTimeout: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647, title: 'a whole number of ms from 1 to 2147483647', default: 10_000, description: 'ms an export may take, retries included; closing waits for the last one at most this long' }))
+}, { ...closed, description: 'OpenTelemetry spans of each proxied request and of each attempt at a backend, exported over OTLP/HTTP' })
+
 // A route's mirror; the plugin's option checks with it too (lib/options-check.ts).
 export const mirrorSchema = Type.Object({
   pool: Type.String({ minLength: 1, description: 'the pool the copies go to, balanced by its own strategy' }),
@@ -292,7 +307,8 @@ export const configSchema = Type.Object({
     level: Type.Optional(Type.Unsafe<typeof logLevels[number]>({ enum: [...logLevels], default: 'info' })),
     ...logOutput.log
   }, closed)),
-  accessLog: Type.Optional(Type.Object(logOutput.accessLog, { ...closed, description: 'how the access lines are written (the goload command)' }))
+  accessLog: Type.Optional(Type.Object(logOutput.accessLog, { ...closed, description: 'how the access lines are written (the goload command)' })),
+  tracing: Type.Optional(tracingSchema)
 }, {
   ...closed,
   $schema: 'http://json-schema.org/draft-07/schema#',

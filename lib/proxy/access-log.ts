@@ -1,4 +1,5 @@
 import type { FastifyReply } from 'fastify'
+import type { RequestTrace } from '../tracing/tracing.js'
 
 /** What goload adds to an access line, under `goload`: undefined fields are left out of the line. */
 export interface Access {
@@ -20,14 +21,23 @@ export interface Access {
   closed?: 'idle'
 }
 
+interface AccessLine {
+  req: FastifyReply['request']
+  res: { statusCode: number }
+  responseTime: number
+  goload: Access
+  trace_id?: string
+  span_id?: string
+}
+
 /**
  * Writes one exchange's access line, once it has ended, through the request's logger, with the field names of
  * Fastify's own "request completed" line: `req` (Fastify's serializer: method, url as received, host,
  * remoteAddress, remotePort, never a header), `res.statusCode`, `responseTime` (ms to 0.01, Fastify's own clock).
  * A client that left before any response headers is logged 499, as nginx does; an upgrade, 101 once its tunnel closes.
- * `finished`: the response went out whole.
+ * `finished`: the response went out whole. A traced request's line has its `trace_id` and `span_id` (the server span's).
  */
-export function logAccess (reply: FastifyReply, access: Access, upgraded: boolean, finished: boolean): void {
+export function logAccess (reply: FastifyReply, access: Access, upgraded: boolean, finished: boolean, trace: RequestTrace | undefined): void {
   const response = reply.raw
   // An upgrade the backend switched: its 101 went out on the socket, past Fastify's reply.
   let statusCode = upgraded ? 101 : response.statusCode
@@ -36,7 +46,13 @@ export function logAccess (reply: FastifyReply, access: Access, upgraded: boolea
     if (!response.headersSent) statusCode = 499
   }
   if (access.upstreamTime !== undefined) access.upstreamTime = hundredths(access.upstreamTime)
-  reply.request.log.info({ req: reply.request, res: { statusCode }, responseTime: hundredths(reply.elapsedTime), goload: access }, 'goload: access')
+  const line: AccessLine = { req: reply.request, res: { statusCode }, responseTime: hundredths(reply.elapsedTime), goload: access }
+  // OpenTelemetry's names for them in a log record, top-level, where log tools look to link a line to its trace.
+  if (trace !== undefined) {
+    line.trace_id = trace.traceId
+    line.span_id = trace.spanId
+  }
+  reply.request.log.info(line, 'goload: access')
 }
 
 /** ms to 0.01 ms: a timer's last digits are noise, and a line is read by people too. */

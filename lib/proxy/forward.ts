@@ -24,6 +24,7 @@ import { kUpgrade, type UpgradeRequest } from './upgrade-takeover.js'
 import { logAccess } from './access-log.js'
 import { Deadlines } from './deadlines.js'
 import { clientGone, responseCompleted } from './response-end.js'
+import type { RequestTrace, RouteTracing } from '../tracing/tracing.js'
 
 export const kExchange = Symbol('goload.exchange')
 export type Response = ServerResponse & { [kExchange]?: Exchange }
@@ -65,6 +66,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   readonly key: number | undefined
   /** Its registration logs one access line when it ends. */
   readonly accessLog: boolean
+  /** Its spans, when its route is traced. */
+  readonly trace: RequestTrace | undefined
   /** The client's request body, when it has one: each attempt reads it through a stream of its own. */
   body: RequestBody | undefined
   worker: Worker | undefined
@@ -112,7 +115,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   #ended = false
   #onAbort: (() => void) | undefined
 
-  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean) {
+  constructor (forwarder: Forwarder, request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean, trace: RequestTrace | undefined) {
     this.forwarder = forwarder
     this.request = request
     this.reply = reply
@@ -123,6 +126,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     this.http2 = request.raw.httpVersionMajor === 2
     // A line nobody would see (logger off, or the route's logLevel above info) is not built, nor its body counted.
     this.accessLog = accessLog && logsInfo(request.log)
+    this.trace = trace
   }
 
   get ended (): boolean {
@@ -231,6 +235,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
     }
     this.forwarder.circuit?.ended(this)
     if (this.attempts > 1 && this.forwarder.retryBudget !== undefined) this.forwarder.retryBudget.retrying--
+    this.trace?.end(this, finished)
     if (!this.accessLog) return
     // A tunnel's line comes when it closes: its bytes are all those the client was sent, the 101 included.
     const tunnel = this.upgrade?.switched === true ? this.upgrade : undefined
@@ -242,7 +247,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
       bytes: tunnel?.client.socket.bytesWritten ?? this.bytes ?? sentLength(this.reply),
       code: this.code,
       closed: tunnel?.idled === true ? 'idle' : undefined
-    }, tunnel !== undefined, finished)
+    }, tunnel !== undefined, finished, this.trace)
   }
 
   on (_event: 'abort', listener: () => void): this {
@@ -372,8 +377,8 @@ export class Forwarder {
    * Match is done: `target` is the request target to send (its prefix already rewritten), `host` the Host to send
    * (undefined: the backend's own). Read a small body, then acquire (or wait), forward, and release on close.
    */
-  forward (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean): void {
-    const exchange = this.#exchange(request, reply, target, host, accessLog)
+  forward (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean, tracing?: RouteTracing): void {
+    const exchange = this.#exchange(request, reply, target, host, accessLog, tracing)
     if (exchange === undefined) return
 
     const upgrade = (request.raw as UpgradeRequest)[kUpgrade]
@@ -409,16 +414,16 @@ export class Forwarder {
   }
 
   /** The balancer's own answer to a request this pool's route took (a target it refuses), logged like the others. */
-  refuse (request: FastifyRequest, reply: FastifyReply, accessLog: boolean, error: Error): void {
-    this.#exchange(request, reply, request.url, undefined, accessLog)
+  refuse (request: FastifyRequest, reply: FastifyReply, accessLog: boolean, error: Error, tracing?: RouteTracing): void {
+    this.#exchange(request, reply, request.url, undefined, accessLog, tracing)
     reply.send(error)
   }
 
-  #exchange (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean): Exchange | undefined {
+  #exchange (request: FastifyRequest, reply: FastifyReply, target: string, host: string | undefined, accessLog: boolean, tracing: RouteTracing | undefined): Exchange | undefined {
     const response: Response = reply.raw
     // The client left before we got here: nobody to answer, nothing to count.
     if (clientGone(response)) return undefined
-    const exchange = new Exchange(this, request, reply, target, host, accessLog)
+    const exchange = new Exchange(this, request, reply, target, host, accessLog, tracing?.start(request, this.config.name, this.config.strategy))
     response[kExchange] = exchange
     // 'close' comes once per response; `on` spares the wrapper `once` would make for every request.
     response.on('close', onResponseClose)
@@ -443,6 +448,7 @@ export class Forwarder {
       exchange.reply.send(new NoBackendError())
     } else {
       exchange.queueEntry = this.pool.queue.enqueue(exchange)
+      exchange.trace?.queued()
       if (exchange.queueEntry === undefined) {
         this.pool.shed.queue_full++
         exchange.reply.header('retry-after', this.retryAfter).send(new QueueFullError())
@@ -455,6 +461,7 @@ export class Forwarder {
     if (exchange.body !== undefined) exchange.request.body = exchange.body.attempt()
     exchange.attemptFailed = false
     this.deadlines.start(exchange, exchange.timeout)
+    exchange.trace?.attempt(worker, exchange.attempts, exchange.target)
     if (exchange.upgrade !== undefined) {
       exchange.upgrade.send(exchange, worker.url)
       return
@@ -481,6 +488,7 @@ export class Forwarder {
     exchange.attemptFailed = true
     const worker = exchange.worker!
     const code = this.#count(exchange, worker, error)
+    exchange.trace?.failed(code)
     if (this.#mayRetry(exchange, code) && (this.retryBudget === undefined || this.#withinBudget())) {
       exchange.tried ??= []
       exchange.tried.push(worker)
@@ -506,7 +514,7 @@ export class Forwarder {
    */
   responseFailed (exchange: Exchange, error: Failure): void {
     if (exchange.worker === undefined) return
-    this.#count(exchange, exchange.worker, error)
+    exchange.trace?.failed(this.#count(exchange, exchange.worker, error))
     // Fastify logs the same failure again, with a stack, when it cuts a response already started: the line
     // above, which names the backend, stands for both.
     const { log } = exchange.reply

@@ -43,7 +43,7 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
   }
   if (received === undefined) {
     if (match === undefined) reply.send(new BadRequestTargetError())
-    else match.route.target.forwarder.refuse(request, reply, match.route.target.accessLog, new BadRequestTargetError())
+    else match.route.target.forwarder.refuse(request, reply, match.route.target.accessLog, new BadRequestTargetError(), match.route.target.tracing)
     return
   }
   if (match === undefined) {
@@ -51,22 +51,22 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     return
   }
   let target = received
-  const { forwarder, rewritePrefix, preserveHost, accessLog, limiter, mirror } = match.route.target
+  const { forwarder, rewritePrefix, preserveHost, accessLog, limiter, mirror, tracing } = match.route.target
   if (rewritePrefix !== undefined) target = rewrite(rewritePrefix, target.slice(match.prefixEnd))
   const host = preserveHost ? request.headers.host : undefined
   if (limiter === undefined) {
-    forwarder.forward(request, reply, target, host, accessLog)
+    forwarder.forward(request, reply, target, host, accessLog, tracing)
     // After the primary's, its listeners on the body in place: the copy reads the body as the primary does.
     if (mirror !== undefined) mirror.copy(request, target, host)
     return
   }
   // Counted once matched (a 404 never counts), and answered 429 before any backend is chosen.
   limiter(request, reply).then(() => {
-    forwarder.forward(request, reply, target, host, accessLog)
+    forwarder.forward(request, reply, target, host, accessLog, tracing)
     if (mirror !== undefined) mirror.copy(request, target, host)
   }, (error: FastifyError) => {
     if (error.statusCode === 429) forwarder.pool.shed.rate_limited++
-    forwarder.refuse(request, reply, accessLog, error)
+    forwarder.refuse(request, reply, accessLog, error, tracing)
   })
 }
 

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Forwarder } from '../proxy/forward.js'
 import type { Limiter } from '../proxy/rate-limit.js'
 import type { Mirror } from '../policy/mirror.js'
+import type { RouteTracing } from '../tracing/tracing.js'
 import { upstreamTarget } from '../proxy/target.js'
 import { checkedHost, requestHost } from './host.js'
 import type { Match, RouteTable } from './table.js'
@@ -19,6 +20,8 @@ export interface ProxyRoute {
   accessLog: boolean
   /** Copies of the route's requests to another pool, if it mirrors. */
   mirror: Mirror | undefined
+  /** The route's spans, when it has the tracing option. */
+  tracing: RouteTracing | undefined
 }
 
 export interface RouteMatch {

@@ -319,6 +319,8 @@ function renderPolicies (refs, pool) {
   }
   refs.budgetItem.hidden = !retryBudget
   if (retryBudget) setText(refs.budget, `${retryBudget.retrying} retrying, ${retryBudget.exhausted} refused`)
+}
+
 /** A mirror pool's copies (README, Mirroring): a summary entry of its own, added once a route mirrors to the pool. */
 function renderMirror (view, mirror) {
   if (mirror === null || mirror === undefined) return

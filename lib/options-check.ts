@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { keyPath, type Problem } from './config/errors.js'
-import { poolSchema, rateLimitSchema } from './config/schema.js'
+import { poolSchema, rateLimitSchema, splitSchema } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
 import { InvalidOptionError } from './errors.js'
 
@@ -21,6 +21,7 @@ const ajv = schemaAjv(false)
 const validateRegistration = ajv.compile(registration)
 const validateBackend = ajv.compile(poolSchema.properties.backends.items)
 const validateRateLimit = ajv.compile(rateLimitSchema)
+const validateSplit = ajv.compile(splitSchema)
 
 type Options = Record<string, unknown>
 
@@ -76,6 +77,21 @@ export function checkRateLimit (options: unknown): void {
     throw new InvalidOptionError('rateLimit.allowList must be an array of IP addresses or a function of the request and its key')
   }
   if (!validateRateLimit(view)) refuse(problemsOf(validateRateLimit.errors ?? [], view), 'rateLimit')
+}
+
+/** A split route's pools, then the rule between their weights that a schema cannot say. */
+export function checkSplit (pools: unknown): void {
+  if (!validateSplit(pools)) refuse(problemsOf(validateSplit.errors ?? [], pools), 'pools')
+  const entries = pools as Array<{ pool: string, weight: number }>
+  const twice = entries.findIndex((entry, index) => entries.findIndex((other) => other.pool === entry.pool) !== index)
+  if (twice !== -1) throw new InvalidOptionError(`pools[${twice}] names pool "${entries[twice].pool}" again: give each pool once, with its whole weight`)
+  const problem = splitWeightsProblem(entries.map((entry) => entry.weight))
+  if (problem !== undefined) throw new InvalidOptionError(`pools ${problem}`)
+}
+
+/** Weights that send nowhere: every one 0. Also the admin's check of new weights. */
+export function splitWeightsProblem (weights: number[]): string | undefined {
+  return weights.some((weight) => weight > 0) ? undefined : `must give at least one pool a weight above 0, got ${weights.join(', ')}`
 }
 
 /** One backend given on its own (goload.add): `key` is what messages call it. */

@@ -1,9 +1,11 @@
 import type { Registry as PromRegistry } from 'prom-client'
+import { closest } from './config/suggest.js'
 import { InvalidOptionError, UnknownBackendError, UnknownPoolError } from './errors.js'
 import { h2cOrigin, normalizeBackend, type BackendOptions, type PoolConfig } from './options.js'
 import { claimOrigin } from './tls-options.js'
 import type { Pool, PoolStats, Worker } from './pool/pool.js'
 import type { Forwarder } from './proxy/forward.js'
+import type { Split } from './policy/split.js'
 import type { ProxyRoute } from './routing/proxy-route.js'
 import { RouteTable } from './routing/table.js'
 
@@ -107,6 +109,8 @@ export class Registry implements Goload {
   readonly #forwarders = new Map<string, Forwarder>()
   readonly #entries: PoolEntry[] = []
   readonly #prefixes = new Set<string>()
+  /** The routes that split between pools, in registration order. */
+  readonly splits: Split[] = []
 
   /** Called by the plugin for each registration that makes a pool. */
   addPool (name: string, pool: Pool, config: PoolConfig, forwarder: Forwarder): void {
@@ -130,11 +134,26 @@ export class Registry implements Goload {
     return unused
   }
 
+  addSplit (split: Split): void {
+    if (this.splits.some((other) => other.id === split.id)) {
+      throw new InvalidOptionError(`name "${split.id}" is already taken by another split route on this instance: give each its own name`)
+    }
+    this.splits.push(split)
+  }
+
+  /** `id`, or the first of `id#2`, `id#3`… that no split route has yet. */
+  unusedSplitId (id: string): string {
+    let unused = id
+    for (let n = 2; this.splits.some((split) => split.id === unused); n++) unused = `${id}#${n}`
+    return unused
+  }
+
   /** The forwarder of a pool registered before, for a route that shares it. */
-  forwarder (name: string): Forwarder {
+  forwarder (name: string, key = 'pool'): Forwarder {
     const forwarder = this.#forwarders.get(name)
     if (forwarder === undefined) {
-      throw new InvalidOptionError(`pool: no pool named "${name}" is registered before this route (pools: ${this.names().join(', ') || 'none'})`)
+      const suggestion = closest(name, this.names())
+      throw new InvalidOptionError(`${key}: no pool named "${name}" is registered before this route (${suggestion === undefined ? `pools: ${this.names().join(', ') || 'none'}` : `did you mean ${suggestion}?`})`)
     }
     return forwarder
   }

@@ -3,6 +3,7 @@ import { open, stat } from 'node:fs/promises'
 import { dirname, extname, resolve } from 'node:path'
 import { exposureProblem, tokenProblem } from '../admin/auth.js'
 import { normalizeOptions, normalizeRateLimit } from '../options.js'
+import { checkSplit } from '../options-check.js'
 import { readCertificates } from '../tls/certificates.js'
 import { substituteEnv } from './env.js'
 import { ConfigError, keyPath, type Problem } from './errors.js'
@@ -171,9 +172,24 @@ function crossCheck (config: GoloadFileConfig, sound: Sound): Problem[] {
     const seen = seenOn.get(placeOf(listener)) ?? new Map<string, [number, number]>()
     seenOn.set(placeOf(listener), seen)
     listener.routes?.forEach((route, routeIndex) => {
-      if (!Object.hasOwn(config.pools, route.pool)) {
-        const suggestion = closest(route.pool, names)
-        problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: `no pool named ${JSON.stringify(route.pool)} (${suggestion === undefined ? `pools: ${names.join(', ')}` : `did you mean ${suggestion}?`})` })
+      const at = ['listeners', index, 'routes', routeIndex]
+      const unknownPool = (pool: string, path: Array<string | number>): void => {
+        if (Object.hasOwn(config.pools, pool)) return
+        const suggestion = closest(pool, names)
+        problems.push({ path: [...at, ...path], message: `no pool named ${JSON.stringify(pool)} (${suggestion === undefined ? `pools: ${names.join(', ')}` : `did you mean ${suggestion}?`})` })
+      }
+      if ((route.pool === undefined) === (route.pools === undefined)) {
+        problems.push({ path: at, message: route.pool === undefined ? 'needs pool (or pools: a weighted split)' : 'has pool and pools: give one of them' })
+      } else if (route.pool !== undefined) {
+        unknownPool(route.pool, ['pool'])
+      } else {
+        route.pools!.forEach((entry, entryIndex) => { unknownPool(entry.pool, ['pools', entryIndex, 'pool']) })
+        try {
+          checkSplit(route.pools)
+        } catch (error) {
+          const { option, message } = optionError(error)
+          problems.push({ path: [...at, ...option], message: message.replace(/^\S+ /, '') })
+        }
       }
       const conditions = JSON.stringify([route.host?.toLowerCase(), route.path.replace(/\/+$/, ''), [...(route.methods ?? [])].sort(), Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]).sort()])
       const first = seen.get(conditions)

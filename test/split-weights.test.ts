@@ -1,0 +1,92 @@
+// A route split between pools by weight (Gateway API's HTTPRouteWeight conformance test): 500 requests, 10 at a
+// time, weights 70/30/0 across three pools whose backends answer their pool's name.
+import Fastify, { type FastifyInstance } from 'fastify'
+import t, { type Test } from 'tap'
+import goload, { type SplitPoolOptions } from '../lib/index.js'
+import type { Registry } from '../lib/registry.js'
+import { request } from './helpers/client.js'
+import { hello, startBackend } from './helpers/servers.js'
+
+/** Pools stable, canary and dark (one backend each, answering "Hello from <pool>") and a split route at /app. */
+async function splitBalancer (t: Test, pools: SplitPoolOptions[]): Promise<{ app: FastifyInstance, url: string }> {
+  const app = Fastify()
+  for (const name of ['stable', 'canary', 'dark']) {
+    const backend = await startBackend(t, hello(name))
+    // Each pool's own route is elsewhere: the split takes /app.
+    await app.register(goload, { name, prefix: `/only-${name}`, backends: [backend.url] })
+  }
+  await app.register(goload, { prefix: '/app', pools })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  return { app, url: `http://127.0.0.1:${port}/app` }
+}
+
+/** `total` requests, `concurrency` at a time; counts the answers by body. */
+export async function countAnswers (url: string, total = 500, concurrency = 10): Promise<Map<string, number>> {
+  const counts = new Map<string, number>()
+  let sent = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (sent < total) {
+      sent++
+      const { status, body } = await request(url)
+      if (status !== 200) throw new Error(`answered ${status}: ${body}`)
+      counts.set(body, (counts.get(body) ?? 0) + 1)
+    }
+  }))
+  return counts
+}
+
+t.test('70/30/0: each pool within 5 points of its share, weight 0 gets none', async (t) => {
+  const { app, url } = await splitBalancer(t, [{ pool: 'stable', weight: 70 }, { pool: 'canary', weight: 30 }, { pool: 'dark', weight: 0 }])
+  const counts = await countAnswers(url)
+  const share = (name: string): number => 100 * (counts.get(`Hello from ${name}`) ?? 0) / 500
+  t.ok(Math.abs(share('stable') - 70) <= 5, `stable ${share('stable')}%`)
+  t.ok(Math.abs(share('canary') - 30) <= 5, `canary ${share('canary')}%`)
+  t.equal(counts.get('Hello from dark'), undefined, 'weight 0 gets nothing')
+  const [split] = (app.goload as Registry).splits
+  t.equal(split.id, '/app')
+  t.same(split.pools.map(({ name, weight, requests }) => ({ name, weight, requests })), [
+    { name: 'stable', weight: 70, requests: counts.get('Hello from stable') },
+    { name: 'canary', weight: 30, requests: counts.get('Hello from canary') },
+    { name: 'dark', weight: 0, requests: 0 }
+  ], 'the split counts the requests it sent to each pool')
+})
+
+t.test('smooth: 2/1 interleaves rather than sending runs', async (t) => {
+  const { url } = await splitBalancer(t, [{ pool: 'stable', weight: 2 }, { pool: 'canary', weight: 1 }])
+  const bodies: string[] = []
+  for (let i = 0; i < 6; i++) bodies.push((await request(url)).body.replace('Hello from ', ''))
+  t.same(bodies, ['stable', 'canary', 'stable', 'stable', 'canary', 'stable'], 'nginx\'s smooth weighted round-robin order')
+})
+
+t.test('new weights apply from the next request', async (t) => {
+  const { app, url } = await splitBalancer(t, [{ pool: 'stable', weight: 1 }, { pool: 'canary', weight: 0 }])
+  t.equal((await request(url)).body, 'Hello from stable')
+  const [split] = (app.goload as Registry).splits
+  split.setWeights({ stable: 0, canary: 5 })
+  for (let i = 0; i < 5; i++) t.equal((await request(url)).body, 'Hello from canary')
+  t.throws(() => { split.setWeights({ canary: 0 }) }, { code: 'FST_GOLOAD_INVALID_OPTION', message: /weights must give at least one pool a weight above 0/ })
+  t.throws(() => { split.setWeights({ canery: 1 }) }, { message: /has no pool "canery" \(its pools: stable, canary\)/ })
+  t.throws(() => { split.setWeights({ canary: 1.5 }) }, { message: /weight of canary must be a whole number \(0 or more\), got 1.5/ })
+  t.equal((await request(url)).body, 'Hello from canary', 'a refused change changes nothing')
+})
+
+t.test('bad splits are refused at register, naming the key', async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    [{ pools: [{ pool: 'stable', weight: 0 }] }, /pools must give at least one pool a weight above 0, got 0/],
+    [{ pools: [{ pool: 'stable', weight: -1 }] }, /pools\[0\]\.weight must be a whole number \(0 or more\), got -1/],
+    [{ pools: [{ pool: 'stable', weight: 1 }, { pool: 'stable', weight: 2 }] }, /pools\[1\] names pool "stable" again/],
+    [{ pools: [{ pool: 'stabel', weight: 1 }] }, /pools\[0\]\.pool: no pool named "stabel" is registered before this route \(did you mean stable\?\)/],
+    [{ pools: [{ pool: 'stable', weight: 1 }], pool: 'stable' }, /pool and pools are two ways to say where a route sends: give one of them/],
+    [{ pools: [{ pool: 'stable', weight: 1 }], timeout: 5 }, /timeout belongs to a pool: a route with pools \(a split\) takes only pools, name/],
+    [{ pools: [] }, /pools must not be empty/]
+  ]
+  for (const [options, message] of cases) {
+    const app = Fastify()
+    const backend = await startBackend(t, hello('stable'))
+    await app.register(goload, { name: 'stable', prefix: '/only', backends: [backend.url] })
+    await t.rejects(app.register(goload, { prefix: '/app', ...options as object } as never).ready(), { code: 'FST_GOLOAD_INVALID_OPTION', message }, JSON.stringify(options))
+    await app.close()
+  }
+})

@@ -6,6 +6,7 @@ import { claimOrigin } from './tls-options.js'
 import type { Pool, PoolStats, Worker } from './pool/pool.js'
 import type { Forwarder } from './proxy/forward.js'
 import type { Split } from './policy/split.js'
+import type { Sticky } from './policy/sticky.js'
 import type { ProxyRoute } from './routing/proxy-route.js'
 import { RouteTable } from './routing/table.js'
 
@@ -29,6 +30,8 @@ export interface PoolEntry {
   readonly name: string
   readonly pool: Pool
   readonly config: PoolConfig
+  /** The pool's sticky cookie counts, when it has one. */
+  readonly sticky?: Sticky['counts']
 }
 
 /** `fastify.goload`: every pool registered on this instance; the GoloadPool methods act on the first one. */
@@ -119,7 +122,7 @@ export class Registry implements Goload {
     }
     this.#pools.set(name, new PoolHandle(name, pool, config))
     this.#forwarders.set(name, forwarder)
-    this.#entries.push({ name, pool, config })
+    this.#entries.push({ name, pool, config, sticky: forwarder.sticky?.counts })
   }
 
   /** The pools themselves, for what reads them live (metrics, the admin API): not public API. */

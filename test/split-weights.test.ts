@@ -86,7 +86,39 @@ t.test('bad splits are refused at register, naming the key', async (t) => {
     const app = Fastify()
     const backend = await startBackend(t, hello('stable'))
     await app.register(goload, { name: 'stable', prefix: '/only', backends: [backend.url] })
-    await t.rejects(app.register(goload, { prefix: '/app', ...options as object } as never).ready(), { code: 'FST_GOLOAD_INVALID_OPTION', message }, JSON.stringify(options))
+    await t.rejects(async () => { await app.register(goload, { prefix: '/app', ...options as object } as never).ready() }, { code: 'FST_GOLOAD_INVALID_OPTION', message }, JSON.stringify(options))
     await app.close()
   }
+})
+
+t.test('split + sticky: a user on canary stays on canary (and its backend) for 50 requests, and moves when canary goes to 0', async (t) => {
+  const app = Fastify()
+  const sticky = { cookie: 'goload_web', secret: 'a shared secret of 32 characters' }
+  for (const name of ['stable', 'canary']) {
+    const backends = await Promise.all([1, 2].map(async (n) => ({ id: `${name}-${n}`, url: (await startBackend(t, hello(`${name}-${n}`))).url })))
+    await app.register(goload, { name, prefix: `/only-${name}`, backends, sticky })
+  }
+  await app.register(goload, { prefix: '/app', pools: [{ pool: 'stable', weight: 1 }, { pool: 'canary', weight: 1 }] })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/app`
+  // Smooth 1/1 alternates: the first new user goes to stable, the second to canary.
+  t.match((await request(url)).body, /stable/)
+  const second = await request(url)
+  t.match(second.body, /^Hello from canary-/)
+  const cookie = second.headers['set-cookie']![0].split(';')[0]
+  for (let i = 0; i < 50; i++) {
+    const answer = await request(url, { headers: { cookie } })
+    if (answer.body !== second.body || answer.headers['set-cookie'] !== undefined) {
+      t.fail(`request ${i + 1} went to ${answer.body}`)
+      return
+    }
+  }
+  t.pass('50 requests on the same canary backend')
+  // Rolled back: canary's users let go of it, by weight, with a new cookie.
+  const [split] = (app.goload as Registry).splits
+  split.setWeights({ canary: 0 })
+  const moved = await request(url, { headers: { cookie } })
+  t.match(moved.body, /^Hello from stable-/)
+  t.match(moved.headers['set-cookie']?.[0], /^goload_web=/)
 })

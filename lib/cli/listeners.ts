@@ -104,7 +104,7 @@ export class Listeners {
 
   /** The pools serving now, for what reads them live (the admin API, metrics): a reload may replace any of them, so ask each time. */
   entries (): PoolEntry[] {
-    return [...this.#pools.values()].map(({ runtime }) => ({ name: runtime.config.name, pool: runtime.pool, config: runtime.config }))
+    return [...this.#pools.values()].map(({ runtime }) => ({ name: runtime.config.name, pool: runtime.pool, config: runtime.config, sticky: runtime.forwarder.sticky?.counts }))
   }
 
   /**

@@ -2,6 +2,8 @@ import { latencyBuckets } from '../pool/latency.js'
 import type { BackendStats, Pool, Worker } from '../pool/pool.js'
 import type { PoolEntry } from '../registry.js'
 import type { CertificateSource, ServedCertificate } from '../tls/served.js'
+import { routeSnapshot, type RouteSnapshot } from './splits.js'
+import type { SplitSource } from '../policy/split.js'
 
 export type BackendState = 'up' | 'ejected' | 'unhealthy' | 'draining' | 'slow-start'
 
@@ -27,6 +29,8 @@ export interface PoolSnapshot {
   /** The pool's p99 upstream latency over the last minute, ms. */
   p99: number | null
   shed: Pool['shed']
+  /** A sticky pool's requests sent where their cookie said, and those given a new one; null without sticky. */
+  sticky: { cookie: number, assigned: number } | null
   backends: BackendSnapshot[]
 }
 
@@ -34,6 +38,8 @@ export interface Snapshot {
   at: number
   pid: number
   pools: PoolSnapshot[]
+  /** The routes that split between pools, with their weights and the requests sent to each. */
+  routes: RouteSnapshot[]
   /** The TLS listeners' certificates and their expiry (the goload command's; none for the plugin). */
   certificates: ServedCertificate[]
 }
@@ -70,14 +76,16 @@ export function stateOf (worker: Worker): BackendState {
 export class Snapshots {
   readonly #source: () => Iterable<PoolEntry>
   readonly #certificates: CertificateSource
+  readonly #splits: SplitSource
   readonly #histories = new WeakMap<Worker, History>()
   readonly #times = new Float64Array(ring)
   /** Ticks so far; the latest is `#tick - 1`. */
   #tick = 0
 
-  constructor (source: () => Iterable<PoolEntry>, certificates: CertificateSource = () => []) {
+  constructor (source: () => Iterable<PoolEntry>, certificates: CertificateSource = () => [], splits: SplitSource = () => []) {
     this.#source = source
     this.#certificates = certificates
+    this.#splits = splits
     this.tick()
   }
 
@@ -107,7 +115,7 @@ export class Snapshots {
     const secondAgo = Math.max(0, latest - 1)
     const seconds = (at - this.#times[secondAgo % ring]) / 1000
     const pools: PoolSnapshot[] = []
-    for (const { name, pool } of this.#source()) {
+    for (const { name, pool, sticky } of this.#source()) {
       const poolCounts = new Float64Array(buckets)
       let requests = 0
       let recent = 0
@@ -137,10 +145,11 @@ export class Snapshots {
         rate: seconds > 0 ? Math.round(recent / seconds * 10) / 10 : 0,
         p99: quantile(poolCounts, 0.99),
         shed: { ...pool.shed },
+        sticky: sticky === undefined ? null : { ...sticky },
         backends
       })
     }
-    return { at, pid: process.pid, pools, certificates: this.#certificates() }
+    return { at, pid: process.pid, pools, routes: [...this.#splits()].map(routeSnapshot), certificates: this.#certificates() }
   }
 
   /** A backend's counts at `tick`: zero before it joined, or its first kept ones if it was there before the admin. */

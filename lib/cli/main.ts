@@ -146,7 +146,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     }
     log = listeners.log
     // Read from the live pools at each scrape; SIGHUP reloads counted below.
-    const metrics = createCliMetrics(() => listeners.entries(), () => listeners.certificates())
+    const metrics = createCliMetrics(() => listeners.entries(), () => listeners.certificates(), () => listeners.splits())
     // The admin shows the pools serving now, whatever a reload does to them. With --workers, each worker has its
     // own on the shared port, showing and acting on its own pools (/metrics sums them all).
     let admin: Admin | undefined
@@ -155,7 +155,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     let serving = config
     if (config.admin !== undefined) {
       try {
-        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, config: () => redactConfig({ ...serving, admin: config.admin }), log: listeners.log })
+        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), splits: () => listeners.splits(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, config: () => redactConfig({ ...serving, admin: config.admin }), log: listeners.log })
       } catch (error) {
         await listeners.close()
         return fail(error)

@@ -3,6 +3,9 @@ import { InvalidOptionError } from '../errors.js'
 import { splitWeightsProblem } from '../options-check.js'
 import type { Forwarder } from '../proxy/forward.js'
 
+/** Where the admin and the metrics find the split routes, walked on every use: a reload replaces them (and their weights). */
+export type SplitSource = () => Iterable<Split>
+
 /** One pool of a split, as the admin API and the status page show it. */
 export interface SplitPool {
   readonly name: string

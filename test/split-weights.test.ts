@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import goload, { type SplitPoolOptions } from '../lib/index.js'
 import type { Registry } from '../lib/registry.js'
-import { request } from './helpers/client.js'
+import { countBodies, request } from './helpers/client.js'
 import { hello, startBackend } from './helpers/servers.js'
 
 /** Pools stable, canary and dark (one backend each, answering "Hello from <pool>") and a split route at /app. */
@@ -22,24 +22,9 @@ async function splitBalancer (t: Test, pools: SplitPoolOptions[]): Promise<{ app
   return { app, url: `http://127.0.0.1:${port}/app` }
 }
 
-/** `total` requests, `concurrency` at a time; counts the answers by body. */
-export async function countAnswers (url: string, total = 500, concurrency = 10): Promise<Map<string, number>> {
-  const counts = new Map<string, number>()
-  let sent = 0
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (sent < total) {
-      sent++
-      const { status, body } = await request(url)
-      if (status !== 200) throw new Error(`answered ${status}: ${body}`)
-      counts.set(body, (counts.get(body) ?? 0) + 1)
-    }
-  }))
-  return counts
-}
-
 t.test('70/30/0: each pool within 5 points of its share, weight 0 gets none', async (t) => {
   const { app, url } = await splitBalancer(t, [{ pool: 'stable', weight: 70 }, { pool: 'canary', weight: 30 }, { pool: 'dark', weight: 0 }])
-  const counts = await countAnswers(url)
+  const counts = await countBodies(url)
   const share = (name: string): number => 100 * (counts.get(`Hello from ${name}`) ?? 0) / 500
   t.ok(Math.abs(share('stable') - 70) <= 5, `stable ${share('stable')}%`)
   t.ok(Math.abs(share('canary') - 30) <= 5, `canary ${share('canary')}%`)

@@ -138,7 +138,7 @@ pools:
   t.match(errors, /routes\[0\]: has pool and pools: give one of them/)
   t.match(errors, /routes\[1\]\.pools\[0\]\.pool: no pool named "stabel" \(did you mean stable\?\)/)
   t.match(errors, /routes\[2\]\.pools: must give at least one pool a weight above 0, got 0/)
-  t.match(errors, /routes\[3\]: needs pool \(or pools: a weighted split\)/)
+  t.match(errors, /routes\[3\]\.pool: is required \(or pools: a weighted split\)/)
 
   const good = await configFile(t, `listeners:
   - port: 8080

@@ -179,7 +179,7 @@ function crossCheck (config: GoloadFileConfig, sound: Sound): Problem[] {
         problems.push({ path: [...at, ...path], message: `no pool named ${JSON.stringify(pool)} (${suggestion === undefined ? `pools: ${names.join(', ')}` : `did you mean ${suggestion}?`})` })
       }
       if ((route.pool === undefined) === (route.pools === undefined)) {
-        problems.push({ path: at, message: route.pool === undefined ? 'needs pool (or pools: a weighted split)' : 'has pool and pools: give one of them' })
+        problems.push(route.pool === undefined ? { path: [...at, 'pool'], message: 'is required (or pools: a weighted split)' } : { path: at, message: 'has pool and pools: give one of them' })
       } else if (route.pool !== undefined) {
         unknownPool(route.pool, ['pool'])
       } else {

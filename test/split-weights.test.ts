@@ -15,7 +15,7 @@ async function splitBalancer (t: Test, pools: SplitPoolOptions[]): Promise<{ app
     // Each pool's own route is elsewhere: the split takes /app.
     await app.register(goload, { name, prefix: `/only-${name}`, backends: [backend.url] })
   }
-  await app.register(goload, { prefix: '/app', pools })
+  await app.register(goload, { prefix: '/app', pools, metrics: true })
   await app.listen({ port: 0, host: '127.0.0.1' })
   t.teardown(() => app.close())
   const { port } = app.server.address() as { port: number }
@@ -36,6 +36,10 @@ t.test('70/30/0: each pool within 5 points of its share, weight 0 gets none', as
     { name: 'canary', weight: 30, requests: counts.get('Hello from canary') },
     { name: 'dark', weight: 0, requests: 0 }
   ], 'the split counts the requests it sent to each pool')
+  const metrics = await app.goload.metrics!.metrics()
+  t.match(metrics, `goload_route_split_requests_total{route="/app",pool="stable"} ${counts.get('Hello from stable')}`)
+  t.match(metrics, 'goload_route_split_requests_total{route="/app",pool="dark"} 0')
+  t.notMatch(metrics, 'goload_sticky_requests_total{', 'no sticky pool, no sticky samples')
 })
 
 t.test('smooth: 2/1 interleaves rather than sending runs', async (t) => {

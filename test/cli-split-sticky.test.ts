@@ -1,5 +1,7 @@
 // Splits and sticky cookies from the config file, through the built command: the 70/30/0 run, the admin's weight
 // change seen by the next requests and undone by a reload, a sticky user kept and counted, the secret redacted.
+import cluster, { type Worker } from 'node:cluster'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { countBodies, request } from './helpers/client.js'
 import { configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
@@ -153,4 +155,33 @@ pools:
   t.notMatch(printed.stdout(), secret)
   t.match(printed.stdout(), /secret: <redacted>/)
   t.match(printed.stdout(), /httpOnly: true/, 'defaults shown')
+})
+
+t.test('--workers 2 with a sticky pool without a secret: the primary says each worker would draw its own', async (t) => {
+  const backend = await startBackend(t, hello('a'))
+  const port = await freePort()
+  const file = await configFile(t, `listeners:
+  - port: ${port}
+    host: 127.0.0.1
+    routes: [{ pool: web }]
+pools:
+  web:
+    backends: [${backend.url}]
+    sticky: { cookie: goload_web }
+  shared:
+    backends: [${backend.url}]
+    sticky: { cookie: goload_web, secret: ${secret} }
+`)
+  // The workers run the built command; their output comes back here.
+  let output = ''
+  const onFork = (worker: Worker): void => { worker.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => { output += chunk }) }
+  cluster.on('fork', onFork)
+  t.teardown(() => { cluster.off('fork', onFork) })
+  cluster.setupPrimary({ exec: fileURLToPath(new URL('../dist/cli/bin.js', import.meta.url)), args: ['--config', file, '--workers', '2'], execArgv: [], silent: true })
+  const run = runMain(t, ['--config', file, '--workers', '2'])
+  await waitFor(() => output.match(/goload listening/g)?.length === 2, 'both workers to listen', 60_000)
+  t.match(run.stdout(), /goload: pools\.web\.sticky has no secret: each worker draws its own, so a client stays on its backend only while its connection stays on one worker; give sticky\.secret\n/)
+  t.notMatch(run.stdout(), /pools\.shared\.sticky has no secret/)
+  run.signals.emit('SIGTERM', 'SIGTERM')
+  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)
 })

@@ -128,6 +128,9 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
       // Each worker reads the file again itself.
       reload = async () => { for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP') }
       if (pidFile !== undefined) onceWorkersReady(workers, () => { writePidFile(pidFile, (message) => { log.error(message) }) })
+      for (const name of stickyWithoutSecret(config)) {
+        log.info(`goload: pools.${name}.sticky has no secret: each worker draws its own, so a client stays on its backend only while its connection stays on one worker; give sticky.secret`)
+      }
       return await runWorkers(workers, stop, log.info, respawn)
     }
 
@@ -232,6 +235,11 @@ function writePidFile (pidFile: PidFile, logError: (message: string) => void): v
   } catch (error) {
     logError(`goload: ${(error as Error).message}`)
   }
+}
+
+/** The pools whose sticky cookie has no secret of the file's: random per process, so workers disagree. */
+function stickyWithoutSecret (config: GoloadFileConfig): string[] {
+  return Object.entries(config.pools).filter(([, pool]) => pool.sticky !== undefined && pool.sticky.secret === undefined).map(([name]) => name)
 }
 
 /** Calls `ready` once `count` workers have each said they serve (the primary's pid file means: all of them listen). */

@@ -5,7 +5,7 @@ import { h2cOrigin, normalizeBackend, type BackendOptions, type PoolConfig } fro
 import { claimOrigin } from './tls-options.js'
 import type { Pool, PoolStats, Worker } from './pool/pool.js'
 import type { Forwarder } from './proxy/forward.js'
-import type { Split } from './policy/split.js'
+import { splitOf, type Split } from './policy/split.js'
 import type { Sticky } from './policy/sticky.js'
 import type { ProxyRoute } from './routing/proxy-route.js'
 import { RouteTable } from './routing/table.js'
@@ -40,6 +40,14 @@ export interface Goload extends Omit<GoloadPool, 'name'> {
   pool(name: string): GoloadPool
   /** The names of all pools, in registration order. */
   names(): string[]
+  /** A split route's weights now, by pool (the route by its `name`, else its host and prefix: `/`, `api.example.com/v1`). */
+  weights(route: string): Record<string, number>
+  /**
+   * New weights for some or all of a split route's pools, from the next request on (the admin's PUT /routes/:route/weights).
+   * Throws FST_GOLOAD_UNKNOWN_ROUTE for a route that does not split, FST_GOLOAD_INVALID_OPTION for weights all 0,
+   * an unknown pool or a weight that is not a whole number.
+   */
+  setWeights(route: string, weights: Record<string, number>): void
   /**
    * The prom-client Registry the instance's metrics are on (the first one given with the `metrics` option, or goload's
    * own for `metrics: true`); undefined without the option. Expose it where you like: `await metrics.metrics()`.
@@ -170,6 +178,14 @@ export class Registry implements Goload {
 
   names (): string[] {
     return [...this.#pools.keys()]
+  }
+
+  weights (route: string): Record<string, number> {
+    return Object.fromEntries(splitOf(this.splits, route).pools.map((pool) => [pool.name, pool.weight]))
+  }
+
+  setWeights (route: string, weights: Record<string, number>): void {
+    splitOf(this.splits, route).setWeights(weights)
   }
 
   pool (name: string): GoloadPool {

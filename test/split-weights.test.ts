@@ -52,12 +52,13 @@ t.test('smooth: 2/1 interleaves rather than sending runs', async (t) => {
 t.test('new weights apply from the next request', async (t) => {
   const { app, url } = await splitBalancer(t, [{ pool: 'stable', weight: 1 }, { pool: 'canary', weight: 0 }])
   t.equal((await request(url)).body, 'Hello from stable')
-  const [split] = (app.goload as Registry).splits
-  split.setWeights({ stable: 0, canary: 5 })
+  app.goload.setWeights('/app', { stable: 0, canary: 5 })
+  t.same(app.goload.weights('/app'), { stable: 0, canary: 5 })
   for (let i = 0; i < 5; i++) t.equal((await request(url)).body, 'Hello from canary')
-  t.throws(() => { split.setWeights({ canary: 0 }) }, { code: 'FST_GOLOAD_INVALID_OPTION', message: /weights must give at least one pool a weight above 0/ })
-  t.throws(() => { split.setWeights({ canery: 1 }) }, { message: /has no pool "canery" \(its pools: stable, canary\)/ })
-  t.throws(() => { split.setWeights({ canary: 1.5 }) }, { message: /weight of canary must be a whole number \(0 or more\), got 1.5/ })
+  t.throws(() => { app.goload.setWeights('/app', { canary: 0 }) }, { code: 'FST_GOLOAD_INVALID_OPTION', message: /weights must give at least one pool a weight above 0/ })
+  t.throws(() => { app.goload.setWeights('/app', { canery: 1 }) }, { message: /has no pool "canery" \(its pools: stable, canary\)/ })
+  t.throws(() => { app.goload.setWeights('/app', { canary: 1.5 }) }, { message: /weight of canary must be a whole number \(0 or more\), got 1.5/ })
+  t.throws(() => { app.goload.setWeights('/', { canary: 1 }) }, { code: 'FST_GOLOAD_UNKNOWN_ROUTE', message: /no route that splits between pools has the id "\/" \(routes with pools: \/app\)/ })
   t.equal((await request(url)).body, 'Hello from canary', 'a refused change changes nothing')
 })
 
@@ -105,8 +106,7 @@ t.test('split + sticky: a user on canary stays on canary (and its backend) for 5
   }
   t.pass('50 requests on the same canary backend')
   // Rolled back: canary's users let go of it, by weight, with a new cookie.
-  const [split] = (app.goload as Registry).splits
-  split.setWeights({ canary: 0 })
+  app.goload.setWeights('/app', { canary: 0 })
   const moved = await request(url, { headers: { cookie } })
   t.match(moved.body, /^Hello from stable-/)
   t.match(moved.headers['set-cookie']?.[0], /^goload_web=/)

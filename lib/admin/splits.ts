@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { UnknownRouteError } from '../errors.js'
-import type { Split, SplitSource } from '../policy/split.js'
+import { splitOf, type Split, type SplitSource } from '../policy/split.js'
 import { adminRouteNotFound } from './not-found.js'
 
 /** A split route as GET /routes, the snapshots and the status page show it. */
@@ -27,9 +26,7 @@ export function splitActions (app: FastifyInstance, source: SplitSource): void {
   app.put<{ Params: { '*': string } }>('/routes/*', async (request, reply) => {
     const action = /^(.+)\/weights$/.exec(request.params['*'])
     if (action === null) return adminRouteNotFound(request, reply)
-    const splits = [...source()]
-    const split = splits.find((each) => each.id === action[1])
-    if (split === undefined) throw new UnknownRouteError(`${JSON.stringify(action[1])} (routes with pools: ${splits.map((each) => each.id).join(', ') || 'none'})`)
+    const split = splitOf([...source()], action[1])
     split.setWeights(request.body)
     request.log.info({ route: split.id, weights: Object.fromEntries(split.pools.map((pool) => [pool.name, pool.weight])) }, 'goload: split weights changed')
     return routeSnapshot(split)

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { InvalidOptionError } from '../errors.js'
+import { InvalidOptionError, UnknownRouteError } from '../errors.js'
 import { splitWeightsProblem } from '../options-check.js'
 import type { Forwarder } from '../proxy/forward.js'
 
@@ -94,4 +94,11 @@ export class Split {
     }
     return undefined
   }
+}
+
+/** The split route with this id; else FST_GOLOAD_UNKNOWN_ROUTE, listing the ids there are. */
+export function splitOf (splits: Split[], id: string): Split {
+  const split = splits.find((each) => each.id === id)
+  if (split === undefined) throw new UnknownRouteError(`${JSON.stringify(id)} (routes with pools: ${splits.map((each) => each.id).join(', ') || 'none'})`)
+  return split
 }

@@ -4,6 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import goload, { type SplitPoolOptions } from '../lib/index.js'
 import type { Registry } from '../lib/registry.js'
+import { startAdminOf } from './helpers/admin.js'
 import { countBodies, request } from './helpers/client.js'
 import { hello, startBackend } from './helpers/servers.js'
 
@@ -110,4 +111,27 @@ t.test('split + sticky: a user on canary stays on canary (and its backend) for 5
   const moved = await request(url, { headers: { cookie } })
   t.match(moved.body, /^Hello from stable-/)
   t.match(moved.headers['set-cookie']?.[0], /^goload_web=/)
+})
+
+t.test('the admin API: GET /routes, PUT /routes/<id>/weights, its refusals', async (t) => {
+  const { app, url } = await splitBalancer(t, [{ pool: 'stable', weight: 70 }, { pool: 'canary', weight: 30 }])
+  const { port } = app.server.address() as { port: number }
+  const admin = await startAdminOf(t, { app, port, url })
+  await request(url)
+  t.same(JSON.parse((await request(`${admin.url}/routes`)).body), {
+    routes: [{ id: '/app', pools: [{ pool: 'stable', weight: 70, configured: 70, requests: 1 }, { pool: 'canary', weight: 30, configured: 30, requests: 0 }] }]
+  })
+  const put = (path: string, body: string) => request(`${admin.url}/routes/${path}`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } })
+  const changed = await put('%2Fapp/weights', '{"stable":1,"canary":1}')
+  t.equal(changed.status, 200, 'the id URL-encoded')
+  t.same(JSON.parse(changed.body).pools.map(({ weight }: { weight: number }) => weight), [1, 1])
+  t.equal((await put('/app/weights', '{"canary":2}')).status, 200, 'or as it is')
+  t.same(app.goload.weights('/app'), { stable: 1, canary: 2 })
+  const notAnObject = await put('%2Fapp/weights', '[1, 2]')
+  t.equal(notAnObject.status, 400)
+  t.match(JSON.parse(notAnObject.body), { code: 'FST_GOLOAD_INVALID_OPTION', message: /weights must be an object of pool names to weights, like \{ "stable": 90 \}/ })
+  t.match(JSON.parse((await put('%2Fapp/other', '{}')).body), { statusCode: 404, code: 'FST_GOLOAD_NO_ROUTE' })
+  t.match(JSON.parse((await put('%2Fnone/weights', '{}')).body), { statusCode: 404, code: 'FST_GOLOAD_UNKNOWN_ROUTE' })
+  const snapshot = JSON.parse((await request(`${admin.url}/stats`)).body) as { routes: unknown }
+  t.match(snapshot.routes, [{ id: '/app', pools: [{ pool: 'stable', weight: 1 }, { pool: 'canary', weight: 2 }] }], 'the snapshots carry the routes')
 })

@@ -179,3 +179,18 @@ t.test('sticky options are checked, naming the key', async (t) => {
     await t.rejects(async () => { await app.register(goload, { backends: [backend.url], sticky: options } as never).ready() }, { code: 'FST_GOLOAD_INVALID_OPTION', message }, JSON.stringify(options))
   }
 })
+
+t.test('a removed backend\'s cookie is stale: ignored and replaced; the counts reach the metrics', async (t) => {
+  const { url, app } = await stickyPool(t, { metrics: true })
+  const first = await request(url)
+  const cookie = cookieOf(first)!
+  await app.goload.pool('web').remove(first.body.replace('Hello from ', ''))
+  const moved = await request(url, { headers: { cookie } })
+  t.equal(moved.status, 200)
+  t.not(moved.body, first.body)
+  t.ok(cookieOf(moved) !== undefined && cookieOf(moved) !== cookie, 'a new cookie')
+  t.equal((await request(url, { headers: { cookie: cookieOf(moved)! } })).body, moved.body)
+  const metrics = await app.goload.metrics!.metrics()
+  t.match(metrics, 'goload_sticky_requests_total{pool="web",result="cookie"} 1')
+  t.match(metrics, 'goload_sticky_requests_total{pool="web",result="assigned"} 2')
+})

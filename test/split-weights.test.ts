@@ -63,6 +63,16 @@ t.test('new weights apply from the next request', async (t) => {
   t.equal((await request(url)).body, 'Hello from canary', 'a refused change changes nothing')
 })
 
+t.test('a pool with every backend drained is passed over; with every pool so, the answer is 503', async (t) => {
+  const { app, url } = await splitBalancer(t, [{ pool: 'stable', weight: 1 }, { pool: 'canary', weight: 1 }])
+  app.goload.pool('canary').drain(app.goload.pool('canary').stats().backends[0].id)
+  for (let i = 0; i < 4; i++) t.equal((await request(url)).body, 'Hello from stable')
+  app.goload.pool('stable').drain(app.goload.pool('stable').stats().backends[0].id)
+  const none = await request(url)
+  t.equal(none.status, 503)
+  t.match(JSON.parse(none.body), { code: 'FST_GOLOAD_NO_BACKEND' })
+})
+
 t.test('bad splits are refused at register, naming the key', async (t) => {
   const cases: Array<[unknown, RegExp]> = [
     [{ pools: [{ pool: 'stable', weight: 0 }] }, /pools must give at least one pool a weight above 0, got 0/],
@@ -106,6 +116,17 @@ t.test('split + sticky: a user on canary stays on canary (and its backend) for 5
     }
   }
   t.pass('50 requests on the same canary backend')
+  // Its backend drained, the user stays on canary, on the other backend.
+  const backend = second.body.replace('Hello from ', '')
+  app.goload.pool('canary').drain(backend)
+  const other = await request(url, { headers: { cookie } })
+  t.match(other.body, /^Hello from canary-/)
+  t.not(other.body, second.body)
+  // Every canary backend drained: the user goes by weight, to stable.
+  app.goload.pool('canary').drain(other.body.replace('Hello from ', ''))
+  t.match((await request(url, { headers: { cookie } })).body, /^Hello from stable-/)
+  app.goload.pool('canary').undrain(backend)
+  t.equal((await request(url, { headers: { cookie } })).body, second.body, 'back with its backend')
   // Rolled back: canary's users let go of it, by weight, with a new cookie.
   app.goload.setWeights('/app', { canary: 0 })
   const moved = await request(url, { headers: { cookie } })

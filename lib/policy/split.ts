@@ -31,7 +31,6 @@ export class Split {
   readonly configured: ReadonlyMap<string, number>
   /** The pools with a sticky cookie: read before the weights. */
   readonly #sticky: SplitPool[]
-  #total = 0
 
   constructor (id: string, pools: Array<{ name: string, forwarder: Forwarder, weight: number }>) {
     this.id = id
@@ -67,30 +66,34 @@ export class Split {
   }
 
   #reset (): void {
-    this.#total = 0
-    for (const pool of this.pools) {
-      pool.current = 0
-      this.#total += pool.weight
-    }
+    for (const pool of this.pools) pool.current = 0
   }
 
-  /** nginx's ngx_http_upstream_get_peer: each pool gains its weight, the highest is taken and loses the total. */
+  /**
+   * nginx's ngx_http_upstream_get_peer: each pool gains its weight, the highest is taken and loses the total. A pool
+   * whose backends are all drained or removed is passed over, as nginx passes over a peer that is down; when every
+   * pool is, the first answers (503, no backend).
+   */
   #next (): SplitPool {
     let best: SplitPool | undefined
+    let total = 0
     for (const pool of this.pools) {
-      if (pool.weight === 0) continue
+      if (pool.weight === 0 || pool.forwarder.pool.empty) continue
       pool.current += pool.weight
+      total += pool.weight
       if (best === undefined || pool.current > best.current) best = pool
     }
-    best!.current -= this.#total
-    return best!
+    if (best === undefined) return this.pools[0]
+    best.current -= total
+    return best
   }
 
   #pinned (headers: IncomingHttpHeaders): SplitPool | undefined {
     if (headers.cookie === undefined) return undefined
     for (const pool of this.#sticky) {
-      // A pool turned down to 0 lets its clients go, as Traefik#1939 asked: they move by weight.
-      if (pool.weight > 0 && pool.forwarder.sticky!.known(headers) !== undefined) return pool
+      // A pool turned down to 0 lets its clients go, as Traefik#1939 asked, and so does one with every backend
+      // drained: they move by weight. One whose backend alone left keeps them, on another of its backends.
+      if (pool.weight > 0 && pool.forwarder.sticky!.known(headers) !== undefined && !pool.forwarder.pool.empty) return pool
     }
     return undefined
   }

@@ -66,7 +66,7 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   body: RequestBody | undefined
   worker: Worker | undefined
   /** The worker its sticky cookie named, when that one took it (see Sticky). */
-  stickyWorker: Worker | undefined = undefined
+  stickyWorker: Worker | undefined
   /** Workers that already failed this request, so a retry goes elsewhere; made on the first failure. */
   tried: Worker[] | undefined
   queueEntry: ReturnType<Pool['queue']['enqueue']>

@@ -9,6 +9,9 @@ declare namespace goload {
   export type GoloadOptions = esm.GoloadOptions
   export type RouteOptions = esm.RouteOptions
   export type SharedPoolOptions = esm.SharedPoolOptions
+  export type SplitOptions = esm.SplitOptions
+  export type SplitPoolOptions = esm.SplitPoolOptions
+  export type StickyOptions = esm.StickyOptions
   export type HashOn = esm.HashOn
   export type HealthCheckOptions = esm.HealthCheckOptions
   export type PassiveHealthOptions = esm.PassiveHealthOptions

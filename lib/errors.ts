@@ -7,6 +7,7 @@ export const NoBackendError = createError('FST_GOLOAD_NO_BACKEND', 'No backend a
 export const BadGatewayError = createError('FST_GOLOAD_BAD_GATEWAY', 'Bad gateway: the backend failed', 502)
 export const GatewayTimeoutError = createError('FST_GOLOAD_GATEWAY_TIMEOUT', 'Gateway timeout: the backend did not answer in time', 504)
 export const UnknownPoolError = createError('FST_GOLOAD_UNKNOWN_POOL', 'fastify-goload: no pool is named %s', 500)
+export const UnknownRouteError = createError('FST_GOLOAD_UNKNOWN_ROUTE', 'fastify-goload: no route that splits between pools has the id %s', 500)
 export const UnknownBackendError = createError('FST_GOLOAD_UNKNOWN_BACKEND', 'fastify-goload: no backend has the url or id %s', 500)
 export const QueueFullError = createError('FST_GOLOAD_QUEUE_FULL', 'Service unavailable: every backend is busy and the queue is full', 503)
 export const QueueTimeoutError = createError('FST_GOLOAD_QUEUE_TIMEOUT', 'Service unavailable: no backend became free in time', 503)

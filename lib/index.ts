@@ -8,15 +8,16 @@ import { takeUpgrades } from './proxy/upgrade-takeover.js'
 import { InvalidOptionError } from './errors.js'
 import { registerMetrics } from './metrics/plugin.js'
 import { startMirror } from './policy/mirror.js'
-import { normalizeOptions, normalizeRoute, type GoloadOptions, type SharedPoolOptions } from './options.js'
+import { normalizeOptions, normalizeRoute, type GoloadOptions, type RouteConfig, type SharedPoolOptions, type SplitOptions } from './options.js'
+import { Split } from './policy/split.js'
 import { hostMatcher } from './routing/host.js'
 import type { ProxyRoute } from './routing/proxy-route.js'
 import { conditionsOf } from './routing/table.js'
-import { kPoolRuntime, PoolRuntime } from './runtime.js'
+import { kPoolRuntime, kPoolRuntimes, PoolRuntime } from './runtime.js'
 import { Registry, type Goload } from './registry.js'
 import { startTracing } from './tracing/start.js'
 
-export type { BackendOptions, GoloadOptions, MirrorOptions, RouteOptions, SharedPoolOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions, TracingOptions } from './options.js'
+export type { BackendOptions, GoloadOptions, MirrorOptions, RouteOptions, SharedPoolOptions, SplitOptions, SplitPoolOptions, StickyOptions, HashOn, HealthCheckOptions, PassiveHealthOptions, Pem, QueueOptions, RateLimitOptions, ResolveOptions, Strategy, TlsOptions, TracingOptions } from './options.js'
 export type { CircuitBreakerOptions, RetryBudgetOptions } from './options.js'
 export type { BackendStats, PoolStats } from './pool/pool.js'
 export type { Goload, GoloadPool } from './registry.js'
@@ -27,7 +28,7 @@ declare module 'fastify' {
   }
 }
 
-async function goload (fastify: FastifyInstance, options: GoloadOptions | SharedPoolOptions): Promise<void> {
+async function goload (fastify: FastifyInstance, options: GoloadOptions | SharedPoolOptions | SplitOptions): Promise<void> {
   const route = normalizeRoute(options)
   // Registering again (another route, another pool) adds to the same decorator, so every pool stays reachable.
   if (!fastify.hasDecorator('goload')) {
@@ -42,14 +43,19 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
   if (route.metrics !== undefined) registerMetrics(fastify, registry, route.metrics)
   const kept = (options as { [kPoolRuntime]?: PoolRuntime })[kPoolRuntime]
   // Reachable by name like the instance's own pools (stats, routes that share it), but not closed with it.
-  if (kept !== undefined && !registry.names().includes(kept.config.name)) registry.addPool(kept.config.name, kept.pool, kept.config, kept.forwarder)
-  const forwarder = kept !== undefined
-    ? kept.forwarder
-    : route.pool === undefined ? await startPool(fastify, registry, options as GoloadOptions) : registry.forwarder(route.pool)
+  for (const runtime of [kept, ...(options as { [kPoolRuntimes]?: PoolRuntime[] })[kPoolRuntimes] ?? []]) {
+    if (runtime !== undefined && !registry.names().includes(runtime.config.name)) registry.addPool(runtime.config.name, runtime.pool, runtime.config, runtime.forwarder)
+  }
+  const split = route.pools === undefined ? undefined : startSplit(registry, route)
+  const forwarder = split !== undefined
+    ? split.pools[0].forwarder
+    : kept !== undefined
+      ? kept.forwarder
+      : route.pool === undefined ? await startPool(fastify, registry, options as GoloadOptions) : registry.forwarder(route.pool)
 
   const mirror = route.mirror === undefined ? undefined : startMirror(fastify, registry, options.mirror!, route.mirror, forwarder)
   const tracing = route.tracing === undefined ? undefined : await startTracing(fastify, registry, route.tracing, route.prefix, route.host?.toString())
-  const target: ProxyRoute = { forwarder, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined, mirror, tracing }
+  const target: ProxyRoute = { forwarder, split, rewritePrefix: route.rewritePrefix, preserveHost: route.preserveHost, websocket: route.websocket, accessLog: route.accessLog, limiter: undefined, mirror, tracing }
   const conditions = {
     host: route.host === undefined ? undefined : hostMatcher(route.host),
     prefix: route.prefix,
@@ -68,6 +74,15 @@ async function goload (fastify: FastifyInstance, options: GoloadOptions | Shared
     const { logLevel, logSerializers } = options as RegisterOptions
     await fastify.register(proxyRoutes, { prefix: route.prefix, logLevel, logSerializers, table: registry.routes })
   }
+}
+
+/** A split route's pools, each registered before, and its id: its name, else its host and prefix. */
+function startSplit (registry: Registry, route: RouteConfig): Split {
+  const pools = route.pools!.map(({ pool, weight }, index) => ({ name: pool, forwarder: registry.forwarder(pool, `pools[${index}].pool`), weight }))
+  const host = route.host === undefined ? '' : String(route.host)
+  const split = new Split(route.name ?? registry.unusedSplitId(host + (route.prefix || '/')), pools)
+  registry.addSplit(split)
+  return split
 }
 
 /** A pool of this registration's own: started here, closed with the instance. */

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox'
 import { keyPath, type Problem } from './config/errors.js'
-import { mirrorSchema, poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys, tlsSchema, tracingSchema } from './config/schema.js'
+import { mirrorSchema, poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys, splitSchema, tlsSchema, tracingSchema } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
 import { InvalidOptionError } from './errors.js'
 
@@ -43,6 +43,7 @@ const validateTls = ajv.compile(Type.Object({
 }, { additionalProperties: false }))
 const validateMirror = ajv.compile(mirrorSchema)
 const validateTracing = ajv.compile(tracingSchema)
+const validateSplit = ajv.compile(splitSchema)
 
 type Options = Record<string, unknown>
 
@@ -141,6 +142,21 @@ export function checkTracing (options: unknown): void {
     throw new InvalidOptionError('tracing must be an object like { otlp: \'http://collector:4318\' }')
   }
   if (!validateTracing(options)) refuse(problemsOf(validateTracing.errors ?? [], options as Options), 'tracing')
+}
+
+/** A split route's pools, then the rule between their weights that a schema cannot say. */
+export function checkSplit (pools: unknown): void {
+  if (!validateSplit(pools)) refuse(problemsOf(validateSplit.errors ?? [], pools), 'pools')
+  const entries = pools as Array<{ pool: string, weight: number }>
+  const twice = entries.findIndex((entry, index) => entries.findIndex((other) => other.pool === entry.pool) !== index)
+  if (twice !== -1) throw new InvalidOptionError(`pools[${twice}] names pool "${entries[twice].pool}" again: give each pool once, with its whole weight`)
+  const problem = splitWeightsProblem(entries.map((entry) => entry.weight))
+  if (problem !== undefined) throw new InvalidOptionError(`pools ${problem}`)
+}
+
+/** Weights that send nowhere: every one 0. Also the admin's check of new weights. */
+export function splitWeightsProblem (weights: number[]): string | undefined {
+  return weights.some((weight) => weight > 0) ? undefined : `must give at least one pool a weight above 0, got ${weights.join(', ')}`
 }
 
 /** One backend given on its own (goload.add): `key` is what messages call it. */

@@ -6,7 +6,7 @@ import type { FastifyRequest } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
 import { kubernetesDiscovery, mirrorSchema, poolSchema, type Strategy } from './config/schema.js'
 import { InvalidOptionError } from './errors.js'
-import { checkBackend, checkMirror, checkRateLimit, checkRegistration, checkRoute, routeKeys } from './options-check.js'
+import { checkBackend, checkMirror, checkRateLimit, checkRegistration, checkRoute, checkSplit, routeKeys } from './options-check.js'
 import { backendTls, claimOrigin, normalizeTls, type TlsOptions } from './tls-options.js'
 import { normalizeTracing, type TracingConfig, type TracingOptions } from './tracing/options.js'
 
@@ -191,6 +191,38 @@ export interface MirrorOptions {
   maxInFlight?: number
 }
 
+/**
+ * Keeps each client on the backend it was first sent to (Traefik's sticky cookie): the balancer sets a cookie naming
+ * the backend, HMAC-signed, and sends later requests carrying it there while that backend is in rotation.
+ */
+export interface StickyOptions {
+  /** The cookie's name. */
+  cookie: string
+  /** Seconds the browser keeps it. Default: until the browser closes (a session cookie). */
+  maxAge?: number
+  /** Sent over https only. Default false. */
+  secure?: boolean
+  /** Hidden from page scripts. Default true. */
+  httpOnly?: boolean
+  /** Default 'lax'; 'none' needs `secure: true`. */
+  sameSite?: 'strict' | 'lax' | 'none'
+  /** Key of the cookie's HMAC, at least 16 characters: balancers given the same one agree. Default: random per pool instance. */
+  secret?: string
+}
+
+export interface StickyConfig extends Required<Omit<StickyOptions, 'maxAge' | 'secret'>> {
+  maxAge: number | undefined
+  secret: string | undefined
+}
+
+/** One pool of a weighted split, and its share. */
+export interface SplitPoolOptions {
+  /** The name of a pool registered before on this instance. */
+  pool: string
+  /** Its share of the requests, relative to the others' weights: a whole number, 0 for none. */
+  weight: number
+}
+
 /** Which requests a registration takes, and how their target and Host are sent on. */
 export interface RouteOptions {
   /**
@@ -242,6 +274,16 @@ export type SharedPoolOptions = RouteOptions & {
   pool: string
 } & { [Key in Exclude<keyof GoloadOptions, keyof RouteOptions | 'pool'>]?: never }
 
+/**
+ * A route that splits its requests between pools registered before, by weight (smooth weighted round-robin), e.g. a
+ * canary beside the stable pool. It takes route options only, and `name`: the route's id in the admin API.
+ */
+export type SplitOptions = RouteOptions & {
+  pools: SplitPoolOptions[]
+  /** The route's id in the admin API and on the status page. Default: its host and prefix, e.g. `/` or `api.example.com/v1`. */
+  name?: string
+} & { [Key in Exclude<keyof GoloadOptions, keyof RouteOptions | 'pools' | 'name'>]?: never }
+
 /** A registration's options: backends listed, found through discovery, or both; at least one of them. */
 export type GoloadOptions = PoolOptions & ({ backends: Array<string | BackendOptions> } | { discovery: DiscoveryOptions })
 
@@ -253,6 +295,8 @@ export interface PoolOptions extends RouteOptions {
   discovery?: DiscoveryOptions
   /** Only in a route that shares another registration's pool (see SharedPoolOptions). */
   pool?: never
+  /** Only in a route that splits between pools (see SplitOptions). */
+  pools?: never
   /** Names this pool for `fastify.goload.pool(name)`. Defaults to the host and prefix, or `'default'`. */
   name?: string
   strategy?: Strategy
@@ -311,6 +355,8 @@ export interface PoolOptions extends RouteOptions {
   tls?: TlsOptions
   /** Speak HTTP/2 to `https://` backends that offer it in ALPN (HTTP/1.1 with those that do not). Default false. */
   allowH2?: boolean
+  /** Keep each client on one backend by a cookie the balancer sets (README, Sticky sessions). Default: off. */
+  sticky?: StickyOptions
 }
 
 export interface BackendConfig {
@@ -361,6 +407,7 @@ export interface PoolConfig {
   discovery: { kubernetes: KubernetesDiscoveryConfig } | undefined
   tls: TlsOptions | undefined
   allowH2: boolean
+  sticky: StickyConfig | undefined
   /** The TLS settings of each https origin, for the undici pool that connects to it; add() records its backends too. */
   backendTls: Map<string, TlsOptions | undefined>
   /**
@@ -489,6 +536,7 @@ export function normalizeOptions (options: PoolOptions): PoolConfig {
     discovery,
     tls,
     allowH2: options.allowH2 ?? false,
+    sticky: normalizeSticky(options.sticky),
     backendTls,
     h2c
   }
@@ -497,6 +545,14 @@ export function normalizeOptions (options: PoolOptions): PoolConfig {
 /** The `default` of each property of an object in the schema. */
 function defaultsOf (schema: { properties: Record<string, { default?: unknown }> }): Record<string, unknown> {
   return Object.fromEntries(Object.entries(schema.properties).map(([key, property]) => [key, property.default]))
+}
+
+function normalizeSticky (options: StickyOptions | undefined): StickyConfig | undefined {
+  if (options === undefined) return undefined
+  const { cookie, maxAge, secure = false, httpOnly = true, sameSite = 'lax', secret } = options
+  // Browsers drop a SameSite=None cookie that is not Secure: every request would be a new assignment.
+  if (sameSite === 'none' && !secure) throw new InvalidOptionError('sticky.sameSite: \'none\' needs sticky.secure: true (browsers drop such a cookie)')
+  return { cookie, maxAge, secure, httpOnly, sameSite, secret }
 }
 
 /** An options object's keys that are given: `{ max: undefined }` leaves the default as leaving max out does. */
@@ -671,6 +727,10 @@ export interface RouteConfig {
   tracing: TracingConfig | undefined
   /** A pool registered by another route, for a route without backends of its own. */
   pool: string | undefined
+  /** A weighted split between pools registered before, instead of one pool. */
+  pools: SplitPoolOptions[] | undefined
+  /** A split route's id (its `name` option), when given. */
+  name: string | undefined
   rateLimit: RateLimitConfig | undefined
   mirror: MirrorConfig | undefined
 }
@@ -692,13 +752,24 @@ export interface RateLimitConfig extends Omit<RateLimitOptions, 'timeWindow' | '
 const defaultRateLimitCache = 100_000
 
 const sharedPoolKeys = new Set(['pool', ...routeKeys])
+const splitKeys = new Set(['pools', 'name', ...routeKeys])
 
 /** The route part of a registration's options: which requests it takes and how it sends them on. */
-export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): RouteConfig {
+export function normalizeRoute (options: GoloadOptions | SharedPoolOptions | SplitOptions): RouteConfig {
   if (options === null || typeof options !== 'object') {
     throw new InvalidOptionError('options must be an object with a backends array, or a pool name')
   }
   const pool = 'pool' in options ? options.pool : undefined
+  const pools = 'pools' in options ? options.pools : undefined
+  if (pools !== undefined) {
+    if (pool !== undefined) throw new InvalidOptionError('pool and pools are two ways to say where a route sends: give one of them')
+    for (const key of Object.keys(options)) {
+      if (!splitKeys.has(key)) throw new InvalidOptionError(`${key} belongs to a pool: a route with pools (a split) takes only ${[...splitKeys].join(', ')}`)
+    }
+    checkSplit(pools)
+  }
+  const name = pools === undefined ? undefined : (options as SplitOptions).name
+  if (name !== undefined && (typeof name !== 'string' || name === '')) throw new InvalidOptionError(`name must be a non-empty string, got ${JSON.stringify(name)}`)
   if (pool !== undefined) {
     if (typeof pool !== 'string' || pool === '') throw new InvalidOptionError(`pool must be the name of a pool registered before, got ${JSON.stringify(pool)}`)
     for (const key of Object.keys(options)) {
@@ -730,6 +801,8 @@ export function normalizeRoute (options: GoloadOptions | SharedPoolOptions): Rou
     metrics: metrics === false ? undefined : metrics,
     tracing: normalizeTracing(options.tracing),
     pool,
+    pools,
+    name,
     rateLimit: normalizeRateLimit(options.rateLimit),
     mirror: normalizeMirror(options.mirror)
   }

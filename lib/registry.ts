@@ -1,9 +1,12 @@
 import type { Registry as PromRegistry } from 'prom-client'
+import { closest } from './config/suggest.js'
 import { InvalidOptionError, UnknownBackendError, UnknownPoolError } from './errors.js'
 import { h2cOrigin, normalizeBackend, type BackendOptions, type PoolConfig } from './options.js'
 import { claimOrigin } from './tls-options.js'
 import type { Pool, PoolStats, Worker } from './pool/pool.js'
 import type { Forwarder } from './proxy/forward.js'
+import { splitOf, type Split } from './policy/split.js'
+import type { Sticky } from './policy/sticky.js'
 import type { ProxyRoute } from './routing/proxy-route.js'
 import { RouteTable } from './routing/table.js'
 
@@ -29,6 +32,8 @@ export interface PoolEntry {
   readonly config: PoolConfig
   /** What serves the pool: its circuit breaker and retry budget, when it has them (tests may leave it out). */
   readonly forwarder?: Forwarder
+  /** The pool's sticky cookie counts, when it has one. */
+  readonly sticky?: Sticky['counts']
 }
 
 /** `fastify.goload`: every pool registered on this instance; the GoloadPool methods act on the first one. */
@@ -37,6 +42,14 @@ export interface Goload extends Omit<GoloadPool, 'name'> {
   pool(name: string): GoloadPool
   /** The names of all pools, in registration order. */
   names(): string[]
+  /** A split route's weights now, by pool (the route by its `name`, else its host and prefix: `/`, `api.example.com/v1`). */
+  weights(route: string): Record<string, number>
+  /**
+   * New weights for some or all of a split route's pools, from the next request on (the admin's PUT /routes/:route/weights).
+   * Throws FST_GOLOAD_UNKNOWN_ROUTE for a route that does not split, FST_GOLOAD_INVALID_OPTION for weights all 0,
+   * an unknown pool or a weight that is not a whole number.
+   */
+  setWeights(route: string, weights: Record<string, number>): void
   /**
    * The prom-client Registry the instance's metrics are on (the first one given with the `metrics` option, or goload's
    * own for `metrics: true`); undefined without the option. Expose it where you like: `await metrics.metrics()`.
@@ -109,6 +122,8 @@ export class Registry implements Goload {
   readonly #forwarders = new Map<string, Forwarder>()
   readonly #entries: PoolEntry[] = []
   readonly #prefixes = new Set<string>()
+  /** The routes that split between pools, in registration order. */
+  readonly splits: Split[] = []
 
   /** Called by the plugin for each registration that makes a pool. */
   addPool (name: string, pool: Pool, config: PoolConfig, forwarder: Forwarder): void {
@@ -117,7 +132,7 @@ export class Registry implements Goload {
     }
     this.#pools.set(name, new PoolHandle(name, pool, config))
     this.#forwarders.set(name, forwarder)
-    this.#entries.push({ name, pool, config, forwarder })
+    this.#entries.push({ name, pool, config, forwarder, sticky: forwarder.sticky?.counts })
   }
 
   /** The pools themselves, for what reads them live (metrics, the admin API): not public API. */
@@ -132,11 +147,26 @@ export class Registry implements Goload {
     return unused
   }
 
+  addSplit (split: Split): void {
+    if (this.splits.some((other) => other.id === split.id)) {
+      throw new InvalidOptionError(`name "${split.id}" is already taken by another split route on this instance: give each its own name`)
+    }
+    this.splits.push(split)
+  }
+
+  /** `id`, or the first of `id#2`, `id#3`… that no split route has yet. */
+  unusedSplitId (id: string): string {
+    let unused = id
+    for (let n = 2; this.splits.some((split) => split.id === unused); n++) unused = `${id}#${n}`
+    return unused
+  }
+
   /** The forwarder of a pool registered before, for a route that shares it. */
-  forwarder (name: string): Forwarder {
+  forwarder (name: string, key = 'pool'): Forwarder {
     const forwarder = this.#forwarders.get(name)
     if (forwarder === undefined) {
-      throw new InvalidOptionError(`pool: no pool named "${name}" is registered before this route (pools: ${this.names().join(', ') || 'none'})`)
+      const suggestion = closest(name, this.names())
+      throw new InvalidOptionError(`${key}: no pool named "${name}" is registered before this route (${suggestion === undefined ? `pools: ${this.names().join(', ') || 'none'}` : `did you mean ${suggestion}?`})`)
     }
     return forwarder
   }
@@ -150,6 +180,14 @@ export class Registry implements Goload {
 
   names (): string[] {
     return [...this.#pools.keys()]
+  }
+
+  weights (route: string): Record<string, number> {
+    return Object.fromEntries(splitOf(this.splits, route).pools.map((pool) => [pool.name, pool.weight]))
+  }
+
+  setWeights (route: string, weights: Record<string, number>): void {
+    splitOf(this.splits, route).setWeights(weights)
   }
 
   pool (name: string): GoloadPool {

@@ -18,6 +18,9 @@ import { sameTls } from './tls-options.js'
  */
 export const kPoolRuntime = Symbol.for('fastify-goload.poolRuntime')
 
+/** The same for a split route (`pools`): the kept pools it splits between. Not public API yet. */
+export const kPoolRuntimes = Symbol.for('fastify-goload.poolRuntimes')
+
 /**
  * A pool and everything that serves it: its forwarder (undici agent), passive and active health, DNS discovery.
  * It lives as long as its owner says: the Fastify instance that registered it (the plugin closes it with the

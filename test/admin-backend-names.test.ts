@@ -39,7 +39,7 @@ t.test('a backend is named by its id, its URL as it is or URL-encoded, or its ho
       statusCode: 404,
       code: 'FST_GOLOAD_NO_ROUTE',
       error: 'Not Found',
-      message: `no admin route ${method} ${path}: the admin has GET /stats, GET /events, GET /metrics, POST /pools/:pool/backends, DELETE /pools/:pool/backends/:backend, POST /pools/:pool/backends/:backend/drain or /undrain, where :backend is the backend's id or its URL, as is (http://10.0.0.1:3000) or URL-encoded (http%3A%2F%2F10.0.0.1%3A3000)`
+      message: `no admin route ${method} ${path}: the admin has GET /stats, GET /events, GET /metrics, POST /pools/:pool/backends, DELETE /pools/:pool/backends/:backend, POST /pools/:pool/backends/:backend/drain or /undrain, GET /routes, PUT /routes/:route/weights, where :backend is the backend's id or its URL, as is (http://10.0.0.1:3000) or URL-encoded (http%3A%2F%2F10.0.0.1%3A3000)`
     }, `${method} ${path}`)
   }
 

@@ -23,7 +23,7 @@ const cases: Array<[string, string, string, (file: string) => string]> = [
   ['a gRPC health check of an HTTP/1.1 backend', 'goload.yaml', valid + '    healthCheck:\n      grpc: true\n', (f) => `${f}:9: pools.api.healthCheck.grpc needs HTTP/2 to every backend, and backends[0] is http://127.0.0.1:3001: give h2c:// URLs, or https:// ones with allowH2: true`],
   ['h2c with tls', 'goload.yaml', valid.replace('[http://127.0.0.1:3001]', '[{ url: h2c://127.0.0.1:3001, tls: { rejectUnauthorized: false } }]'), (f) => `${f}:7: pools.api.backends[0].tls is for https:// backends, and this one is h2c://`],
   ['a missing pool', 'goload.yaml', valid.replace('pool: api', 'pool: ap'), (f) => `${f}:4: listeners[0].routes[0].pool: no pool named "ap" (did you mean api?)`],
-  ['a missing required key', 'goload.yaml', valid.replace('      - pool: api', '      - path: /'), (f) => `${f}:4: listeners[0].routes[0].pool: is required`],
+  ['a missing required key', 'goload.yaml', valid.replace('      - pool: api', '      - path: /'), (f) => `${f}:4: listeners[0].routes[0].pool: is required (or pools: a weighted split)`],
   ['a missing env var', 'goload.yaml', valid.replace('8080', '${GOLOAD_TEST_UNSET}'), (f) => `${f}:2: listeners[0].port: environment variable GOLOAD_TEST_UNSET is not set`],
   ['an object or false', 'goload.yaml', valid + '    passiveHealth: true\n', (f) => `${f}:8: pools.api.passiveHealth: must be an object or false, got true`],
   ['a circuit breaker ratio of 0', 'goload.yaml', valid + '    circuitBreaker: { errorRatio: 0 }\n', (f) => `${f}:8: pools.api.circuitBreaker.errorRatio: must be a number above 0, up to 1, got 0`],

@@ -301,3 +301,29 @@ t.test('a mirror pool\'s summary shows its copies: sent, failed and skipped by r
   t.equal(await page.$('section[data-pool="api"] [data-mirror]'), null, 'nothing on a pool no route mirrors to')
   t.same(errors, [], 'no errors in the page')
 })
+
+t.test('the Splits table: each split route\'s pools with their weights, shares and requests, a changed weight marked; sticky counts in the pool summary', { skip: chromium.skip }, async (t) => {
+  const app = Fastify()
+  for (const name of ['stable', 'canary']) {
+    const backend = await startBackend(t)
+    await app.register(goload, { name, prefix: `/only-${name}`, backends: [backend.url], ...(name === 'canary' ? { sticky: { cookie: 'web' } } : {}) })
+  }
+  await app.register(goload, { prefix: '/app', pools: [{ pool: 'stable', weight: 3 }, { pool: 'canary', weight: 1 }] })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  t.teardown(() => app.close())
+  const { port } = app.server.address() as { port: number }
+  const admin = await startAdminOf(t, { app, port, url: `http://127.0.0.1:${port}` })
+  for (let i = 0; i < 8; i++) await request(`http://127.0.0.1:${port}/app`)
+  const { page, errors } = await openPage(t, `${admin.url}/`)
+  await page.waitForFunction(() => document.querySelectorAll('tr[data-route]').length === 2)
+  const rows = () => page.$$eval('tr[data-route]', (rows) => rows.map((row) => [...row.querySelectorAll('th, td')].map((cell) => cell.textContent)))
+  t.same(await rows(), [['/app', 'stable', '3', '75%', '6'], ['canary', '1', '25%', '2']])
+  t.equal(await page.$eval('#routes', (section) => (section as HTMLElement).hidden), false)
+  await page.waitForFunction(() => /Sticky0 by cookie, 2 new/.test(document.querySelector('section[data-pool="canary"] .summary')!.textContent!))
+  t.equal(await page.$eval('section[data-pool="stable"] .summary', (summary) => summary.textContent!.includes('Sticky')), true, 'the label is there')
+  t.equal(await page.$$eval('section[data-pool="stable"] .summary div', (items) => (items.find((item) => item.querySelector('dt')?.textContent === 'Sticky') as HTMLElement).hidden), true, 'but hidden for a pool without sticky')
+
+  await request(`${admin.url}/routes/${encodeURIComponent('/app')}/weights`, { method: 'PUT', body: '{"canary":3}', headers: { 'content-type': 'application/json' } })
+  await page.waitForFunction(() => document.querySelector('tr[data-pool="canary"] td:nth-of-type(2)')!.textContent === '3 (was 1)')
+  t.same(errors, [], 'no errors in the page')
+})

@@ -193,3 +193,16 @@ test('tracing: otlp required, the rest optional; on a registration with its pool
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], tracing: { sampleRatio: 1 } })
   expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://a:1'], tracing: { otlp: 'http://c:4318', sampleRatio: '1' } })
 })
+
+test('a route splits between pools by weight; a pool keeps clients by a sticky cookie', async () => {
+  const app = Fastify()
+  await app.register(goload, { name: 'stable', backends: ['http://10.0.0.1:3000'], sticky: { cookie: 'goload_web', maxAge: 3600, secure: true, httpOnly: true, sameSite: 'lax', secret: 'a secret of 16+ characters' } })
+  await app.register(goload, { name: 'canary', backends: ['http://10.0.0.2:3000'], sticky: { cookie: 'goload_web' } })
+  await app.register(goload, { pools: [{ pool: 'stable', weight: 95 }, { pool: 'canary', weight: 5 }], prefix: '/', name: 'web' })
+  app.goload.setWeights('web', { canary: 10 })
+  expect(app.goload.weights('web')).type.toBe<Record<string, number>>()
+  expect(app.register).type.not.toBeCallableWith(goload, { pools: [{ pool: 'stable', weight: 1 }], timeout: 5 })
+  expect(app.register).type.not.toBeCallableWith(goload, { pools: [{ pool: 'stable' }] })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://10.0.0.3:3000'], sticky: { maxAge: 60 } })
+  expect(app.register).type.not.toBeCallableWith(goload, { backends: ['http://10.0.0.3:3000'], sticky: { cookie: 'x', sameSite: 'sometimes' } })
+})

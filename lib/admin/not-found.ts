@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
 /** The admin's routes, for a request that matched none: what to send instead. */
-const routes = 'GET /stats, GET /events, GET /metrics, POST /pools/:pool/backends, DELETE /pools/:pool/backends/:backend, POST /pools/:pool/backends/:backend/drain or /undrain'
+const routes = 'GET /stats, GET /events, GET /metrics, POST /pools/:pool/backends, DELETE /pools/:pool/backends/:backend, POST /pools/:pool/backends/:backend/drain or /undrain, GET /routes, PUT /routes/:route/weights'
 
 /**
  * What the admin answers a request none of its routes takes: goload's shape, naming the routes and how a backend is

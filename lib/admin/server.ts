@@ -14,6 +14,8 @@ import { healthRoutes, type Health } from './health.js'
 import { actionGuard, ownHost } from './guard.js'
 import { adminRouteNotFound } from './not-found.js'
 import { Snapshots } from './snapshot.js'
+import { splitActions } from './splits.js'
+import type { SplitSource } from '../policy/split.js'
 import type { CertificateSource } from '../tls/served.js'
 
 export interface AdminOptions {
@@ -27,6 +29,8 @@ export interface AdminOptions {
   token?: string
   /** The live pools, walked on every use: a reload may replace them. */
   source: () => Iterable<PoolEntry>
+  /** The routes that split between pools (weights, requests), walked on every use; without it, none. */
+  splits?: SplitSource
   /** The TLS listeners' certificates, shown with their expiry. */
   certificates?: CertificateSource
   /** What GET /healthz and GET /readyz answer; without it, both are 404. */
@@ -52,6 +56,7 @@ export interface Admin {
 const statusOfCode: Record<string, number> = {
   FST_GOLOAD_UNKNOWN_POOL: 404,
   FST_GOLOAD_UNKNOWN_BACKEND: 404,
+  FST_GOLOAD_UNKNOWN_ROUTE: 404,
   FST_GOLOAD_INVALID_OPTION: 400
 }
 
@@ -90,10 +95,10 @@ export async function startAdmin (options: AdminOptions): Promise<Admin> {
   return { url, port, close: () => app.close() }
 }
 
-function buildAdmin ({ host, token, source, certificates, health, metrics, config, log, streamMaxAge }: AdminOptions): FastifyInstance {
+function buildAdmin ({ host, token, source, splits = () => [], certificates, health, metrics, config, log, streamMaxAge }: AdminOptions): FastifyInstance {
   // Backend ids are URLs, %2F-encoded in a path: longer than Fastify's default of 100 characters.
   const app = Fastify({ loggerInstance: log, ...requestLogging(true), ...maxParamLength(2048) })
-  const snapshots = new Snapshots(source, certificates)
+  const snapshots = new Snapshots(source, certificates, splits)
   const streams = new EventStreams(snapshots, source, log, streamMaxAge)
   // An open event stream is a hijacked reply that close() would wait for forever.
   app.addHook('preClose', (done) => { streams.close(); done() })
@@ -139,6 +144,7 @@ function buildAdmin ({ host, token, source, certificates, health, metrics, confi
     }
     if (config !== undefined) data.get('/config', async () => config())
     actions(data, source)
+    splitActions(data, splits)
   })
   return app
 }

@@ -4,6 +4,8 @@ import type { CircuitBreaker, CircuitState } from '../policies/circuit-breaker.j
 import type { PoolEntry } from '../registry.js'
 import { mirrorCounts, type MirrorCounts } from '../policy/mirror-counts.js'
 import type { CertificateSource, ServedCertificate } from '../tls/served.js'
+import { routeSnapshot, type RouteSnapshot } from './splits.js'
+import type { SplitSource } from '../policy/split.js'
 
 export type BackendState = 'up' | 'ejected' | 'unhealthy' | 'draining' | 'slow-start'
 
@@ -33,6 +35,8 @@ export interface PoolSnapshot {
   circuit: { state: CircuitState, retryAfter: number | null, transitions: Record<CircuitState, number> } | null
   /** The pool's retry budget, when it has one: retries in flight now, retries it refused so far. */
   retryBudget: { retrying: number, exhausted: number } | null
+  /** A sticky pool's requests sent where their cookie said, and those given a new one; null without sticky. */
+  sticky: { cookie: number, assigned: number } | null
   backends: BackendSnapshot[]
   /** The copies routes mirrored to this pool (README, Mirroring); null when no route mirrors to it. */
   mirror: MirrorCounts | null
@@ -42,6 +46,8 @@ export interface Snapshot {
   at: number
   pid: number
   pools: PoolSnapshot[]
+  /** The routes that split between pools, with their weights and the requests sent to each. */
+  routes: RouteSnapshot[]
   /** The TLS listeners' certificates and their expiry (the goload command's; none for the plugin). */
   certificates: ServedCertificate[]
 }
@@ -78,14 +84,16 @@ export function stateOf (worker: Worker): BackendState {
 export class Snapshots {
   readonly #source: () => Iterable<PoolEntry>
   readonly #certificates: CertificateSource
+  readonly #splits: SplitSource
   readonly #histories = new WeakMap<Worker, History>()
   readonly #times = new Float64Array(ring)
   /** Ticks so far; the latest is `#tick - 1`. */
   #tick = 0
 
-  constructor (source: () => Iterable<PoolEntry>, certificates: CertificateSource = () => []) {
+  constructor (source: () => Iterable<PoolEntry>, certificates: CertificateSource = () => [], splits: SplitSource = () => []) {
     this.#source = source
     this.#certificates = certificates
+    this.#splits = splits
     this.tick()
   }
 
@@ -115,7 +123,7 @@ export class Snapshots {
     const secondAgo = Math.max(0, latest - 1)
     const seconds = (at - this.#times[secondAgo % ring]) / 1000
     const pools: PoolSnapshot[] = []
-    for (const { name, pool, forwarder } of this.#source()) {
+    for (const { name, pool, forwarder, sticky } of this.#source()) {
       const poolCounts = new Float64Array(buckets)
       let requests = 0
       let recent = 0
@@ -147,11 +155,12 @@ export class Snapshots {
         shed: { ...pool.shed },
         circuit: circuitOf(forwarder?.circuit),
         retryBudget: forwarder?.retryBudget === undefined ? null : { retrying: forwarder.retryBudget.retrying, exhausted: forwarder.retryBudget.exhausted },
+        sticky: sticky === undefined ? null : { ...sticky },
         backends,
         mirror: mirrorSnapshot(pool)
       })
     }
-    return { at, pid: process.pid, pools, certificates: this.#certificates() }
+    return { at, pid: process.pid, pools, routes: [...this.#splits()].map(routeSnapshot), certificates: this.#certificates() }
   }
 
   /** A backend's counts at `tick`: zero before it joined, or its first kept ones if it was there before the admin. */

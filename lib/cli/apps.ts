@@ -2,7 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import { requestLogging } from '../fastify-options.js'
 import goload from '../index.js'
 import type { SharedPoolOptions, Strategy, TracingOptions } from '../options.js'
-import { kPoolRuntime, type PoolRuntime } from '../runtime.js'
+import { kPoolRuntime, kPoolRuntimes, type PoolRuntime } from '../runtime.js'
 import type { GoloadFileConfig, ListenerConfig } from '../config/schema.js'
 import { noRoute } from './no-route.js'
 import { redirectToHttps } from './redirect.js'
@@ -27,10 +27,15 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   const app = Fastify({ loggerInstance: log, trustProxy: trustProxyOf(listener), ...requestLogging(proxied) })
   if (listener.redirectHttps !== undefined) redirectToHttps(app, listener.redirectHttps === true ? 443 : listener.redirectHttps)
   app.setNotFoundHandler(noRoute(listener.routes ?? []))
-  for (const { pool, path, mirror, ...route } of listener.routes ?? []) {
+  for (const { pool, pools: split, path, mirror, ...route } of listener.routes ?? []) {
     // The mirror's pool is a kept one too, whether or not a route of this listener sends to it.
     const mirrored = mirror === undefined ? {} : { mirror: { ...mirror, [kPoolRuntime]: pools.get(mirror.pool)! } }
-    await app.register(goload, { ...route, ...mirrored, prefix: path, ...(tracing === undefined ? {} : { tracing }), [kPoolRuntime]: pools.get(pool)! } as unknown as SharedPoolOptions)
+    const traced = tracing === undefined ? {} : { tracing }
+    // A split's id in the admin API: the listener's port, the route's host and path (`8080:/`, `8080:api.example.com/v1`).
+    const options = split === undefined
+      ? { ...route, ...mirrored, ...traced, prefix: path, [kPoolRuntime]: pools.get(pool!)! }
+      : { ...route, ...mirrored, ...traced, prefix: path, pools: split, name: `${listener.port}:${route.host ?? ''}${path}`, [kPoolRuntimes]: split.map((entry) => pools.get(entry.pool)!) }
+    await app.register(goload, options as unknown as SharedPoolOptions)
   }
   // While closing, ask clients not to send more on this connection. HTTP/2 has no such header (Node drops it with a
   // warning): its connections are told with GOAWAY (see closeListenerServer).

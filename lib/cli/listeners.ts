@@ -5,10 +5,11 @@ import tls from 'node:tls'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import type { GoloadFileConfig, ListenerConfig } from '../config/schema.js'
 import { normalizeOptions, type BackendConfig } from '../options.js'
-import type { PoolEntry } from '../registry.js'
+import type { PoolEntry, Registry } from '../registry.js'
 import type { Worker } from '../pool/pool.js'
 import { PoolRuntime } from '../runtime.js'
 import { buildApp } from './apps.js'
+import type { Split } from '../policy/split.js'
 import { acceptProxyProtocol, proxyProtocolOf, type ProxyProtocol } from '../proxy/proxy-protocol.js'
 import { keepClientAddresses } from '../proxy/client-address.js'
 import { serversOf } from '../config/listener-blocks.js'
@@ -104,7 +105,12 @@ export class Listeners {
 
   /** The pools serving now, for what reads them live (the admin API, metrics): a reload may replace any of them, so ask each time. */
   entries (): PoolEntry[] {
-    return [...this.#pools.values()].map(({ runtime }) => ({ name: runtime.config.name, pool: runtime.pool, config: runtime.config, forwarder: runtime.forwarder }))
+    return [...this.#pools.values()].map(({ runtime }) => ({ name: runtime.config.name, pool: runtime.pool, config: runtime.config, forwarder: runtime.forwarder, sticky: runtime.forwarder.sticky?.counts }))
+  }
+
+  /** The split routes serving now (each app's own: a reload makes them anew, at the file's weights). */
+  splits (): Split[] {
+    return [...this.#listeners.values()].flatMap(({ app }) => (app.goload as Registry | undefined)?.splits ?? [])
   }
 
   /**

@@ -128,6 +128,9 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
       // Each worker reads the file again itself.
       reload = async () => { for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP') }
       if (pidFile !== undefined) onceWorkersReady(workers, () => { writePidFile(pidFile, (message) => { log.error(message) }) })
+      for (const name of stickyWithoutSecret(config)) {
+        log.info(`goload: pools.${name}.sticky has no secret: each worker draws its own, so a client stays on its backend only while its connection stays on one worker; give sticky.secret`)
+      }
       return await runWorkers(workers, stop, log.info, respawn)
     }
 
@@ -146,7 +149,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     }
     log = listeners.log
     // Read from the live pools at each scrape; SIGHUP reloads counted below.
-    const metrics = createCliMetrics(() => listeners.entries(), () => listeners.certificates())
+    const metrics = createCliMetrics(() => listeners.entries(), () => listeners.certificates(), () => listeners.splits())
     // The admin shows the pools serving now, whatever a reload does to them. With --workers, each worker has its
     // own on the shared port, showing and acting on its own pools (/metrics sums them all).
     let admin: Admin | undefined
@@ -155,7 +158,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
     let serving = config
     if (config.admin !== undefined) {
       try {
-        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, config: () => redactConfig({ ...serving, admin: config.admin }), log: listeners.log })
+        admin = await startAdmin({ ...config.admin, source: () => listeners.entries(), splits: () => listeners.splits(), certificates: () => listeners.certificates(), health: healthOf(listeners, () => shuttingDown), metrics: metrics.scrape, config: () => redactConfig({ ...serving, admin: config.admin }), log: listeners.log })
       } catch (error) {
         await listeners.close()
         return fail(error)
@@ -232,6 +235,11 @@ function writePidFile (pidFile: PidFile, logError: (message: string) => void): v
   } catch (error) {
     logError(`goload: ${(error as Error).message}`)
   }
+}
+
+/** The pools whose sticky cookie has no secret of the file's: random per process, so workers disagree. */
+function stickyWithoutSecret (config: GoloadFileConfig): string[] {
+  return Object.entries(config.pools).filter(([, pool]) => pool.sticky !== undefined && pool.sticky.secret === undefined).map(([name]) => name)
 }
 
 /** Calls `ready` once `count` workers have each said they serve (the primary's pid file means: all of them listen). */

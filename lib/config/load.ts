@@ -3,6 +3,7 @@ import { open, stat } from 'node:fs/promises'
 import { dirname, extname, resolve } from 'node:path'
 import { exposureProblem, tokenProblem } from '../admin/auth.js'
 import { normalizeOptions, normalizeRateLimit } from '../options.js'
+import { checkSplit } from '../options-check.js'
 import { readCertificates } from '../tls/certificates.js'
 import { substituteEnv } from './env.js'
 import { ConfigError, keyPath, type Problem } from './errors.js'
@@ -132,8 +133,8 @@ function kindOf (stats: { isDirectory: () => boolean, isFIFO: () => boolean }): 
 }
 
 /** A route's mirror goes to one of the pools, and not to the route's own. */
-function mirrorProblems (mirror: string, own: string, names: string[], path: Problem['path']): Problem[] {
-  if (mirror === own) return [{ path, message: `${JSON.stringify(mirror)} is the route's own pool: mirror to another one` }]
+function mirrorProblems (mirror: string, own: string[], names: string[], path: Problem['path']): Problem[] {
+  if (own.includes(mirror)) return [{ path, message: `${JSON.stringify(mirror)} is the route's own pool: mirror to another one` }]
   return names.includes(mirror) ? [] : [{ path, message: noPoolNamed(mirror, names) }]
 }
 
@@ -182,10 +183,25 @@ function crossCheck (config: GoloadFileConfig, sound: Sound): Problem[] {
     const seen = seenOn.get(placeOf(listener)) ?? new Map<string, [number, number]>()
     seenOn.set(placeOf(listener), seen)
     listener.routes?.forEach((route, routeIndex) => {
-      if (!Object.hasOwn(config.pools, route.pool)) {
-        problems.push({ path: ['listeners', index, 'routes', routeIndex, 'pool'], message: noPoolNamed(route.pool, names) })
+      const at = ['listeners', index, 'routes', routeIndex]
+      const unknownPool = (pool: string, path: Array<string | number>): void => {
+        if (Object.hasOwn(config.pools, pool)) return
+        problems.push({ path: [...at, ...path], message: noPoolNamed(pool, names) })
       }
-      if (route.mirror !== undefined) problems.push(...mirrorProblems(route.mirror.pool, route.pool, names, ['listeners', index, 'routes', routeIndex, 'mirror', 'pool']))
+      if ((route.pool === undefined) === (route.pools === undefined)) {
+        problems.push(route.pool === undefined ? { path: [...at, 'pool'], message: 'is required (or pools: a weighted split)' } : { path: at, message: 'has pool and pools: give one of them' })
+      } else if (route.pool !== undefined) {
+        unknownPool(route.pool, ['pool'])
+      } else {
+        route.pools!.forEach((entry, entryIndex) => { unknownPool(entry.pool, ['pools', entryIndex, 'pool']) })
+        try {
+          checkSplit(route.pools)
+        } catch (error) {
+          const { option, message } = optionError(error)
+          problems.push({ path: [...at, ...option], message: message.replace(/^\S+ /, '') })
+        }
+      }
+      if (route.mirror !== undefined) problems.push(...mirrorProblems(route.mirror.pool, route.pool !== undefined ? [route.pool] : (route.pools ?? []).map((entry) => entry.pool), names, ['listeners', index, 'routes', routeIndex, 'mirror', 'pool']))
       const conditions = JSON.stringify([route.host?.toLowerCase(), route.path.replace(/\/+$/, ''), (route.methods ?? []).map((method) => method.toUpperCase()).sort(), Object.entries(route.headers ?? {}).map(([name, value]) => [name.toLowerCase(), String(value)]).sort()])
       const first = seen.get(conditions)
       if (first === undefined) {

@@ -90,6 +90,16 @@ export const kubernetesDiscovery = Type.Object({
 
 const discovery = Type.Object({ kubernetes: kubernetesDiscovery }, { ...closed, description: 'backends found at run time' })
 
+// Traefik's sticky cookie, set by the balancer; lib/policy/sticky.ts reads it.
+export const stickySchema = Type.Object({
+  cookie: tokenName('a cookie name'),
+  maxAge: Type.Optional(positiveInteger('seconds the browser keeps the cookie; default: until it closes (a session cookie)')),
+  secure: Type.Optional(Type.Boolean({ default: false, description: 'sent over https only' })),
+  httpOnly: Type.Optional(Type.Boolean({ default: true, description: 'hidden from page scripts' })),
+  sameSite: Type.Optional(Type.Unsafe<'strict' | 'lax' | 'none'>({ enum: ['strict', 'lax', 'none'], default: 'lax', description: 'none needs secure: true' })),
+  secret: Type.Optional(Type.String({ minLength: 16, title: 'a string of at least 16 characters', secret: 'value', description: 'HMAC key of the cookie values: balancers with the same secret agree; default: random per instance' }))
+}, { ...closed, description: 'keep each client on the backend it was first sent to, by a signed cookie' })
+
 const statusPattern = Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: '^[1-5]xx$' })], { title: "a status code or a '2xx'-style class" })
 
 export const poolSchema = Type.Object({
@@ -162,7 +172,8 @@ export const poolSchema = Type.Object({
   clientTimeout: Type.Optional(positiveInteger('ms a client may send nothing', 30_000)),
   clientMinRate: Type.Optional(count('slowest request body, bytes/s', 500)),
   tls: Type.Optional(tlsSchema),
-  allowH2: Type.Optional(Type.Boolean({ default: false }))
+  allowH2: Type.Optional(Type.Boolean({ default: false })),
+  sticky: Type.Optional(stickySchema)
 }, { ...closed, description: 'Plugin options of one pool, under the same names' })
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -186,6 +197,12 @@ export const rateLimitSchema = Type.Object({
   redis: Type.Optional(Type.String({ pattern: '^rediss?://', title: 'a redis:// or rediss:// URL', secret: 'url-password', description: 'redis:// URL: counts shared by every balancer using it' })),
   cache: Type.Optional(positiveInteger('without redis: the most client keys counted in memory, ~150 bytes each; default 100000'))
 }, { ...closed, description: 'answer 429 past max requests per client in each timeWindow' })
+
+// A route's weighted split between pools (instead of pool); the plugin's `pools` option checks with it too.
+export const splitSchema = Type.Array(Type.Object({
+  pool: Type.String({ minLength: 1, description: 'name of a pool under pools' }),
+  weight: Type.Integer({ minimum: 0, title: 'a whole number (0 or more)', description: 'share of the requests, relative to the other weights; 0 gets none' })
+}, closed), { minItems: 1, description: 'a weighted split between pools (smooth weighted round-robin), instead of pool' })
 
 // A top-level key of the file, and the plugin's `tracing` option of a registration (lib/tracing/).
 export const tracingSchema = Type.Object({
@@ -234,7 +251,8 @@ const route = Type.Object({
   ...routeSchemaKeys,
   path: Type.Optional(pathPrefix({ default: '/', description: 'path prefix' })),
   mirror: Type.Optional(mirrorSchema),
-  pool: Type.String({ minLength: 1, description: 'name of a pool under pools' })
+  pool: Type.Optional(Type.String({ minLength: 1, description: 'name of a pool under pools (or pools: a weighted split)' })),
+  pools: Type.Optional(splitSchema)
 }, closed)
 
 const listener = Type.Object({

@@ -1,5 +1,6 @@
 import cluster from 'node:cluster'
 import { AggregatorRegistry, collectDefaultMetrics, Registry } from 'prom-client'
+import type { SplitSource } from '../policy/split.js'
 import { addPoolMetrics, ReadMetric, type PoolSource } from './collectors.js'
 import type { CertificateSource } from '../tls/served.js'
 
@@ -28,10 +29,10 @@ interface MetricsMessage { type: string, id: number, text?: string, error?: stri
  * The command's metrics over the pools `source` gives at each scrape (Listeners.entries()). In a cluster worker the
  * state gauges get a `worker` label and a scrape goes through the primary, which sums the workers' registries.
  */
-export function createCliMetrics (source: PoolSource, certificates: CertificateSource = () => []): CliMetrics {
+export function createCliMetrics (source: PoolSource, certificates: CertificateSource = () => [], splits: SplitSource = () => []): CliMetrics {
   const registry = new Registry()
   const worker = cluster.isWorker ? String(cluster.worker!.id) : undefined
-  addPoolMetrics(registry, source, worker)
+  addPoolMetrics(registry, source, worker, splits)
   for (const metric of processMetrics(worker).getMetricsAsArray()) registry.registerMetric(metric as never)
   // One sample a name: a name served from two places (two listeners, a file and ACME) expires with the first of them.
   registry.registerMetric(new ReadMetric('goload_tls_certificate_expiry_timestamp_seconds', 'gauge', 'min', 'When each certificate the TLS listeners serve expires (notAfter), in seconds since the epoch, by its first DNS name.',

@@ -3,6 +3,7 @@ import { InvalidOptionError } from '../errors.js'
 import { latencyBuckets } from '../pool/latency.js'
 import type { FailureReason, ShedReason, Worker } from '../pool/pool.js'
 import { circuitStates } from '../policies/circuit-breaker.js'
+import type { SplitSource } from '../policy/split.js'
 import type { PoolEntry } from '../registry.js'
 import { mirrorCounts, mirrorSkipReasons } from '../policy/mirror-counts.js'
 
@@ -71,7 +72,7 @@ export function backendState (worker: Worker): BackendState {
  * to the same metrics after that (two registrations, two apps on one registry). Returns what takes the pools off.
  * `worker` (a cluster worker's id) labels the gauges of state, which must not be added up across processes.
  */
-export function addPoolMetrics (registry: Registry, source: PoolSource, worker?: string): () => void {
+export function addPoolMetrics (registry: Registry, source: PoolSource, worker?: string, splits?: SplitSource): () => void {
   const found = registry.getSingleMetric('goload_backend_requests_total') as unknown as Partial<ReadMetric> | undefined
   let sources = found?.[kSources]
   if (sources === undefined) {
@@ -83,7 +84,26 @@ export function addPoolMetrics (registry: Registry, source: PoolSource, worker?:
   }
   const added = sources
   added.add(source)
-  return () => { added.delete(source) }
+  // The split routes' metric reads routes, not pools: its own set of sources.
+  const splitSources = (registry.getSingleMetric(splitMetricName) as unknown as ReadMetric)[kSources] as unknown as Set<SplitSource>
+  if (splits !== undefined) splitSources.add(splits)
+  return () => {
+    added.delete(source)
+    if (splits !== undefined) splitSources.delete(splits)
+  }
+}
+
+const splitMetricName = 'goload_route_split_requests_total'
+
+function splitMetric (): ReadMetric {
+  const sources = new Set<SplitSource>()
+  return new ReadMetric(splitMetricName, 'counter', 'sum', 'Requests a route that splits between pools sent to each pool (the route is its id in the admin API).', (samples) => {
+    for (const source of sources) {
+      for (const split of source()) {
+        for (const pool of split.pools) samples.push({ value: pool.requests, labels: { route: split.id, pool: pool.name } })
+      }
+    }
+  }, sources as unknown as Set<PoolSource>)
 }
 
 function poolMetrics (sources: Set<PoolSource>, stateLabels: Labels): ReadMetric[] {
@@ -101,6 +121,12 @@ function poolMetrics (sources: Set<PoolSource>, stateLabels: Labels): ReadMetric
   const metric = (name: string, type: ReadMetric['type'], aggregator: Aggregator, help: string, read: (samples: Sample[]) => void): ReadMetric =>
     new ReadMetric(name, type, aggregator, help, read, sources)
   return [
+    splitMetric(),
+    metric('goload_sticky_requests_total', 'counter', 'sum', 'Requests of a pool with a sticky cookie, by result: cookie (sent where a valid cookie said), assigned (given a new cookie).',
+      eachPool(({ sticky }, labels, samples) => {
+        if (sticky === undefined) return
+        samples.push({ value: sticky.cookie, labels: { ...labels, result: 'cookie' } }, { value: sticky.assigned, labels: { ...labels, result: 'assigned' } })
+      })),
     metric('goload_backend_requests_total', 'counter', 'sum', 'Responses received from the backend, by status class (1xx to 5xx).',
       eachBackend((worker, labels, samples) => {
         for (const [index, code] of codeClasses.entries()) samples.push({ value: worker.responses[index], labels: { ...labels, code } })

@@ -193,6 +193,22 @@ export class Pool {
     const worker = this.#choose(key) ?? this.#failOpen(exclude)
     if (exclude !== undefined) for (const tried of exclude) this.#place(tried)
     if (worker === undefined) return undefined
+    this.#take(worker)
+    return worker
+  }
+
+  /**
+   * Takes this worker for a request that asks for it (a sticky cookie), when it can take one now: in rotation, with
+   * room, and no request waiting in the queue before it. False: choose as for any request.
+   */
+  acquireWorker (worker: Worker): boolean {
+    if (worker.heapIndex < 0 || this.queue.length > 0) return false
+    this.#take(worker)
+    return true
+  }
+
+  /** Counts one more request on the worker and moves it in the heap. */
+  #take (worker: Worker): void {
     this.#pending++
     worker.pending++
     worker.load = this.#selector.load(worker)
@@ -203,7 +219,6 @@ export class Pool {
     // Its key only went up: sink it, unless it is now full and leaves the heap.
     if (worker.heapIndex >= 0 && worker.hasRoom) this.#heap.sink(worker)
     else this.#place(worker)
-    return worker
   }
 
   /** Ends one request on this worker. Called exactly once per acquire. */

@@ -23,6 +23,7 @@ import { Tunnel, type TunnelExchange } from './tunnel.js'
 import { kUpgrade, type UpgradeRequest } from './upgrade-takeover.js'
 import { logAccess } from './access-log.js'
 import { Deadlines } from './deadlines.js'
+import { Sticky } from '../policy/sticky.js'
 import { clientGone, responseCompleted } from './response-end.js'
 import type { RequestTrace, RouteTracing } from '../tracing/tracing.js'
 
@@ -71,6 +72,8 @@ export class Exchange implements UpstreamExchange, WatchedBody, TunnelExchange {
   /** The client's request body, when it has one: each attempt reads it through a stream of its own. */
   body: RequestBody | undefined
   worker: Worker | undefined
+  /** The worker its sticky cookie named, when that one took it (see Sticky). */
+  stickyWorker: Worker | undefined
   /** Workers that already failed this request, so a retry goes elsewhere; made on the first failure. */
   tried: Worker[] | undefined
   queueEntry: ReturnType<Pool['queue']['enqueue']>
@@ -340,6 +343,8 @@ export class Forwarder {
   readonly tunnels = new Set<Exchange>()
   /** strategy: 'hash' only: the key of each request. */
   readonly keyOf: RequestKey | undefined
+  /** The pool's sticky cookie, when it has one. */
+  readonly sticky: Sticky | undefined
 
   constructor ({ pool, config, passiveHealth, circuit, retryBudget }: Forwarding) {
     this.pool = pool
@@ -360,6 +365,7 @@ export class Forwarder {
     this.deadlines = new Deadlines(config.timeout, onDeadline)
     this.retryAfter = String(Math.max(1, Math.ceil(config.queue.timeout / 1000)))
     this.keyOf = config.hashOn === undefined ? undefined : requestKey(config.hashOn)
+    this.sticky = config.sticky === undefined ? undefined : new Sticky(config.name, pool, config.sticky)
     // reply-from types its hooks for HTTP/2 servers too; ours run on the HTTP/1 server this pool listens on.
     this.fromOptions = {
       rewriteRequestHeaders: upstreamRequestHeaders,
@@ -440,7 +446,8 @@ export class Forwarder {
       return
     }
     // Requests already waiting go first: a newcomer never overtakes the queue.
-    const worker = this.pool.queue.length === 0 ? this.pool.acquire(undefined, exchange.key) : undefined
+    // A valid sticky cookie goes first, over any strategy's own choice.
+    const worker = this.pool.queue.length === 0 ? (this.sticky?.acquire(exchange) ?? this.pool.acquire(undefined, exchange.key)) : undefined
     if (worker !== undefined) {
       exchange.start(worker)
     } else if (this.pool.empty) {
@@ -558,6 +565,7 @@ export class Forwarder {
     }
     this.passiveHealth?.answered(worker, status)
     this.circuit?.record(exchange, status >= 500)
+    this.sticky?.answered(exchange, status)
   }
 
   /** Sends the backend's response on to the client, its status and headers already set on the reply. */

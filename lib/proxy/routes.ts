@@ -51,7 +51,8 @@ function route (table: RouteTable<ProxyRoute>, request: FastifyRequest, reply: F
     return
   }
   let target = received
-  const { forwarder, rewritePrefix, preserveHost, accessLog, limiter, mirror, tracing } = match.route.target
+  const { rewritePrefix, preserveHost, accessLog, limiter, mirror, tracing, split } = match.route.target
+  const forwarder = split === undefined ? match.route.target.forwarder : split.choose(request.headers)
   if (rewritePrefix !== undefined) target = rewrite(rewritePrefix, target.slice(match.prefixEnd))
   const host = preserveHost ? request.headers.host : undefined
   if (limiter === undefined) {

@@ -77,6 +77,8 @@ export class Tunnel {
   #backend: Socket | undefined
   /** tunnelIdleTimeout closed it: no byte either way for that long. */
   idled = false
+  /** A sticky pool's cookie for the client, added to the backend's 101. */
+  setCookie: string | undefined = undefined
 
   constructor (client: UpgradeClient, settings: TunnelSettings) {
     this.client = client
@@ -165,6 +167,7 @@ export class Tunnel {
     // The 101 as the backend sent it: its Connection and Upgrade are what the client switches on.
     let text = `HTTP/1.1 101 ${response.statusMessage!}\r\n`
     for (let i = 0; i < response.rawHeaders.length; i += 2) text += `${response.rawHeaders[i]}: ${response.rawHeaders[i + 1]}\r\n`
+    if (this.setCookie !== undefined) text += `Set-Cookie: ${this.setCookie}\r\n`
     client.write(text + '\r\n', 'latin1')
     if (head.length > 0) client.write(head)
     for (const chunk of early) backend.write(chunk)

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { Split } from '../policy/split.js'
 import type { Forwarder } from '../proxy/forward.js'
 import type { Limiter } from '../proxy/rate-limit.js'
 import type { Mirror } from '../policy/mirror.js'
@@ -9,7 +10,10 @@ import type { Match, RouteTable } from './table.js'
 
 /** Where a matched request goes: a pool's forwarder, and how the route sends the target and Host on. */
 export interface ProxyRoute {
+  /** The pool's forwarder; a split's first pool, which answers the requests it refuses. */
   forwarder: Forwarder
+  /** A weighted split between pools: it picks each request's forwarder. */
+  split: Split | undefined
   rewritePrefix: string | undefined
   preserveHost: boolean
   /** Upgrades are tunnelled (true), or sent on as plain requests. */

@@ -17,6 +17,7 @@ export async function startAdminOf (t: Test, balancer: Balancer, options: Partia
     host: '127.0.0.1',
     port: 0,
     source: poolsOf(balancer),
+    splits: () => (balancer.app.goload as Registry).splits,
     log: Fastify({ logger: false }).log,
     ...options
   })

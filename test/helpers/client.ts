@@ -59,3 +59,18 @@ export function rawRequest (port: number, payload: string, deadline = answerDead
     })
   })
 }
+
+/** `total` GETs of `url`, `concurrency` at a time (Gateway API's weight test: 500, 10); counts the 200 answers by body. */
+export async function countBodies (url: string, total = 500, concurrency = 10): Promise<Map<string, number>> {
+  const counts = new Map<string, number>()
+  let sent = 0
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (sent < total) {
+      sent++
+      const { status, body } = await request(url)
+      if (status !== 200) throw new Error(`answered ${status}: ${body}`)
+      counts.set(body, (counts.get(body) ?? 0) + 1)
+    }
+  }))
+  return counts
+}

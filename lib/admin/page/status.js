@@ -12,6 +12,8 @@ const $ = (id) => document.getElementById(id)
 const statusLine = $('status')
 const updatedLine = $('updated')
 const poolsMain = $('pools')
+const routesSection = $('routes')
+const routeRows = $('route-rows')
 const certificatesSection = $('certificates')
 const certificateRows = $('certificate-rows')
 const tokenForm = $('token-form')
@@ -192,11 +194,13 @@ let poolCount = 0
 function addPool (name) {
   const n = poolCount++
   const dd = () => el('dd')
-  const refs = { strategy: dd(), queued: dd(), rate: dd(), p99: dd(), shed: dd() }
+  const refs = { strategy: dd(), queued: dd(), rate: dd(), p99: dd(), shed: dd(), sticky: dd() }
   const summary = el('dl', { class: 'summary' },
-    ...[['Strategy', refs.strategy], ['Queued', refs.queued], ['Requests/s', refs.rate], ['p99', refs.p99], ['Shed', refs.shed]]
+    ...[['Strategy', refs.strategy], ['Queued', refs.queued], ['Requests/s', refs.rate], ['p99', refs.p99], ['Shed', refs.shed], ['Sticky', refs.sticky]]
       .map(([label, value]) => el('div', {}, el('dt', {}, label), value)))
   addPolicies(summary, refs)
+  // Shown for a pool with a sticky cookie only.
+  refs.sticky.parentElement.hidden = true
   refs.rateSpark = sparkline()
   refs.p99Spark = sparkline()
   const sparks = el('div', { class: 'sparks' },
@@ -280,7 +284,26 @@ function render () {
       pools.delete(name)
     }
   }
+  renderRoutes(snapshot.routes ?? [])
   renderCertificates(snapshot.certificates ?? [], snapshot.at)
+}
+
+// One row per pool of each split route; made again only when what they show changes (a request, a new weight).
+let routesShown = ''
+function renderRoutes (routes) {
+  const key = JSON.stringify(routes)
+  if (key === routesShown) return
+  routesShown = key
+  routesSection.hidden = routes.length === 0
+  routeRows.replaceChildren(...routes.flatMap(({ id, pools }) => {
+    const total = pools.reduce((sum, { weight }) => sum + weight, 0)
+    return pools.map(({ pool, weight, configured, requests }, index) => el('tr', { 'data-route': id, 'data-pool': pool },
+      index === 0 ? el('th', { scope: 'row', rowspan: String(pools.length) }, id) : '',
+      el('td', {}, pool),
+      el('td', { class: 'num', title: weight === configured ? 'as configured' : `configured: ${configured}` }, weight === configured ? String(weight) : `${weight} (was ${configured})`),
+      el('td', { class: 'num' }, total === 0 ? '–' : `${Math.round(weight / total * 1000) / 10}%`),
+      el('td', { class: 'num' }, String(requests))))
+  }))
 }
 
 // Few rows that rarely change (a renewal, a reload): made again only when what they show changes.
@@ -343,6 +366,8 @@ function renderPool (view, pool) {
   const shed = Object.entries(pool.shed ?? {}).filter(([, count]) => count > 0)
   setText(refs.shed, shed.length === 0 ? '0' : shed.map(([reason, count]) => `${count} ${reason.replace('_', ' ')}`).join(', '))
   renderMirror(view, pool.mirror)
+  refs.sticky.parentElement.hidden = !pool.sticky
+  if (pool.sticky) setText(refs.sticky, `${pool.sticky.cookie} by cookie, ${pool.sticky.assigned} new`)
   drawSpark(refs.rateSpark, view.history.map((point) => [point.at, point.rate]), 'Requests per second', perSecond)
   drawSpark(refs.p99Spark, view.history.map((point) => [point.at, point.p99]), 'p99 upstream latency in ms', ms)
 

@@ -21,6 +21,8 @@ declare namespace goload {
   export type ResolveOptions = esm.ResolveOptions
   export type TlsOptions = esm.TlsOptions
   export type TracingOptions = esm.TracingOptions
+  export type CircuitBreakerOptions = esm.CircuitBreakerOptions
+  export type RetryBudgetOptions = esm.RetryBudgetOptions
   export type Pem = esm.Pem
   export type Strategy = esm.Strategy
   export type BackendStats = esm.BackendStats

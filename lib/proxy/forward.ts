@@ -521,7 +521,9 @@ export class Forwarder {
    */
   responseFailed (exchange: Exchange, error: Failure): void {
     if (exchange.worker === undefined) return
-    exchange.trace?.failed(this.#count(exchange, exchange.worker, error))
+    // Counted first: `trace?.failed(…)` would not even evaluate its argument without a trace.
+    const code = this.#count(exchange, exchange.worker, error)
+    exchange.trace?.failed(code)
     // Fastify logs the same failure again, with a stack, when it cuts a response already started: the line
     // above, which names the backend, stands for both.
     const { log } = exchange.reply

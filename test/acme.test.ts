@@ -11,7 +11,7 @@ import t, { type Test } from 'tap'
 import { configFolder } from './helpers/config-files.js'
 import { freePort, runMain, type MainRun } from './helpers/cli.js'
 import { startPebble, withoutPebble, type Pebble } from './helpers/pebble.js'
-import { deadline, getOnSocket } from './helpers/raw.js'
+import { deadline, getOnSocket, startDeadline } from './helpers/raw.js'
 import { startRedis, withoutRedis } from './helpers/redis.js'
 import { deadUrl, waitFor } from './helpers/servers.js'
 import { TestPki, type KeyPair } from './helpers/tls.js'
@@ -77,7 +77,7 @@ admin: { port: ${admin} }
     config: file,
     stop: async () => {
       run.signals.emit('SIGTERM', 'SIGTERM')
-      t.equal(await deadline(run.code, 10_000, 'goload to stop'), 0)
+      t.equal(await deadline(run.code, startDeadline, 'goload to stop'), 0)
     }
   }
 }

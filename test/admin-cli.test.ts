@@ -7,10 +7,10 @@ import type { Snapshot } from '../lib/admin/snapshot.js'
 import { openEvents } from './helpers/admin.js'
 import { request } from './helpers/client.js'
 import { accepting, configFile, freePort, runMain } from './helpers/cli.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 import { hello, startBackend, waitFor } from './helpers/servers.js'
 
-const exit = (run: { code: Promise<number> }) => deadline(run.code, 10_000, 'goload to exit')
+const exit = (run: { code: Promise<number> }) => deadline(run.code, startDeadline, 'goload to exit')
 const stats = async (url: string, headers = {}): Promise<Snapshot> => JSON.parse((await request(`${url}/stats`, { headers })).body) as Snapshot
 
 function config (port: number, backends: string[], admin = ''): string {

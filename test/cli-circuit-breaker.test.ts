@@ -2,7 +2,7 @@
 // answers 503 FST_GOLOAD_CIRCUIT_OPEN; the admin's /metrics and /stats (what the status page draws) show the state,
 // the log its changes and the access line its code; once the backend recovers, a probe closes it.
 import t from 'tap'
-import { configFile, freePort, spawnGoload } from './helpers/cli.js'
+import { configFile, freePort, spawnGoload, startDeadline } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { parseExposition, sample } from './helpers/prometheus.js'
 import { startBackend, waitFor } from './helpers/servers.js'
@@ -32,7 +32,7 @@ admin:
   token: ${token}
 `)
   const run = spawnGoload(t, ['--config', file])
-  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', 15_000)
+  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', startDeadline)
   const url = `http://127.0.0.1:${port}/`
   const admin = async (path: string) => await request(`http://127.0.0.1:${adminPort}${path}`, { headers: { authorization: `Bearer ${token}` }, agent: false })
   const circuit = async () => JSON.parse((await admin('/stats')).body).pools[0].circuit

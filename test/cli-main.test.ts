@@ -5,11 +5,11 @@ import { dirname, join } from 'node:path'
 import t from 'tap'
 import { accepting, configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 import { hello, startBackend, startSlowBackend } from './helpers/servers.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-const exit = (run: { code: Promise<number> }) => deadline(run.code, 10_000, 'goload to exit')
+const exit = (run: { code: Promise<number> }) => deadline(run.code, startDeadline, 'goload to exit')
 
 t.test('--version prints the package version; --help the usage; both exit 0', async (t) => {
   for (const flag of ['--version', '-v']) {
@@ -261,10 +261,10 @@ t.test('serve(): a config object run until SIGTERM, onListening told the real po
     signals, logStream: new PassThrough(), onListening: (ports) => { listening = ports }
   })
   t.teardown(() => { signals.emit('SIGTERM', 'SIGTERM') })
-  await deadline((async () => { while (listening.length === 0) await new Promise((resolve) => setTimeout(resolve, 5)) })(), 10_000, 'onListening')
+  await deadline((async () => { while (listening.length === 0) await new Promise((resolve) => setTimeout(resolve, 5)) })(), startDeadline, 'onListening')
   t.equal((await request(`http://127.0.0.1:${listening[0]}/`)).body, 'Hello from 1')
   signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await deadline(code, 10_000, 'serve to return'), 0)
+  t.equal(await deadline(code, startDeadline, 'serve to return'), 0)
 })
 
 t.test('--check names a pool whose name is not an identifier with brackets in the key path', async (t) => {

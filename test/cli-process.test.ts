@@ -86,7 +86,7 @@ t.test('goload --config: SIGHUP with the file unchanged leaves a resolve pool\'s
   const before = await backends()
   t.ok(before.includes('api#127.0.0.1 in'), before.join(', '))
   run.child.kill('SIGHUP')
-  await waitFor(() => /config reloaded/.test(run.stdout), 'the reload', 10_000)
+  await waitFor(() => /config reloaded/.test(run.stdout), 'the reload', startDeadline)
   t.same(await backends(), before, 'no discovered backend drained, no bare hostname added')
   t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from a')
   run.child.kill('SIGTERM')

@@ -9,7 +9,7 @@ import type { Test } from 'tap'
 import type { Snapshot } from '../lib/admin/snapshot.js'
 import { request } from './helpers/client.js'
 import { configFile, freePort, runMain } from './helpers/cli.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 import { hello, startBackend, waitFor, type Backend } from './helpers/servers.js'
 
 function config (port: number, backends: Backend[], extra = ''): string {
@@ -233,7 +233,7 @@ t.test('a SIGHUP during shutdown is logged and ignored: no listener of a new con
   await run.logged(/SIGHUP received while shutting down: not reloading/, 'the SIGHUP to be ignored')
   a.held[0]()
   t.equal((await slow).status, 200, 'the request in flight finished')
-  t.equal(await deadline(run.code, 10_000, 'goload to exit'), 0)
+  t.equal(await deadline(run.code, startDeadline, 'goload to exit'), 0)
   await t.rejects(request(`http://127.0.0.1:${other}/`, { deadline: 2000 }), 'nothing listens on the new config\'s port')
   t.notOk(/config reloaded/.test(run.logs()))
 })

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { countBodies, request } from './helpers/client.js'
 import { configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 import { hello, startBackend, waitFor } from './helpers/servers.js'
 
 const token = 'split-admin-token-of-32-chars-xx'
@@ -39,7 +39,7 @@ t.test('built goload: 70/30/0 from the file, weights changed through the admin, 
   const [port, adminPort] = [await freePort(), await freePort()]
   const file = await configFile(t, await splitConfig(t, port, adminPort))
   const run = spawnGoload(t, ['--config', file])
-  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', 20_000)
+  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', startDeadline)
   const url = `http://127.0.0.1:${port}/`
   const admin = `http://127.0.0.1:${adminPort}`
 
@@ -86,17 +86,17 @@ t.test('built goload: 70/30/0 from the file, weights changed through the admin, 
   t.match(metrics, /goload_sticky_requests_total\{pool="canary",result="assigned"\} \d+/)
 
   run.child.kill('SIGHUP')
-  await waitFor(() => /config reloaded/.test(run.stdout), 'the reload', 20_000)
+  await waitFor(() => /config reloaded/.test(run.stdout), 'the reload', startDeadline)
   t.match(JSON.parse((await request(`${admin}/routes`, { headers: auth })).body), { routes: [{ id, pools: [{ pool: 'stable', weight: 70 }, { pool: 'canary', weight: 30 }, { pool: 'dark', weight: 0 }] }] }, 'the file\'s weights again')
   run.child.kill('SIGTERM')
-  await deadline(run.exited, 10_000, 'goload to exit')
+  await deadline(run.exited, startDeadline, 'goload to exit')
 })
 
 t.test('built goload: a sticky user stays on canary; the status counts it', async (t) => {
   const [port, adminPort] = [await freePort(), await freePort()]
   const file = await configFile(t, await splitConfig(t, port, adminPort))
   const run = spawnGoload(t, ['--config', file])
-  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', 20_000)
+  await waitFor(() => /goload listening/.test(run.stdout), 'goload to listen', startDeadline)
   const url = `http://127.0.0.1:${port}/`
   // 70/30 smooth: requests 1 and 2 go to stable, the third to canary.
   let onCanary
@@ -112,7 +112,7 @@ t.test('built goload: a sticky user stays on canary; the status counts it', asyn
   const stats = JSON.parse((await request(`http://127.0.0.1:${adminPort}/stats`, { headers: auth })).body) as { pools: Array<{ name: string, sticky: unknown }> }
   t.same(stats.pools.find((pool) => pool.name === 'canary')!.sticky, { cookie: 20, assigned: 1 })
   run.child.kill('SIGTERM')
-  await deadline(run.exited, 10_000, 'goload to exit')
+  await deadline(run.exited, startDeadline, 'goload to exit')
 })
 
 t.test('--check: pool and pools, unknown pools in a split, weights all 0; --print-config hides the sticky secret', async (t) => {
@@ -183,5 +183,5 @@ pools:
   t.match(run.stdout(), /goload: pools\.web\.sticky has no secret: each worker draws its own, so a client stays on its backend only while its connection stays on one worker; give sticky\.secret\n/)
   t.notMatch(run.stdout(), /pools\.shared\.sticky has no secret/)
   run.signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)
+  t.equal(await deadline(run.code, startDeadline, 'the primary to return'), 0)
 })

@@ -4,7 +4,7 @@ import t from 'tap'
 import { accepting, configFile, freePort, runMain, spawnGoload } from './helpers/cli.js'
 import { request } from './helpers/client.js'
 import { CLIENT, headerLines, parseTraceparent, SERVER, startCollector } from './helpers/otlp.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 import { startBackend, waitFor } from './helpers/servers.js'
 
 t.test('the built goload traces from its config file: one traceparent to the backend, the spans flushed on SIGTERM', async (t) => {
@@ -37,7 +37,7 @@ tracing:
   const parent = parseTraceparent(traceparents[0][0])
   t.equal(collector.posts, 0, 'nothing exported before the shutdown')
   run.child.kill('SIGTERM')
-  t.same(await deadline(run.exited, 15_000, 'goload to exit'), [0, null])
+  t.same(await deadline(run.exited, startDeadline, 'goload to exit'), [0, null])
   const spans = await collector.trace(parent.traceId, 2)
   const server = spans.find((span) => span.kind === SERVER)!
   const client = spans.find((span) => span.kind === CLIENT)!

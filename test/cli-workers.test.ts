@@ -33,7 +33,7 @@ t.test('--workers 2: two processes share the port (and the admin\'s, each its ow
   const { pid } = JSON.parse((await request(`http://127.0.0.1:${adminPort}/stats`)).body) as { pid: number }
   t.ok(pids.has(pid), 'the snapshot is of the worker that took the connection')
   run.signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0, 'every worker closed cleanly')
+  t.equal(await deadline(run.code, startDeadline, 'the primary to return'), 0, 'every worker closed cleanly')
   t.equal(output.match(/SIGTERM received, closing/g)?.length, 2, 'each worker heard SIGTERM')
 })
 
@@ -45,7 +45,7 @@ t.test('--workers 2 when a worker cannot listen: the others are stopped, the pri
   const argv = ['--backend', busy.url, '--port', String(busyPort), '--host', '127.0.0.1', '--workers', '2']
   forkAs(argv)
   const run = runMain(t, argv)
-  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 1)
+  t.equal(await deadline(run.code, startDeadline, 'the primary to return'), 1)
   t.match(output, new RegExp(`goload: listeners\\[0\\]: port ${busyPort} is in use`))
   t.match(run.stdout(), /worker \d+ exited with code 1: stopping the others/)
 })
@@ -57,7 +57,7 @@ t.test('--workers with a bad config file fails once, in the primary, before fork
   cluster.on('fork', count)
   t.teardown(() => { cluster.off('fork', count) })
   const run = runMain(t, ['--config', '/nonexistent/goload.yaml', '--workers', '2'])
-  t.equal(await deadline(run.code, 10_000, 'the primary to return'), 1)
+  t.equal(await deadline(run.code, startDeadline, 'the primary to return'), 1)
   t.match(run.stderr(), /^\/nonexistent\/goload\.yaml: cannot read the file/)
   t.equal(forked, 0, 'no worker forked')
 })
@@ -77,7 +77,7 @@ t.test('--workers 2: SIGHUP to the primary reaches every worker, and each reload
   // New connections each time, so both workers take some of them.
   for (let i = 0; i < 8; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 2', 'the new backend serves')
   run.signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)
+  t.equal(await deadline(run.code, startDeadline, 'the primary to return'), 0)
 })
 
 const workerPids = () => new Set(output.match(/goload listening on port \d+, pid \d+/g)?.map((line) => Number(line.split('pid ')[1])))
@@ -100,7 +100,7 @@ t.test('--workers 2: a worker killed after it served is started again, logged, w
   t.doesNotThrow(() => { process.kill(other, 0) }, 'the other worker was never stopped')
   for (let i = 0; i < 4; i++) t.equal((await request(`http://127.0.0.1:${port}/`)).body, 'Hello from 1')
   run.signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0, 'the new worker and the other one closed cleanly')
+  t.equal(await deadline(run.code, startDeadline, 'the primary to return'), 0, 'the new worker and the other one closed cleanly')
 })
 
 t.test('--workers 2: a worker that keeps dying soon after each start makes the primary give up, stop the other and return 1', async (t) => {
@@ -132,6 +132,6 @@ t.test('--workers 2 with a backend that refuses connections: one worker warns ab
   const run = runMain(t, argv)
   await waitFor(() => output.match(/goload listening on port/g)?.length === 2 && output.includes('refuses connections'), 'both workers to listen, and the warning', 60_000)
   run.signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)
+  t.equal(await deadline(run.code, startDeadline, 'the primary to return'), 0)
   t.equal(output.match(new RegExp(`backend ${refused} \\(pool default\\) refuses connections`, 'g'))?.length, 1)
 })

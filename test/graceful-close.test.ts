@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { childEnv } from './helpers/child.js'
 import { request, type Answer } from './helpers/client.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 import { settled, startBackend, startBalancer, waitFor } from './helpers/servers.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -31,7 +31,7 @@ t.test('fastify.close() lets a proxied request in flight finish: the backend ans
   const { status, body } = await answer
   t.equal(status, 200)
   t.equal(body, 'finished after close')
-  await deadline(closing, 15_000, 'app.close() to resolve')
+  await deadline(closing, startDeadline, 'app.close() to resolve')
   t.ok(closed, 'close() resolves once it ended')
   await settled(app)
 })

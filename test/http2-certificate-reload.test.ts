@@ -63,7 +63,7 @@ pools:
   await write('a.pem', renewed.cert)
   await write('a-key.pem', renewed.key)
   run.child.kill('SIGHUP')
-  await waitFor(() => /config reloaded/.test(run.stdout), 'the reload', 10_000)
+  await waitFor(() => /config reloaded/.test(run.stdout), 'the reload', startDeadline)
 
   const after = await h2Connect(t, origin, trusted)
   t.equal(after.alpnProtocol, 'h2')

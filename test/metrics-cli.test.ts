@@ -8,7 +8,7 @@ import type { GoloadFileConfig } from '../lib/config/schema.js'
 import type { CliMetrics } from '../lib/metrics/cli.js'
 import { request } from './helpers/client.js'
 import { parseExposition, sample } from './helpers/prometheus.js'
-import { deadline } from './helpers/raw.js'
+import { deadline, startDeadline } from './helpers/raw.js'
 import { startBackend, waitFor } from './helpers/servers.js'
 
 t.test('a scrape after a reload shows the pools serving now; reloads_total counts each SIGHUP, last_reload_success the last outcome', async (t) => {
@@ -74,5 +74,5 @@ t.test('a scrape after a reload shows the pools serving now; reloads_total count
   t.equal(sample(scraped, 'goload_pool_queued', { pool: 'www' }), 0, 'the running config still serves')
 
   signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await deadline(code, 10_000, 'serve to return'), 0)
+  t.equal(await deadline(code, startDeadline, 'serve to return'), 0)
 })

@@ -81,5 +81,5 @@ t.test('--workers 2: requests_total is the sum over both workers; up and pool_ba
   t.equal(failed.body, 'metrics of the workers: this metric cannot be read')
 
   run.signals.emit('SIGTERM', 'SIGTERM')
-  t.equal(await deadline(run.code, 15_000, 'the primary to return'), 0)
+  t.equal(await deadline(run.code, startDeadline, 'the primary to return'), 0)
 })

@@ -84,7 +84,13 @@ const cases: Array<[string, unknown, RegExp]> = [
   ['a gRPC health check of an HTTP/1.1 backend', { backends: ['h2c://a:1', 'http://b:1'], healthCheck: { grpc: true } }, /healthCheck\.grpc needs HTTP\/2 to every backend, and backends\[1\] is http:\/\/b:1/],
   ['a gRPC health check of https without allowH2', { backends: ['https://a:1'], healthCheck: { grpc: true } }, /healthCheck\.grpc needs HTTP\/2 to every backend, and backends\[0\] is https:\/\/a:1: give h2c:\/\/ URLs, or https:\/\/ ones with allowH2: true/],
   ['a health check with neither path nor grpc', { backends: ['h2c://a:1'], healthCheck: { interval: 100 } }, /healthCheck\.path must be a path starting with "\/", got undefined/],
-  ['one address as h2c and as HTTP/1.1', { backends: ['http://a:1', 'h2c://a:1'] }, /backends\[1\] is h2c:\/\/a:1 and backends\[0\] http:\/\/a:1: one address speaks one protocol/]
+  ['one address as h2c and as HTTP/1.1', { backends: ['http://a:1', 'h2c://a:1'] }, /backends\[1\] is h2c:\/\/a:1 and backends\[0\] http:\/\/a:1: one address speaks one protocol/],
+  // What the schema takes (text, a Buffer) but is not PEM: said without the value, which may be a key.
+  ['a tls.key that is text but not PEM', { backends: ['https://a:1'], tls: { key: 'not a pem' } }, /^fastify-goload: tls\.key must be PEM text .*, got "not a pem"$/],
+  ['a tls.cert that is a Buffer but not PEM', { backends: ['https://a:1'], tls: { cert: Buffer.from('secret bytes') } }, /^fastify-goload: tls\.cert must be PEM text .*, got a Buffer without a PEM header$/],
+  ['a tls.ca list with an item that is not PEM', { backends: ['https://a:1'], tls: { ca: [Buffer.from('x')] } }, /^fastify-goload: tls\.ca must be PEM text .*, got an array with an item that is not PEM text$/],
+  ['a mirror that is not an object', { backends: ['http://a:1'], mirror: 'next' }, /^fastify-goload: mirror must be an object like \{ pool: 'api-next', percent: 10 \}/],
+  ['a tracing that is not an object', { backends: ['http://a:1'], tracing: 'http://collector:4318' }, /^fastify-goload: tracing must be an object like \{ otlp: 'http:\/\/collector:4318' \}/]
 ]
 
 for (const [what, options, message] of cases) {

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox'
+import type { ValidateFunction } from 'ajv'
 import { keyPath, type Problem } from './config/errors.js'
 import { mirrorSchema, poolSchema, rateLimitSchema, routePrefixSchema, routeSchemaKeys, splitSchema, tlsSchema, tracingSchema } from './config/schema.js'
 import { problemsOf, schemaAjv } from './config/validate.js'
@@ -81,7 +82,7 @@ function backendView (backend: unknown, key: string): unknown {
 /** Throws InvalidOptionError naming every key the schema finds wrong, unknown keys first (a misspelt key explains a missing one). */
 export function checkRegistration (options: Options): void {
   const view = schemaView(options)
-  if (!validateRegistration(view)) refuse(problemsOf(validateRegistration.errors ?? [], view), '')
+  judge(validateRegistration, view, '')
 }
 
 /**
@@ -96,7 +97,7 @@ export function checkRoute (options: Options): void {
   if (headers !== null && typeof headers === 'object' && !Array.isArray(headers)) {
     view.headers = Object.fromEntries(Object.entries(headers).filter(([, value]) => !(value instanceof RegExp)))
   }
-  if (!validateRoute(view)) refuse(problemsOf(validateRoute.errors ?? [], view), '')
+  judge(validateRoute, view, '')
 }
 
 /** A route's rateLimit: a keyGenerator, and an allowList that is a function, are the program's own. */
@@ -113,7 +114,7 @@ export function checkRateLimit (options: unknown): void {
   else if (view.allowList !== undefined && !Array.isArray(view.allowList)) {
     throw new InvalidOptionError('rateLimit.allowList must be an array of IP addresses or a function of the request and its key')
   }
-  if (!validateRateLimit(view)) refuse(problemsOf(validateRateLimit.errors ?? [], view), 'rateLimit')
+  judge(validateRateLimit, view, 'rateLimit')
 }
 
 /**
@@ -125,7 +126,7 @@ export function checkTls (options: unknown, key: string): void {
   const view = options !== null && typeof options === 'object' && !Array.isArray(options)
     ? Object.fromEntries(Object.entries(options).map(([field, value]) => [field, Array.isArray(value) ? value.map(text) : text(value)]))
     : options
-  if (!validateTls(view)) refuse(problemsOf(validateTls.errors ?? [], view), key)
+  judge(validateTls, view, key)
 }
 
 /** A route's mirror, as the file's schema says it. */
@@ -133,7 +134,7 @@ export function checkMirror (options: unknown): void {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InvalidOptionError('mirror must be an object like { pool: \'api-next\', percent: 10 }')
   }
-  if (!validateMirror(options)) refuse(problemsOf(validateMirror.errors ?? [], options), 'mirror')
+  judge(validateMirror, options, 'mirror')
 }
 
 /** A registration's tracing, as the file's top-level `tracing` is checked. */
@@ -141,12 +142,12 @@ export function checkTracing (options: unknown): void {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InvalidOptionError('tracing must be an object like { otlp: \'http://collector:4318\' }')
   }
-  if (!validateTracing(options)) refuse(problemsOf(validateTracing.errors ?? [], options as Options), 'tracing')
+  judge(validateTracing, options, 'tracing')
 }
 
 /** A split route's pools, then the rule between their weights that a schema cannot say. */
 export function checkSplit (pools: unknown): void {
-  if (!validateSplit(pools)) refuse(problemsOf(validateSplit.errors ?? [], pools), 'pools')
+  judge(validateSplit, pools, 'pools')
   const entries = pools as Array<{ pool: string, weight: number }>
   const twice = entries.findIndex((entry, index) => entries.findIndex((other) => other.pool === entry.pool) !== index)
   if (twice !== -1) throw new InvalidOptionError(`pools[${twice}] names pool "${entries[twice].pool}" again: give each pool once, with its whole weight`)
@@ -162,7 +163,12 @@ export function splitWeightsProblem (weights: number[]): string | undefined {
 /** One backend given on its own (goload.add): `key` is what messages call it. */
 export function checkBackend (backend: unknown, key: string): void {
   const view = backendView(backend, key)
-  if (!validateBackend(view)) refuse(problemsOf(validateBackend.errors ?? [], view), key)
+  judge(validateBackend, view, key)
+}
+
+/** Throws naming every problem the schema finds in `value` (ajv sets `errors` whenever a check fails). */
+function judge (validate: ValidateFunction, value: unknown, within: string): void {
+  if (!validate(value)) refuse(problemsOf(validate.errors!, value), within)
 }
 
 function refuse (problems: Problem[], within: string): never {

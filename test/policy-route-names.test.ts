@@ -40,3 +40,14 @@ t.test('a traced route with a host: its server span is named by method and prefi
   t.equal(server.attributes['http.route'], '/v1')
   t.equal(server.attributes['goload.route'], 'api.test/v1', 'which route of which host')
 })
+
+t.test('a mirror to a pool not registered before names the ones there are, or none', async (t) => {
+  const backend = await startBackend(t)
+  const first = Fastify()
+  t.teardown(() => first.close())
+  await t.rejects(async () => { await first.register(goload, { backends: [backend.url], mirror: { pool: 'next' } }).ready() }, { code: 'FST_GOLOAD_INVALID_OPTION', message: /mirror\.pool: no pool named "next" is registered before this route \(pools: none\)/ })
+  const second = Fastify()
+  t.teardown(() => second.close())
+  await second.register(goload, { name: 'other', prefix: '/other', backends: [backend.url] })
+  await t.rejects(async () => { await second.register(goload, { backends: [backend.url], mirror: { pool: 'next' } }).ready() }, { message: /\(pools: other\)/ })
+})

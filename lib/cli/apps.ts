@@ -29,12 +29,16 @@ export async function buildApp (listener: ListenerConfig, pools: Map<string, Poo
   app.setNotFoundHandler(noRoute(listener.routes ?? []))
   for (const { pool, pools: split, path, mirror, ...route } of listener.routes ?? []) {
     // The mirror's pool is a kept one too, whether or not a route of this listener sends to it.
-    const mirrored = mirror === undefined ? {} : { mirror: { ...mirror, [kPoolRuntime]: pools.get(mirror.pool)! } }
-    const traced = tracing === undefined ? {} : { tracing }
+    const shared = {
+      ...route,
+      ...(mirror === undefined ? {} : { mirror: { ...mirror, [kPoolRuntime]: pools.get(mirror.pool)! } }),
+      ...(tracing === undefined ? {} : { tracing }),
+      prefix: path
+    }
     // A split's id in the admin API: the listener's port, the route's host and path (`8080:/`, `8080:api.example.com/v1`).
     const options = split === undefined
-      ? { ...route, ...mirrored, ...traced, prefix: path, [kPoolRuntime]: pools.get(pool!)! }
-      : { ...route, ...mirrored, ...traced, prefix: path, pools: split, name: `${listener.port}:${route.host ?? ''}${path}`, [kPoolRuntimes]: split.map((entry) => pools.get(entry.pool)!) }
+      ? { ...shared, [kPoolRuntime]: pools.get(pool!)! }
+      : { ...shared, pools: split, name: `${listener.port}:${route.host ?? ''}${path}`, [kPoolRuntimes]: split.map((entry) => pools.get(entry.pool)!) }
     await app.register(goload, options as unknown as SharedPoolOptions)
   }
   // While closing, ask clients not to send more on this connection. HTTP/2 has no such header (Node drops it with a

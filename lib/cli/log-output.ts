@@ -1,9 +1,11 @@
 import type { Writable } from 'node:stream'
 import type { FastifyRequest, FastifyServerOptions } from 'fastify'
+import pino from 'pino'
 
 // How the goload command writes its log: pino's JSON lines as they are (the default, and the fast path: nothing
 // here is on it), or with `log.format: pretty` through pino-pretty, and with `accessLog.format: combined` each
-// access line as Apache's and nginx's combined format, for the log tooling that already reads those.
+// access line as Apache's and nginx's combined format, for the log tooling that already reads those. With
+// `accessLog.buffer`, access lines are gathered and written a few KiB at a time, as nginx's `access_log … buffer=`.
 
 export type LogFormat = 'json' | 'pretty'
 export type AccessLogFormat = 'json' | 'combined'
@@ -11,6 +13,14 @@ export type AccessLogFormat = 'json' | 'combined'
 export interface LogFormats {
   format?: LogFormat
   accessFormat?: AccessLogFormat
+  /** `accessLog.buffer`: bytes of access lines gathered before one write; 0 or none, each written as it comes. */
+  buffer?: number
+  /** `accessLog.flush`: ms a gathered line waits at most. */
+  flush?: number
+  /** Other processes write to the same output (`--workers`). */
+  shared?: boolean
+  /** Where buffered lines are written: stdout's descriptor unless given. */
+  fd?: number
 }
 
 /** What pino writes to: an object with write(line), one call per record. */
@@ -18,13 +28,19 @@ interface Destination {
   write: (line: string) => void
 }
 
+type LoggerOptions = Pick<Exclude<FastifyServerOptions['logger'], boolean | undefined>, 'stream' | 'serializers' | 'hooks'>
+
 /**
- * The logger options of these formats, writing to `stream` (default stdout); throws a clear error when pretty is
- * asked for and pino-pretty is not installed (it is an optional dependency: goload itself never needs it).
+ * The logger options of these formats, writing to `stream` (default stdout, buffered when `buffer` asks); throws a
+ * clear error when pretty is asked for and pino-pretty is not installed (it is an optional dependency: goload itself
+ * never needs it).
  */
-export async function loggerOptions ({ format = 'json', accessFormat = 'json' }: LogFormats, stream: Writable | undefined, prettyModule = 'pino-pretty'): Promise<Pick<Exclude<FastifyServerOptions['logger'], boolean | undefined>, 'stream' | 'serializers'>> {
-  if (format === 'json' && accessFormat === 'json') return stream === undefined ? {} : { stream }
-  const out: Destination = stream ?? process.stdout
+export async function loggerOptions ({ format = 'json', accessFormat = 'json', buffer = 0, flush = 1000, shared = false, fd = process.stdout.fd }: LogFormats, stream: Writable | undefined, prettyModule = 'pino-pretty'): Promise<LoggerOptions> {
+  const buffered = stream === undefined && buffer > 0 ? bufferedOutput(fd, buffer, flush, shared) : undefined
+  const hooks = buffered === undefined ? {} : { hooks: { logMethod: writeAtOnceUnlessAccess(buffered) } }
+  const given = stream ?? buffered
+  if (format === 'json' && accessFormat === 'json') return { ...hooks, ...(given === undefined ? {} : { stream: given }) }
+  const out: Destination = given ?? process.stdout
   let pretty: ((line: string) => string) | undefined
   if (format === 'pretty') {
     let factory: (options: Record<string, unknown>) => (line: string) => string
@@ -45,7 +61,37 @@ export async function loggerOptions ({ format = 'json', accessFormat = 'json' }:
     }
   }
   // The combined format has the Referer and User-Agent, which goload's access line leaves out otherwise.
-  return { stream: destination as unknown as Writable, ...(combined ? { serializers: { req: requestWithAgent } } : {}) }
+  return { ...hooks, stream: destination as unknown as Writable, ...(combined ? { serializers: { req: requestWithAgent } } : {}) }
+}
+
+/** What a write to a pipe may hold and still be written at once, whole (POSIX's PIPE_BUF on Linux). */
+const pipeAtomicBytes = 4096
+
+/**
+ * An output to `fd` that gathers lines until `size` bytes, or `flush` ms, then writes them with one write(2). Each
+ * write holds whole lines (sonic-boom starts a new chunk rather than split a line). `shared`: other processes write
+ * to the same output (`--workers`, often a pipe to systemd or Docker): writes then stay within PIPE_BUF, which a
+ * pipe never interleaves with another writer's, so two workers' lines never mix. pino writes what is gathered before
+ * the process exits, on an error as on a signal.
+ */
+export function bufferedOutput (fd: number, size: number, flush: number, shared: boolean): pino.DestinationStream & { flush: () => void } {
+  const maxWrite = shared ? pipeAtomicBytes : Math.max(16384, size * 2)
+  return pino.destination({ dest: fd, minLength: Math.min(size, maxWrite - 1), maxWrite, periodicFlush: flush, sync: false })
+}
+
+/** The lines a buffer holds back: one per request. Any other line (a warning, a reload, shutdown) goes out at once. */
+const heldMessages = new Set(['goload: access', 'incoming request', 'request completed'])
+
+/**
+ * A pino logMethod hook: after any line but a request's own, what is gathered is written at once, that line with it,
+ * so warnings and the lines an operator waits for (listening, reloaded, closing) are never held back, and the order
+ * stays as logged.
+ */
+function writeAtOnceUnlessAccess (output: { flush: () => void }) {
+  return function (this: unknown, args: unknown[], method: (...args: unknown[]) => void): void {
+    method.apply(this, args)
+    if (!heldMessages.has(args[1] as string)) output.flush()
+  }
 }
 
 /** Fastify's own request serializer, with what the combined format needs besides. */

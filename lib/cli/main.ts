@@ -136,7 +136,7 @@ export async function serve (load: () => Promise<GoloadFileConfig>, workers: num
 
     let output
     try {
-      output = logTransport === undefined ? await loggerOptions({ format: config.log?.format, accessFormat: config.accessLog?.format }, logStream) : { transport: logTransport }
+      output = logTransport === undefined ? await loggerOptions({ format: config.log?.format, accessFormat: config.accessLog?.format, buffer: config.accessLog?.buffer, flush: config.accessLog?.flush, shared: cluster.isWorker }, logStream) : { transport: logTransport }
     } catch (error) {
       return fail(error)
     }

@@ -184,7 +184,9 @@ const logOutput = {
     format: Type.Optional(Type.Unsafe<'json' | 'pretty'>({ enum: ['json', 'pretty'], default: 'json', description: 'json, or pretty through pino-pretty, which must then be installed' }))
   },
   accessLog: {
-    format: Type.Optional(Type.Unsafe<'json' | 'combined'>({ enum: ['json', 'combined'], default: 'json', description: 'json (goload\'s access line), or combined: Apache/nginx combined, the upstream\'s seconds appended' }))
+    format: Type.Optional(Type.Unsafe<'json' | 'combined'>({ enum: ['json', 'combined'], default: 'json', description: 'json (goload\'s access line), or combined: Apache/nginx combined, the upstream\'s seconds appended' })),
+    buffer: Type.Optional(Type.Integer({ minimum: 0, maximum: 65536, default: 0, title: 'bytes, 0 to 65536', description: 'bytes of access lines gathered before one write, as nginx\'s access_log buffer=; 0: each line written as it comes' })),
+    flush: Type.Optional(positiveInteger('ms a buffered access line waits at most before it is written, as nginx\'s flush=', 1000))
   }
 }
 

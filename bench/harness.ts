@@ -374,12 +374,18 @@ export async function startNginxBalancer (group: Group, name: string, upstreams:
  * The `goload` command as an operator runs it: lib/cli/bin.ts (through tsx, so it runs this tree's lib/ as the other
  * Node servers do), `--backend` flags, the access log on: one JSON line per request, to the run's log file.
  */
-export async function startGoloadCommand (group: Group, label: string, backends: string[], options: { workers?: number, strategy?: string, nodeOptions?: string[] } = {}): Promise<{ url: string, pid: number }> {
+export async function startGoloadCommand (group: Group, label: string, backends: string[], options: { workers?: number, strategy?: string, nodeOptions?: string[], accessLogBuffer?: number } = {}): Promise<{ url: string, pid: number }> {
   const port = await freePort()
   const url = `http://127.0.0.1:${port}`
-  const args = [...(options.nodeOptions ?? []), '--import', 'tsx', join(rootDir, 'lib', 'cli', 'bin.ts'), ...backends.flatMap((backend) => ['--backend', backend]),
-    '--port', String(port), '--host', '127.0.0.1', '--workers', String(options.workers ?? 1),
+  // The flags make the config file's simplest case; accessLog.buffer is a key of the file only.
+  let config = [...backends.flatMap((backend) => ['--backend', backend]), '--port', String(port), '--host', '127.0.0.1',
     ...(options.strategy === undefined ? [] : ['--strategy', options.strategy])]
+  if (options.accessLogBuffer !== undefined) {
+    const file = join(tempDir(), `${label}.yaml`)
+    writeFileSync(file, `listeners:\n  - port: ${port}\n    host: 127.0.0.1\n    routes: [{ pool: app }]\npools:\n  app:\n    strategy: ${options.strategy ?? 'least-busy'}\n    backends: [${backends.join(', ')}]\naccessLog:\n  buffer: ${options.accessLogBuffer}\n`)
+    config = ['--config', file]
+  }
+  const args = [...(options.nodeOptions ?? []), '--import', 'tsx', join(rootDir, 'lib', 'cli', 'bin.ts'), ...config, '--workers', String(options.workers ?? 1)]
   const child = await group.external(label, process.execPath, args, url + '/')
   return { url, pid: child.pid! }
 }

@@ -81,7 +81,7 @@ function startGoload (group: Group, strategy: 'least-busy' | 'round-robin' | 'p2
 }
 
 /** The `goload` command (access log on) as a row; `counts` from the backends, when they count. */
-async function commandRow (group: Group, label: string, backends: string[], counts: (() => Promise<number[]>) | undefined, options: { workers?: number, strategy?: string, name?: string } = {}): Promise<Row> {
+async function commandRow (group: Group, label: string, backends: string[], counts: (() => Promise<number[]>) | undefined, options: { workers?: number, strategy?: string, name?: string, accessLogBuffer?: number } = {}): Promise<Row> {
   const command = await startGoloadCommand(group, label, backends, options)
   return { name: options.name ?? 'goload command, JSON access log', url: command.url + '/', counts, node: true, pid: command.pid }
 }
@@ -161,6 +161,7 @@ const scenarios: Scenario[] = [
         { name: 'naive least-busy on reply-from', url: naive.url + '/', counts, node: true, pid: naive.child.pid },
         goloadRow(metered, 'goload least-busy, metrics scraped every 1 s'),
         await commandRow(group, 'goload-command-fast', urls, counts),
+        await commandRow(group, 'goload-command-fast-buffered', urls, counts, { accessLogBuffer: 32768, name: 'goload command, JSON access log, accessLog.buffer 32768' }),
         goloadRow(goload)
       ]
     }
@@ -193,6 +194,7 @@ const scenarios: Scenario[] = [
         goloadRow(p2c, 'goload p2c'),
         goloadRow(peakEwma, 'goload peak-ewma'),
         await commandRow(group, 'goload-command-skewed', urls, counts),
+        await commandRow(group, 'goload-command-skewed-buffered', urls, counts, { accessLogBuffer: 32768, name: 'goload command, JSON access log, accessLog.buffer 32768' }),
         goloadRow(leastBusy)
       ]
     }
@@ -392,6 +394,8 @@ function targets (results: Map<string, Measured[]>): Target[] {
   check('fast: goload plugin CPU/req ≤ 0.75× http-proxy single (issue 17)', 'fast', goload, 'http-proxy single (1 backend)',
     (x, y) => [x.cpuPerRequest <= 0.75 * y.cpuPerRequest, cpu(x, y)])
   check('fast: goload command (JSON access log) CPU/req ≤ 1.10× the plugin (issue 17)', 'fast', 'goload command, JSON access log', goload,
+    (x, y) => [x.cpuPerRequest <= 1.1 * y.cpuPerRequest, cpu(x, y)])
+  check('fast: goload command, accessLog.buffer 32768, CPU/req ≤ 1.10× the plugin (issue 17)', 'fast', 'goload command, JSON access log, accessLog.buffer 32768', goload,
     (x, y) => [x.cpuPerRequest <= 1.1 * y.cpuPerRequest, cpu(x, y)])
   check('skewed: goload least-busy ≥ 0.90× nginx least_conn req/s (issue 17)', 'skewed', goload, 'nginx least_conn',
     (x, y) => [x.rps >= 0.9 * y.rps, `${(x.rps / y.rps).toFixed(2)}× (${x.rps.toFixed(0)} vs ${y.rps.toFixed(0)})`])

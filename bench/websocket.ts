@@ -1,8 +1,10 @@
 // `npm run bench:websocket`: 1 MiB WebSocket messages echoed through goload's tunnel, beside a direct connection to
 // the echo backend (and nginx when installed). CONNECTIONS clients each send a message, wait for its echo and send
 // the next, for DURATION seconds; throughput counts each echoed message once (MiB/s one way).
-// Env: DURATION seconds per row (default 5), CONNECTIONS (default 4), SIZE bytes per message (default 1 MiB),
-// WARMUP seconds per row (default 1).
+// Rows are measured in turn, ROUNDS times, every other round in reverse order, and summed: on a machine whose speed
+// moves from one minute to the next, each row sees the same minutes.
+// Env: DURATION seconds per row and round (default 5), ROUNDS (default 3), CONNECTIONS (default 4), SIZE bytes per
+// message (default 1 MiB), WARMUP seconds per row (default 1).
 import { cpus } from 'node:os'
 import WebSocket from 'ws'
 import { codeVersion, cpuSeconds, freePort, Group, have, installCleanup, startNginxBalancer } from './harness.js'
@@ -11,6 +13,7 @@ const duration = Number(process.env.DURATION ?? 5)
 const connections = Number(process.env.CONNECTIONS ?? 4)
 const size = Number(process.env.SIZE ?? 1024 * 1024)
 const warmup = Number(process.env.WARMUP ?? 1)
+const rounds = Number(process.env.ROUNDS ?? 3)
 
 /** One client: message, echo, next message, until the deadline. Resolves with the echoes received. */
 function echoLoop (url: string, payload: Buffer, deadline: number): Promise<number> {
@@ -56,19 +59,32 @@ try {
   }
   console.log(`# fastify-goload bench:websocket: ${new Date().toISOString()}, ${codeVersion().text}`)
   console.log(`${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores; node ${process.version}; ${connections} clients (ws, in this process), ` +
-    `${(size / 1024 / 1024).toFixed(2)} MiB messages echoed, ${duration} s per row after ${warmup} s of warm-up\n`)
-  console.log('| path | messages echoed | MiB/s (one way) | ÷ direct | proxy CPU per MiB echoed |')
-  console.log('|---|---:|---:|---:|---:|')
-  let direct = NaN
-  for (const row of rows) {
-    if (warmup > 0) await measure(row.url, warmup)
-    const before = row.pid === undefined ? 0 : cpuSeconds(row.pid)
-    const result = await measure(row.url, duration)
-    const mibs = (result.messages * size) / 1024 / 1024 / result.seconds
-    if (Number.isNaN(direct)) direct = mibs
-    const cpu = row.pid === undefined ? '-' : `${(((cpuSeconds(row.pid) - before) / (result.messages * size / 1024 / 1024)) * 1000).toFixed(2)} ms`
-    console.log(`| ${row.name} | ${result.messages} | ${mibs.toFixed(1)} | ${(mibs / direct).toFixed(2)}× | ${cpu} |`)
+    `${(size / 1024 / 1024).toFixed(2)} MiB messages echoed, ${rounds} rounds of ${duration} s per row (every other round in reverse order) after ${warmup} s of warm-up\n`)
+  const totals = rows.map(() => ({ messages: 0, seconds: 0, cpu: 0, perRound: [] as number[] }))
+  for (const row of rows) if (warmup > 0) await measure(row.url, warmup)
+  for (let round = 0; round < rounds; round++) {
+    const order = rows.map((_, index) => index)
+    if (round % 2 === 1) order.reverse()
+    for (const index of order) {
+      const { pid, url } = rows[index]
+      const before = pid === undefined ? 0 : cpuSeconds(pid)
+      const result = await measure(url, duration)
+      const total = totals[index]
+      total.messages += result.messages
+      total.seconds += result.seconds
+      total.cpu += pid === undefined ? 0 : cpuSeconds(pid) - before
+      total.perRound.push((result.messages * size) / 1024 / 1024 / result.seconds)
+    }
   }
+  console.log('| path | messages echoed | MiB/s (one way) | ÷ direct | MiB/s per round | proxy CPU per MiB echoed |')
+  console.log('|---|---:|---:|---:|---|---:|')
+  const mibsOf = (index: number) => (totals[index].messages * size) / 1024 / 1024 / totals[index].seconds
+  const direct = mibsOf(0)
+  rows.forEach((row, index) => {
+    const { messages, cpu, perRound } = totals[index]
+    const cpuPerMib = row.pid === undefined ? '-' : `${((cpu / (messages * size / 1024 / 1024)) * 1000).toFixed(2)} ms`
+    console.log(`| ${row.name} | ${messages} | ${mibsOf(index).toFixed(1)} | ${(mibsOf(index) / direct).toFixed(2)}× | ${perRound.map((mibs) => mibs.toFixed(0)).join(' / ')} | ${cpuPerMib} |`)
+  })
 } finally {
   await group.close()
 }

@@ -1,6 +1,6 @@
 import { latencyBuckets } from '../pool/latency.js'
 import type { BackendStats, Pool, Worker } from '../pool/pool.js'
-import type { CircuitBreaker, CircuitState } from '../policies/circuit-breaker.js'
+import type { CircuitBreaker, CircuitState } from '../policy/circuit-breaker.js'
 import type { PoolEntry } from '../registry.js'
 import { mirrorCounts, type MirrorCounts } from '../policy/mirror-counts.js'
 import type { CertificateSource, ServedCertificate } from '../tls/served.js'

@@ -3,13 +3,15 @@
 // (the process and its children, from /proc) before and after CONNECTIONS keep-alive client connections, each having
 // had one request answered and then left idle; then, after closing them, before and after WEBSOCKETS open WebSockets
 // tunnelled to an echo backend. The figures are the differences, scaled to 10,000 connections and 1,000 WebSockets.
-// RSS includes garbage V8 has not collected yet: read it as an upper bound.
+// The Node servers run with --expose-gc and collect their garbage before each reading, so a collection that happens
+// to fall between the two readings of one row does not hide what the clients added.
 // Env: CONNECTIONS (default 10000), WEBSOCKETS (default 1000), SETTLE ms to wait before reading RSS (default 1000).
 // Needs a file-descriptor limit (`ulimit -n`) above CONNECTIONS in this process and in the balancer.
 import { spawnSync } from 'node:child_process'
 import net from 'node:net'
 import { cpus } from 'node:os'
 import WebSocket from 'ws'
+import type { ChildProcess } from 'node:child_process'
 import { codeVersion, freePort, Group, have, installCleanup, rssBytes, sleep, startNginxBalancer } from './harness.js'
 
 const connections = Number(process.env.CONNECTIONS ?? 10_000)
@@ -55,14 +57,28 @@ async function inBatches<T> (count: number, open: () => Promise<T>): Promise<T[]
   return opened
 }
 
-async function rssAfterSettling (pid: number): Promise<number> {
+async function rssAfterSettling (pid: number, collect?: () => Promise<void>): Promise<number> {
+  await collect?.()
   await sleep(settle)
   return rssBytes(pid)
 }
 
+/** Asks a bench server (bench/servers/child.ts) for a full garbage collection, and waits until it is done. */
+function collector (child: ChildProcess): () => Promise<void> {
+  return () => new Promise((resolve) => {
+    const onMessage = (message: { type: string }): void => {
+      if (message.type !== 'gc') return
+      child.off('message', onMessage)
+      resolve()
+    }
+    child.on('message', onMessage)
+    child.send({ type: 'gc' })
+  })
+}
+
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
 
-interface Balancer { name: string, start: (group: Group, echo: string) => Promise<{ port: number, pid: number }> }
+interface Balancer { name: string, start: (group: Group, echo: string) => Promise<{ port: number, pid: number, collect?: () => Promise<void> }> }
 
 const balancers: Balancer[] = [
   ...(have('nginx')
@@ -79,15 +95,15 @@ const balancers: Balancer[] = [
     // Node's own cost per connection, with no balancing: what a Node proxy starts from.
     name: '@fastify/http-proxy, one upstream',
     async start (group, echo) {
-      const proxy = await group.node('http-proxy-single.ts', ['0', echo, '--websocket'], { label: 'http-proxy-memory' })
-      return { port: proxy.ports[0], pid: proxy.child.pid! }
+      const proxy = await group.node('http-proxy-single.ts', ['0', echo, '--websocket'], { label: 'http-proxy-memory', nodeOptions: ['--expose-gc'] })
+      return { port: proxy.ports[0], pid: proxy.child.pid!, collect: collector(proxy.child) }
     }
   },
   {
     name: 'goload plugin',
     async start (group, echo) {
-      const goload = await group.node('goload.ts', ['0', 'least-busy', echo], { label: 'goload-memory' })
-      return { port: goload.ports[0], pid: goload.child.pid! }
+      const goload = await group.node('goload.ts', ['0', 'least-busy', echo], { label: 'goload-memory', nodeOptions: ['--expose-gc'] })
+      return { port: goload.ports[0], pid: goload.child.pid!, collect: collector(goload.child) }
     }
   }
 ]
@@ -100,12 +116,12 @@ async function growth<T> (balancer: Balancer, count: number, open: (port: number
   const group = new Group()
   try {
     const echo = await group.node('ws-echo.ts', [])
-    const { port, pid } = await balancer.start(group, echo.url)
+    const { port, pid, collect } = await balancer.start(group, echo.url)
     // A few requests first, so the request path (and the upstream connections) exist before the baseline.
     for (const socket of await inBatches(100, () => idleConnection(port))) socket.destroy()
-    const rest = await rssAfterSettling(pid)
+    const rest = await rssAfterSettling(pid, collect)
     const clients = await inBatches(count, () => open(port))
-    const grown = await rssAfterSettling(pid) - rest
+    const grown = await rssAfterSettling(pid, collect) - rest
     for (const client of clients) close(client)
     return { rest, grown }
   } finally {

@@ -13,6 +13,12 @@ type Message = { type: 'counts' } | { type: string }
 export const backlog = 4096
 
 export function ready (ports: number[]): void {
+  // bench/memory.ts starts servers with --expose-gc and has them collect before each RSS reading.
+  process.on('message', (message: Message) => {
+    if (message.type !== 'gc') return
+    (globalThis as { gc?: () => void }).gc?.()
+    process.send?.({ type: 'gc' })
+  })
   process.send?.({ type: 'ready', ports })
 }
 

@@ -74,7 +74,7 @@ const pipeAtomicBytes = 4096
  * pipe never interleaves with another writer's, so two workers' lines never mix. pino writes what is gathered before
  * the process exits, on an error as on a signal.
  */
-export function bufferedOutput (fd: number, size: number, flush: number, shared: boolean): pino.DestinationStream & { flush: () => void } {
+export function bufferedOutput (fd: number, size: number, flush: number, shared: boolean): ReturnType<typeof pino.destination> {
   const maxWrite = shared ? pipeAtomicBytes : Math.max(16384, size * 2)
   return pino.destination({ dest: fd, minLength: Math.min(size, maxWrite - 1), maxWrite, periodicFlush: flush, sync: false })
 }
@@ -87,10 +87,21 @@ const heldMessages = new Set(['goload: access', 'incoming request', 'request com
  * so warnings and the lines an operator waits for (listening, reloaded, closing) are never held back, and the order
  * stays as logged.
  */
-function writeAtOnceUnlessAccess (output: { flush: () => void }) {
+function writeAtOnceUnlessAccess (output: { flush: () => void, on: (event: 'drain', listener: () => void) => unknown, destroyed?: boolean }) {
+  // A flush while a write is under way writes nothing (sonic-boom): the line is written once that write is done,
+  // when sonic-boom says 'drain'. (A flush that did write comes here too, and writes nothing more.) A write that
+  // ends after the output was closed has nothing left to flush.
+  let unflushed = false
+  output.on('drain', () => {
+    if (!unflushed || output.destroyed) return
+    unflushed = false
+    output.flush()
+  })
   return function (this: unknown, args: unknown[], method: (...args: unknown[]) => void): void {
     method.apply(this, args)
-    if (!heldMessages.has(args[1] as string)) output.flush()
+    if (heldMessages.has(args[1] as string)) return
+    unflushed = true
+    output.flush()
   }
 }
 

@@ -66,6 +66,18 @@ t.test('a buffer that fills is written without waiting for flush; a line that wa
   t.equal(timed.lines()[0].n, 0)
 })
 
+t.test('a warning logged while a write is under way is written when that write ends, not at the next flush', async (t) => {
+  const file = await logFile(t)
+  const log = loggerOf(t, await loggerOptions({ buffer: 1024, flush: 600_000, fd: file.fd }, undefined))
+  // Two lines of ~600 bytes fill the buffer: their write starts now and ends later (the thread pool's).
+  const padding = 'x'.repeat(500)
+  log.info({ n: 0, padding }, 'goload: access')
+  log.info({ n: 1, padding }, 'goload: access')
+  log.warn({ n: 2 }, 'goload: backend failed')
+  await waitFor(() => file.lines().length === 3, 'the warning, after the write that was under way')
+  t.same(file.lines().map(({ msg, n }) => [msg, n]), [['goload: access', 0], ['goload: access', 1], ['goload: backend failed', 2]])
+})
+
 t.test('combined lines are buffered the same way', async (t) => {
   const file = await logFile(t)
   const options = await loggerOptions({ accessFormat: 'combined', buffer: 4096, flush: 600_000, fd: file.fd }, undefined)

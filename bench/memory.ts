@@ -4,7 +4,8 @@
 // had one request answered and then left idle; then, after closing them, before and after WEBSOCKETS open WebSockets
 // tunnelled to an echo backend. The figures are the differences, scaled to 10,000 connections and 1,000 WebSockets.
 // The Node servers run with --expose-gc and collect their garbage before each reading, so a collection that happens
-// to fall between the two readings of one row does not hide what the clients added.
+// to fall between the two readings of one row does not hide what the clients added. V8 keeps the pages a collection
+// frees and reuses them before RSS grows: read the difference as a floor (without the collections it was a ceiling).
 // Env: CONNECTIONS (default 10000), WEBSOCKETS (default 1000), SETTLE ms to wait before reading RSS (default 1000).
 // Needs a file-descriptor limit (`ulimit -n`) above CONNECTIONS in this process and in the balancer.
 import { spawnSync } from 'node:child_process'

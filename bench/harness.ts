@@ -187,20 +187,30 @@ export class NodeServer {
   }
 
   /** Requests served per backend so far, from bench/servers/backends.ts. */
-  counts (): Promise<number[]> {
+  async counts (): Promise<number[]> {
+    return (await this.#ask('counts')).counts ?? []
+  }
+
+  /** A full garbage collection in the server, done once this resolves (it must run with --expose-gc). */
+  async collectGarbage (): Promise<void> {
+    await this.#ask('gc')
+  }
+
+  /** Sends `{ type }` over the IPC channel and resolves with the server's answer of that type (bench/servers/child.ts). */
+  #ask (type: string): Promise<{ type: string, counts?: number[] }> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.child.off('message', onMessage)
-        reject(new Error('no counts within 5 s'))
+        reject(new Error(`no answer to ${type} within 5 s`))
       }, 5000)
       const onMessage = (message: { type: string, counts?: number[] }): void => {
-        if (message.type !== 'counts') return
+        if (message.type !== type) return
         clearTimeout(timer)
         this.child.off('message', onMessage)
-        resolve(message.counts ?? [])
+        resolve(message)
       }
       this.child.on('message', onMessage)
-      this.child.send({ type: 'counts' })
+      this.child.send({ type })
     })
   }
 }

@@ -12,7 +12,6 @@ import { spawnSync } from 'node:child_process'
 import net from 'node:net'
 import { cpus } from 'node:os'
 import WebSocket from 'ws'
-import type { ChildProcess } from 'node:child_process'
 import { codeVersion, freePort, Group, have, installCleanup, rssBytes, sleep, startNginxBalancer } from './harness.js'
 
 const connections = Number(process.env.CONNECTIONS ?? 10_000)
@@ -64,19 +63,6 @@ async function rssAfterSettling (pid: number, collect?: () => Promise<void>): Pr
   return rssBytes(pid)
 }
 
-/** Asks a bench server (bench/servers/child.ts) for a full garbage collection, and waits until it is done. */
-function collector (child: ChildProcess): () => Promise<void> {
-  return () => new Promise((resolve) => {
-    const onMessage = (message: { type: string }): void => {
-      if (message.type !== 'gc') return
-      child.off('message', onMessage)
-      resolve()
-    }
-    child.on('message', onMessage)
-    child.send({ type: 'gc' })
-  })
-}
-
 const mib = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MiB`
 
 interface Balancer { name: string, start: (group: Group, echo: string) => Promise<{ port: number, pid: number, collect?: () => Promise<void> }> }
@@ -97,14 +83,14 @@ const balancers: Balancer[] = [
     name: '@fastify/http-proxy, one upstream',
     async start (group, echo) {
       const proxy = await group.node('http-proxy-single.ts', ['0', echo, '--websocket'], { label: 'http-proxy-memory', nodeOptions: ['--expose-gc'] })
-      return { port: proxy.ports[0], pid: proxy.child.pid!, collect: collector(proxy.child) }
+      return { port: proxy.ports[0], pid: proxy.child.pid!, collect: () => proxy.collectGarbage() }
     }
   },
   {
     name: 'goload plugin',
     async start (group, echo) {
       const goload = await group.node('goload.ts', ['0', 'least-busy', echo], { label: 'goload-memory', nodeOptions: ['--expose-gc'] })
-      return { port: goload.ports[0], pid: goload.child.pid!, collect: collector(goload.child) }
+      return { port: goload.ports[0], pid: goload.child.pid!, collect: () => goload.collectGarbage() }
     }
   }
 ]

@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream'
 import type { FastifyRequest, FastifyServerOptions } from 'fastify'
 import pino from 'pino'
+import { accessMessage } from '../proxy/access-log.js'
 
 // How the goload command writes its log: pino's JSON lines as they are (the default, and the fast path: nothing
 // here is on it), or with `log.format: pretty` through pino-pretty, and with `accessLog.format: combined` each
@@ -22,6 +23,9 @@ export interface LogFormats {
   /** Where buffered lines are written: stdout's descriptor unless given. */
   fd?: number
 }
+
+/** How an access line's message reads in pino's JSON. */
+const accessField = `"msg":${JSON.stringify(accessMessage)}`
 
 /** What pino writes to: an object with write(line), one call per record. */
 interface Destination {
@@ -56,7 +60,7 @@ export async function loggerOptions ({ format = 'json', accessFormat = 'json', b
   const combined = accessFormat === 'combined'
   const destination: Destination = {
     write (line) {
-      if (combined && line.includes('"msg":"goload: access"')) out.write(combinedLine(JSON.parse(line) as AccessRecord))
+      if (combined && line.includes(accessField)) out.write(combinedLine(JSON.parse(line) as AccessRecord))
       else out.write(pretty === undefined ? line : pretty(line))
     }
   }
@@ -80,7 +84,7 @@ export function bufferedOutput (fd: number, size: number, flush: number, shared:
 }
 
 /** The lines a buffer holds back: one per request. Any other line (a warning, a reload, shutdown) goes out at once. */
-const heldMessages = new Set(['goload: access', 'incoming request', 'request completed'])
+const heldMessages = new Set([accessMessage, 'incoming request', 'request completed'])
 
 /**
  * A pino logMethod hook: after any line but a request's own, what is gathered is written at once, that line with it,

@@ -21,6 +21,9 @@ export interface Access {
   closed?: 'idle'
 }
 
+/** The message of every access line: the goload command's log output knows them by it (lib/cli/log-output.ts). */
+export const accessMessage = 'goload: access'
+
 interface AccessLine {
   req: FastifyReply['request']
   res: { statusCode: number }
@@ -52,7 +55,7 @@ export function logAccess (reply: FastifyReply, access: Access, upgraded: boolea
     line.trace_id = trace.traceId
     line.span_id = trace.spanId
   }
-  reply.request.log.info(line, 'goload: access')
+  reply.request.log.info(line, accessMessage)
 }
 
 /** ms to 0.01 ms: a timer's last digits are noise, and a line is read by people too. */

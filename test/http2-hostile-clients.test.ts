@@ -9,7 +9,7 @@ import { Listeners } from '../lib/cli/listeners.js'
 import { createListenerServer, http2Limits } from '../lib/cli/servers.js'
 import { configFolder } from './helpers/config-files.js'
 import { h2Connect, h2Request } from './helpers/h2-client.js'
-import { cancel, drainedOrClosed, getHeaders, rawH2Connect } from './helpers/h2-frames.js'
+import { cancel, getHeaders, rawH2Connect } from './helpers/h2-frames.js'
 import { capturedLogs, type LogLine } from './helpers/logs.js'
 import { deadline } from './helpers/raw.js'
 import { startBackend, waitFor, type Backend } from './helpers/servers.js'
@@ -89,15 +89,18 @@ t.test('rapid reset: a flood of streams reset at once ends with GOAWAY; every co
   const { backend, listeners, origin } = await start(t)
   const flood = await rawH2Connect(t, listeners.ports[0], 'a.example.com')
   // Each stream is HEADERS then RST_STREAM at once, written as bytes (node:http2's client on Node 22+ would not send
-  // them); nghttp2 ends the session past ~1,000 such resets. 100 pairs per write, until the server has had enough.
+  // them); nghttp2 ends the session past ~1,000 such resets. 100 pairs per round trip (a PING after each: see
+  // roundTrip), until the server has had enough.
   let opened = 0
-  while (opened < 5000 && !flood.socket.destroyed) {
+  let open = true
+  while (opened < 5000 && open) {
     const pairs: Buffer[] = []
     for (let i = 0; i < 100; i++, opened++) {
       const stream = 2 * opened + 1
       pairs.push(getHeaders(stream, 'a.example.com'), cancel(stream))
     }
-    if (!flood.socket.write(Buffer.concat(pairs))) await drainedOrClosed(flood.socket)
+    flood.socket.write(Buffer.concat(pairs))
+    open = await flood.roundTrip()
   }
   const code = await deadline(flood.goaway, 10_000, 'GOAWAY to the flooding client')
   t.not(code, NGHTTP2_NO_ERROR, `the session is ended as an error (code ${code}) after ${opened} streams`)

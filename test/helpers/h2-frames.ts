@@ -7,7 +7,7 @@ import tls from 'node:tls'
 
 const preface = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
 
-export const frameType = { headers: 0x1, rstStream: 0x3, settings: 0x4, goaway: 0x7 } as const
+export const frameType = { headers: 0x1, rstStream: 0x3, settings: 0x4, ping: 0x6, goaway: 0x7 } as const
 const endStream = 0x1
 const endHeaders = 0x4
 const ack = 0x1
@@ -37,6 +37,13 @@ export interface RawH2Connection {
   socket: tls.TLSSocket
   /** Resolves with the error code of the first GOAWAY the server sends. */
   goaway: Promise<number>
+  /**
+   * Sends PING and resolves true when the server has acknowledged it (so has read every frame written before), false
+   * when it has sent GOAWAY or closed instead. A flood written in rounds of one round trip never has bytes in flight when the server ends
+   * the connection: closing with unread bytes makes the kernel send RST, which throws away the GOAWAY before the
+   * client reads it.
+   */
+  roundTrip: () => Promise<boolean>
 }
 
 /** A TLS connection to 127.0.0.1:`port` that spoke h2 by ALPN, with the client preface and empty SETTINGS sent, reading the server's frames. */
@@ -48,6 +55,7 @@ export async function rawH2Connect (t: Test, port: number, servername: string): 
   await once(socket, 'secureConnect')
   if (socket.alpnProtocol !== 'h2') throw new Error(`the server chose ${String(socket.alpnProtocol)}, not h2`)
   socket.write(Buffer.concat([preface, frame(frameType.settings, 0, 0, Buffer.alloc(0))]))
+  let pingAcked = (): void => {}
   const goaway = new Promise<number>((resolve, reject) => {
     let buffered = Buffer.alloc(0)
     socket.on('data', (chunk: Buffer) => {
@@ -60,22 +68,19 @@ export async function rawH2Connect (t: Test, port: number, servername: string): 
         const payload = buffered.subarray(9, 9 + length)
         buffered = buffered.subarray(9 + length)
         if (type === frameType.settings && (flags & ack) === 0 && !socket.destroyed) socket.write(frame(frameType.settings, ack, 0, Buffer.alloc(0)))
+        if (type === frameType.ping && (flags & ack) !== 0) pingAcked()
         if (type === frameType.goaway) resolve(payload.readUInt32BE(4))
       }
     })
     socket.on('close', () => { reject(new Error('the connection closed without GOAWAY')) })
   })
   goaway.catch(() => {})
-  return { socket, goaway }
-}
-
-/** Once `socket` can take more, or has closed (a server that had enough ends the connection). */
-export function drainedOrClosed (socket: tls.TLSSocket): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      socket.off('drain', done).off('close', done)
-      resolve()
-    }
-    socket.on('drain', done).on('close', done)
-  })
+  const ended = goaway.then(() => false, () => false)
+  const roundTrip = async (): Promise<boolean> => {
+    if (socket.destroyed) return false
+    const acked = new Promise<boolean>((resolve) => { pingAcked = () => { resolve(true) } })
+    socket.write(frame(frameType.ping, 0, 0, Buffer.alloc(8)))
+    return await Promise.race([acked, ended])
+  }
+  return { socket, goaway, roundTrip }
 }

@@ -125,6 +125,61 @@ t.test('every slice of the Service counts: endpoints split across slices, more t
   await app.close()
 })
 
+t.test('the port named, the port numbered, or the only TCP one: a slice without it is left out, said once', async (t) => {
+  const pods = await startPods(t, ['api-a', 'api-b'])
+  const api = await FakeApiServer.start(t, token)
+  // api-x1 lists a metrics port and a UDP port beside http; api-x2 its one port, http.
+  const x1 = (ready: boolean) => ({
+    ...endpointSlice('api-x1', 'api', pods.port, endpoints(pods, { 'api-a': { ready } })),
+    ports: [{ name: 'metrics', port: 9100, protocol: 'TCP' }, { name: 'http', port: pods.port, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }]
+  })
+  api.put(x1(true))
+  api.put(endpointSlice('api-x2', 'api', pods.port, endpoints(pods, { 'api-b': {} })))
+
+  const byNumber = await startDiscovering(t, api, { port: pods.port })
+  t.same(byNumber.ids(), ['api-a', 'api-b'], 'port: its number, found among the slice\'s ports')
+  t.same(await landed(byNumber.url, 6), ['api-a', 'api-b'])
+
+  const byName = await startDiscovering(t, api, { port: 'metrics' })
+  t.same(byName.ids(), ['api-a'], 'port: metrics, which only api-x1 lists')
+  t.equal(byName.backends()[0].url, `http://${pods.address['api-a']}:9100`, 'at the port of that name')
+  t.match(byName.logs.warnings(), [{ msg: /1 EndpointSlice\(s\) of the Service list no port "metrics": their endpoints are left out/ }])
+
+  const alone = await startDiscovering(t, api, { port: undefined })
+  t.same(alone.ids(), ['api-b'], 'no port given: api-x2\'s only TCP port; api-x1 has two')
+  const portless = () => alone.logs.warnings().filter((line) => /list no port alone \(give discovery.kubernetes.port\)/.test(line.msg))
+  t.equal(portless().length, 1, 'said once')
+  t.match(portless()[0].msg, /^goload: 1 EndpointSlice\(s\)/)
+  // A change that leaves the same slice without its port is not said again.
+  await waitFor(() => api.openWatches === 3, 'the watches')
+  api.put(x1(false))
+  api.put(endpointSlice('api-x2', 'api', pods.port, endpoints(pods, { 'api-b': {}, 'api-a': {} })))
+  await waitFor(() => alone.ids().length === 2, 'the change to apply')
+  t.equal(portless().length, 1, 'still said once')
+  await Promise.all([byNumber, byName, alone].map(async ({ app }) => { await settled(app) }))
+})
+
+t.test('a pod named as a backend the pool already has is left out, said once; the others are added', async (t) => {
+  const pods = await startPods(t, ['api-a', 'api-b'])
+  const api = await FakeApiServer.start(t, token)
+  api.put(endpointSlice('api-x1', 'api', pods.port, endpoints(pods, { 'api-a': {}, 'api-b': {} })))
+  const logs = capturedLogs('warn')
+  const { app, url } = await startBalancer(t, {
+    backends: [{ id: 'api-a', url: `http://${pods.address['api-b']}:${pods.port}` }],
+    discovery: { kubernetes: { service: 'api', namespace: 'prod', port: 'http', apiServer: api.origin, token: api.token, retryDelay: 20 } }
+  }, { logger: logs.logger })
+  const backends = () => app.goload.stats().backends.map(({ id, url }) => ({ id, url }))
+  t.same(backends(), [{ id: 'api-a', url: `http://${pods.address['api-b']}:${pods.port}` }, { id: 'api-b', url: `http://${pods.address['api-b']}:${pods.port}` }], 'the configured api-a stays as it is')
+  t.same(await landed(url, 4), ['api-b'])
+  const clash = () => logs.warnings().filter((line) => /a backend of the pool is already called api-a: the endpoint of that name is left out/.test(line.msg))
+  t.equal(clash().length, 1)
+  await waitFor(() => api.openWatches === 1, 'the watch')
+  api.put(endpointSlice('api-x1', 'api', pods.port, endpoints(pods, { 'api-a': {}, 'api-b': { ready: false } })))
+  await waitFor(() => app.goload.stats().backends.find((b) => b.id === 'api-b')?.draining === true, 'the change to apply')
+  t.equal(clash().length, 1, 'not said again on the next change')
+  await settled(app)
+})
+
 t.test('410 Gone lists again: as an ERROR event in the watch, and as the watch\'s status', async (t) => {
   const pods = await startPods(t, ['api-a', 'api-b', 'api-c'])
   const api = await FakeApiServer.start(t, token)

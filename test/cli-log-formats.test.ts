@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises'
 import { PassThrough } from 'node:stream'
 import t, { type Test } from 'tap'
 import { describeChanges } from '../lib/cli/config-changes.js'
-import { loggerOptions } from '../lib/cli/log-output.js'
+import { combinedLine, loggerOptions } from '../lib/cli/log-output.js'
 import type { GoloadFileConfig } from '../lib/config/schema.js'
 import { configFile, freePort, runMain } from './helpers/cli.js'
 import { request } from './helpers/client.js'
@@ -54,6 +54,22 @@ t.test('accessLog.format combined: one Apache/nginx combined line per request, u
   const line = run.logs().split('\n').find((text) => text.includes('"GET /x?y=1'))!
   t.match(line, /^127\.0\.0\.1 - - \[\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\] "GET \/x\?y=1 HTTP\/1\.1" 200 12 "http:\/\/ref\.test\/" "agent \\x22quoted\\x22" \d+\.\d{3}$/)
   t.ok(run.logs().split('\n').filter((text) => text !== '' && text !== line).every((text) => text.startsWith('{')), 'every other line is JSON')
+})
+
+t.test('a combined line: local time with its offset west and east of UTC, \'-\' for what is unknown, any byte escaped', async (t) => {
+  const zone = process.env.TZ
+  t.teardown(() => {
+    if (zone === undefined) delete process.env.TZ
+    else process.env.TZ = zone
+  })
+  const time = Date.UTC(2026, 11, 7, 7, 30, 5)
+  const record = (req: Record<string, string>, upstreamTime?: number) => ({ time, req: { method: 'GET', url: '/a', ...req }, res: { statusCode: 503 }, goload: { bytes: 0, upstreamTime } })
+  // Newfoundland is 3 h 30 west of UTC: the sign and the minutes of the offset both count.
+  process.env.TZ = 'America/St_Johns'
+  t.equal(combinedLine(record({})), '- - - [07/Dec/2026:04:00:05 -0330] "GET /a HTTP/1.1" 503 0 "-" "-" -\n', 'no address, version, Referer, User-Agent or upstream: each a -')
+  process.env.TZ = 'Asia/Kolkata'
+  t.equal(combinedLine(record({ remoteAddress: '::1', httpVersion: '2.0', userAgent: 'caf\u00e9 \u20ac\n' }, 1234)),
+    '::1 - - [07/Dec/2026:13:00:05 +0530] "GET /a HTTP/2.0" 503 0 "-" "caf\\xE9 \\xE2\\x82\\xAC\\x0A" 1.234\n', 'a byte outside printable ASCII as \\xHH, a character past Latin-1 as its UTF-8 bytes')
 })
 
 t.test('log.format pretty writes pino-pretty\'s lines; without pino-pretty installed, a clear error', async (t) => {

@@ -51,11 +51,15 @@ export async function openEvents (t: Test, url: string, headers: http.OutgoingHt
   let buffer = ''
   response.setEncoding('utf8')
   response.on('data', (chunk: string) => {
+    // Where an event's end may be: in the new chunk, or across its start. Searching the whole buffer each time made a
+    // reader of megabyte snapshots slow enough, on a loaded machine, to be cut as one that stopped reading.
+    let from = Math.max(0, buffer.length - 1)
     buffer += chunk
     let end: number
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
+    while ((end = buffer.indexOf('\n\n', from)) >= 0) {
       const event = buffer.slice(0, end)
       buffer = buffer.slice(end + 2)
+      from = 0
       const fields = /^event: (\w+)\ndata: (.*)$/.exec(event)
       if (fields === null) throw new Error(`not an event: ${JSON.stringify(event)}`)
       if (fields[1] !== 'snapshot') {

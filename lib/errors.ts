@@ -21,4 +21,5 @@ export const CrossOriginError = createError('FST_GOLOAD_CROSS_ORIGIN', 'Forbidde
 export const UnsupportedMediaTypeError = createError('FST_GOLOAD_UNSUPPORTED_MEDIA_TYPE', 'Unsupported media type: an action takes an application/json body or none, not %s', 415)
 export const NoRouteError = createError('FST_GOLOAD_NO_ROUTE', 'Not found: no route on this listener takes this path for this host', 404)
 export const NoRouteForHostError = createError('FST_GOLOAD_NO_ROUTE', 'Misdirected request: no route on this listener serves this host', 421)
+export const PipelineFullError = createError('FST_GOLOAD_PIPELINE_FULL', 'Service unavailable: %s requests of this connection already wait for their turn; send fewer at once', 503)
 export const CircuitOpenError = createError('FST_GOLOAD_CIRCUIT_OPEN', 'Service unavailable: the pool\'s backends are failing and its circuit is open', 503)

@@ -2,11 +2,12 @@ import { STATUS_CODES } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import replyFrom from '@fastify/reply-from'
 import type { Dispatcher } from 'undici'
-import { BadGatewayError, BadRequestHostError, BadRequestTargetError, GatewayTimeoutError } from '../errors.js'
+import { BadGatewayError, BadRequestHostError, BadRequestTargetError, GatewayTimeoutError, PipelineFullError } from '../errors.js'
 import { matchRoute, type ProxyRoute } from '../routing/proxy-route.js'
 import type { RouteTable } from '../routing/table.js'
 import { kExchange, type Response } from './forward.js'
 import { answerGrpc, isGrpc } from './grpc.js'
+import { maxWaiting, turnNow, waitTurn } from './pipeline.js'
 import { switchboard } from './upstream-agent.js'
 
 /**
@@ -23,7 +24,11 @@ export async function proxyRoutes (fastify: FastifyInstance, { table }: { table:
   fastify.addContentTypeParser('*', (_request, payload, done) => { done(null, payload) })
   fastify.setErrorHandler(answerError)
 
-  const handler = (request: FastifyRequest, reply: FastifyReply): void => { route(table, request, reply) }
+  // A connection's pipelined requests are taken one at a time (see pipeline.ts).
+  const handler = (request: FastifyRequest, reply: FastifyReply): void => {
+    if (turnNow(request.raw, reply.raw)) route(table, request, reply)
+    else if (!waitTurn(request.raw, reply.raw, () => { route(table, request, reply) })) reply.send(new PipelineFullError(maxWaiting))
+  }
   fastify.all('/', handler)
   fastify.all('/*', handler)
 }

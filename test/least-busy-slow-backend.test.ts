@@ -39,9 +39,13 @@ async function againstAHoldingBackend (t: Test, strategy: Strategy) {
   }
   const holding = await startBackend(t, (req, res) => {
     req.resume()
-    waiting.push(() => res.end('Hello from 3'))
-    if (held === undefined) releaseOnceStuck()
-    else waiting.pop()!()
+    const answer = (): void => { res.end('Hello from 3') }
+    if (held !== undefined) {
+      answer()
+      return
+    }
+    waiting.push(answer)
+    releaseOnceStuck()
   })
   const { app, url } = await startBalancer(t, { strategy, backends: [fast1.url, fast2.url, holding.url] })
   const served = { 1: 0, 2: 0, 3: 0 }

@@ -39,9 +39,9 @@ export interface RawH2Connection {
   goaway: Promise<number>
   /**
    * Sends PING and resolves true when the server has acknowledged it (so has read every frame written before), false
-   * when it has sent GOAWAY or closed instead. A flood written in rounds of one round trip never has bytes in flight when the server ends
-   * the connection: closing with unread bytes makes the kernel send RST, which throws away the GOAWAY before the
-   * client reads it.
+   * when it has sent GOAWAY or closed instead. A flood written in rounds of one round trip never has bytes in flight
+   * when the server ends the connection: closing with unread bytes makes the kernel send RST, which throws away the
+   * GOAWAY before the client reads it.
    */
   roundTrip: () => Promise<boolean>
 }
